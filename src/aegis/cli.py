@@ -1,0 +1,46 @@
+"""What ``train.py`` does with a composed config: validate, pick the launcher, launch.
+
+The process exit status is the run's: a launcher returns an exit code and a non-zero
+one ends the process with it (in a multirun, the job is reported failed instead, so
+Hydra still runs the remaining jobs before it exits non-zero).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from aegis.config.resolvers import register_resolvers
+from aegis.config.schema import register_configs
+from aegis.config.validation import validate
+from aegis.errors import AegisError
+from aegis.launch import get_launcher
+from aegis.launch.base import RunContext
+
+log = logging.getLogger("aegis")
+
+
+class JobFailed(AegisError):
+    """A multirun job whose launcher returned a non-zero exit code."""
+
+
+def prepare() -> None:
+    """Register schemas and resolvers; must run before Hydra composes."""
+    register_configs()
+    register_resolvers()
+
+
+def run(cfg: DictConfig) -> None:
+    validate(cfg)
+    context = RunContext.from_hydra(cfg, HydraConfig.get())
+    launcher = get_launcher(cfg.launcher.name)
+    code = launcher.launch(cfg, context)
+    if code == 0:
+        return
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise JobFailed(f"job {context.run_id} ({context.run_dir}) exited with code {code}.")
+    sys.exit(code)

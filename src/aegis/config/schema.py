@@ -1,0 +1,310 @@
+"""Structured-config schemas, one dataclass per option of every config group.
+
+Each YAML option in ``conf/<group>/`` extends its schema through its defaults list, so
+Hydra rejects unknown keys and wrong types while composing, and
+``aegis.config.validation`` applies the range checks carried in field metadata. A user
+who points ``model._target_`` at their own LightningModule writes a YAML option without
+a schema; their keys are then checked against the class signature before training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from omegaconf import II, MISSING
+
+from aegis.config import checks as c
+from aegis.config.checks import meta
+
+
+class Progress(str, Enum):
+    """How training reports progress: a bar on a terminal, one line per epoch elsewhere."""
+
+    auto = "auto"
+    bar = "bar"
+    lines = "lines"
+    none = "none"
+
+
+class Mode(str, Enum):
+    min = "min"
+    max = "max"
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    adamw = "adamw"
+    sgd = "sgd"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    batch_size: int = field(default=64, metadata=meta(c.at_least(1)))
+    val_fraction: float = field(default=0.1, metadata=meta(c.fraction(allow_zero=False)))
+    test_fraction: float = field(default=0.2, metadata=meta(c.fraction(allow_zero=False)))
+    num_workers: int = field(default=0, metadata=meta(c.at_least(0)))
+    split_seed: int = 1234
+    # Facts about the data that models interpolate (``${data.num_classes}``).
+    num_classes: int = field(default=MISSING, metadata=meta(c.at_least(2)))
+    input_shape: List[int] = field(default_factory=list, metadata=meta(c.non_empty_positive_ints()))
+
+
+@dataclass
+class DigitsDataConfig(DataConfig):
+    _target_: str = "aegis.training.data.DigitsDataModule"
+    name: str = "digits"
+    num_classes: int = 10
+    input_shape: List[int] = field(default_factory=lambda: [1, 8, 8])
+
+
+@dataclass
+class SyntheticDataConfig(DataConfig):
+    _target_: str = "aegis.training.data.SyntheticDataModule"
+    name: str = "synthetic"
+    num_samples: int = field(default=20000, metadata=meta(c.at_least(10)))
+    num_features: int = field(default=64, metadata=meta(c.at_least(1)))
+    num_classes: int = 10
+    class_sep: float = field(default=1.5, metadata=meta(c.greater_than(0)))
+    noise: float = field(default=1.0, metadata=meta(c.at_least(0)))
+    seed: int = 0
+    input_shape: List[int] = field(default_factory=lambda: [II("data.num_features")])
+
+
+# -------------------------------------------------------------------------- model
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    input_shape: List[int] = field(default_factory=lambda: II("data.input_shape"))
+    num_classes: int = II("data.num_classes")
+    lr: float = field(default=1e-3, metadata=meta(c.greater_than(0)))
+    weight_decay: float = field(default=0.0, metadata=meta(c.at_least(0)))
+    optimizer: Optimizer = Optimizer.adam
+    dropout: float = field(default=0.1, metadata=meta(c.fraction()))
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    _target_: str = "aegis.training.models.MLPClassifier"
+    name: str = "mlp"
+    hidden_dims: List[int] = field(
+        default_factory=lambda: [256, 128], metadata=meta(c.non_empty_positive_ints())
+    )
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    _target_: str = "aegis.training.models.CNNClassifier"
+    name: str = "cnn"
+    channels: List[int] = field(
+        default_factory=lambda: [32, 64], metadata=meta(c.non_empty_positive_ints())
+    )
+    hidden_dim: int = field(default=128, metadata=meta(c.at_least(1)))
+
+
+# ------------------------------------------------------------------------ trainer
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64")
+
+
+@dataclass
+class TrainerConfig:
+    """Keyword arguments of ``lightning.pytorch.Trainer`` that Aegis lets configs set.
+
+    ``devices``, ``num_nodes`` and ``strategy`` come from the ``strategy`` group, and
+    callbacks, loggers and the checkpoint plugin from Aegis itself.
+    """
+
+    _target_: str = "lightning.pytorch.Trainer"
+    max_epochs: int = field(default=20, metadata=meta(c.at_least(1)))
+    min_epochs: Optional[int] = field(default=None, metadata=meta(c.at_least(0)))
+    max_time: Optional[str] = None
+    accelerator: str = field(default="auto", metadata=meta(c.one_of(*ACCELERATORS)))
+    precision: str = field(default="32-true", metadata=meta(c.one_of(*PRECISIONS)))
+    gradient_clip_val: Optional[float] = field(default=None, metadata=meta(c.greater_than(0)))
+    accumulate_grad_batches: int = field(default=1, metadata=meta(c.at_least(1)))
+    log_every_n_steps: int = field(default=10, metadata=meta(c.at_least(1)))
+    check_val_every_n_epoch: int = field(default=1, metadata=meta(c.at_least(1)))
+    val_check_interval: Optional[float] = field(default=None, metadata=meta(c.greater_than(0)))
+    num_sanity_val_steps: int = field(default=2, metadata=meta(c.at_least(-1)))
+    limit_train_batches: Any = field(default=1.0, metadata=meta(c.batch_limit()))
+    limit_val_batches: Any = field(default=1.0, metadata=meta(c.batch_limit()))
+    limit_test_batches: Any = field(default=1.0, metadata=meta(c.batch_limit()))
+    overfit_batches: Any = field(default=0.0, metadata=meta(c.batch_limit()))
+    fast_dev_run: Any = field(default=False, metadata=meta(c.fast_dev_run()))
+    deterministic: Any = False
+    benchmark: Optional[bool] = None
+    detect_anomaly: bool = False
+    enable_model_summary: bool = True
+
+
+# ----------------------------------------------------------------------- strategy
+
+
+@dataclass
+class StrategyConfig:
+    name: str = MISSING
+
+
+@dataclass
+class SingleStrategyConfig(StrategyConfig):
+    """One process on one device (CPU, or the first GPU)."""
+
+    name: str = "single"
+
+
+@dataclass
+class DDPStrategyConfig(StrategyConfig):
+    """DDP over the processes torchrun (or a PyTorchJob) started.
+
+    ``devices``/``num_nodes`` of null mean: read the gang's shape from torchrun's
+    environment (LOCAL_WORLD_SIZE, WORLD_SIZE), one process per device.
+    """
+
+    name: str = "ddp"
+    devices: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
+    num_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
+    process_group_backend: Optional[str] = None
+    find_unused_parameters: bool = False
+    timeout_s: int = field(default=1800, metadata=meta(c.at_least(1)))
+
+
+# ----------------------------------------------------------------------- launcher
+
+
+@dataclass
+class LauncherConfig:
+    name: str = MISSING
+
+
+@dataclass
+class LocalLauncherConfig(LauncherConfig):
+    name: str = "local"
+
+
+@dataclass
+class TorchrunLauncherConfig(LauncherConfig):
+    """torchrun flags. ``master_port: null`` on one node means ``--standalone`` (a free port)."""
+
+    name: str = "torchrun"
+    nproc_per_node: int = field(default=2, metadata=meta(c.at_least(1)))
+    nnodes: int = field(default=1, metadata=meta(c.at_least(1)))
+    node_rank: int = field(default=0, metadata=meta(c.at_least(0)))
+    master_addr: str = "127.0.0.1"
+    master_port: Optional[int] = field(default=None, metadata=meta(c.port()))
+    max_restarts: int = field(default=0, metadata=meta(c.at_least(0)))
+    monitor_interval_s: float = field(default=0.1, metadata=meta(c.greater_than(0)))
+
+
+# ------------------------------------------------------------------------- logger
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING
+
+
+@dataclass
+class MLflowLoggerConfig(LoggerConfig):
+    """MLflow tracking. ``tracking_uri: null`` means $MLFLOW_TRACKING_URI, else a SQLite
+    file under ``paths.root`` (artifacts beside it)."""
+
+    name: str = "mlflow"
+    tracking_uri: Optional[str] = None
+    experiment_name: str = field(default=II("task_name"), metadata=meta(c.non_empty()))
+    run_name: Optional[str] = None
+    tags: Dict[str, str] = field(default_factory=dict)
+    log_checkpoint: bool = True
+    register_model: bool = True
+    registered_model_name: str = field(default="aegis-${task_name}", metadata=meta(c.non_empty()))
+
+
+@dataclass
+class CSVLoggerConfig(LoggerConfig):
+    name: str = "csv"
+
+
+@dataclass
+class NoLoggerConfig(LoggerConfig):
+    name: str = "none"
+
+
+# -------------------------------------------------------------------------- paths
+
+
+@dataclass
+class PathsConfig:
+    root: str = field(default="outputs", metadata=meta(c.non_empty()))
+
+
+# ---------------------------------------------------------------------- top level
+
+
+@dataclass
+class CheckpointConfig:
+    monitor: str = field(default="val/acc", metadata=meta(c.non_empty()))
+    mode: Mode = Mode.max
+    save_top_k: int = field(default=1, metadata=meta(c.at_least(-1)))
+
+
+@dataclass
+class TrainConfig:
+    """The primary config. Group nodes are ``Any`` here: each group option brings its
+    own schema, so the option decides which keys are valid."""
+
+    data: Any = MISSING
+    model: Any = MISSING
+    trainer: Any = MISSING
+    strategy: Any = MISSING
+    launcher: Any = MISSING
+    logger: Any = MISSING
+    paths: Any = MISSING
+    task_name: str = field(default="train", metadata=meta(c.non_empty()))
+    run_id: str = field(default=MISSING, metadata=meta(c.non_empty()))
+    seed: Optional[int] = 42
+    resume: str = field(
+        default="auto",
+        metadata=meta(c.non_empty(), "'auto' (continue from last.ckpt if present), 'never', or a checkpoint path"),
+    )
+    progress: Progress = Progress.auto
+    test_after_fit: bool = True
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    tags: List[str] = field(default_factory=list)
+
+
+# (group, option name in the ConfigStore, schema). YAML options extend these.
+SCHEMAS: list[tuple[Optional[str], str, type]] = [
+    (None, "train_schema", TrainConfig),
+    ("data", "digits_schema", DigitsDataConfig),
+    ("data", "synthetic_schema", SyntheticDataConfig),
+    ("model", "mlp_schema", MLPConfig),
+    ("model", "cnn_schema", CNNConfig),
+    ("trainer", "trainer_schema", TrainerConfig),
+    ("strategy", "single_schema", SingleStrategyConfig),
+    ("strategy", "ddp_schema", DDPStrategyConfig),
+    ("launcher", "local_schema", LocalLauncherConfig),
+    ("launcher", "torchrun_schema", TorchrunLauncherConfig),
+    ("logger", "mlflow_schema", MLflowLoggerConfig),
+    ("logger", "csv_schema", CSVLoggerConfig),
+    ("logger", "none_schema", NoLoggerConfig),
+    ("paths", "paths_schema", PathsConfig),
+]
+
+
+def register_configs() -> None:
+    """Register every schema in Hydra's ConfigStore (call before composing)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, name, node in SCHEMAS:
+        store.store(group=group, name=name, node=node, provider="aegis")

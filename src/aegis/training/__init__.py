@@ -1,0 +1,1 @@
+"""Where training actually runs: the only package that imports torch and lightning."""

@@ -1,0 +1,45 @@
+"""Build the config's components, checking their arguments first.
+
+Like torchtune's config validation: bind the keys to the target's signature before
+calling it, so a typo in a user's own ``model:`` option is one clear message naming the
+key, not a traceback from deep inside ``__init__``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from aegis.errors import ConfigError
+
+_HYDRA_KEYS = ("_target_", "_recursive_", "_convert_", "_partial_", "_args_")
+
+
+def check_signature(node: DictConfig, key: str) -> None:
+    target_path = node.get("_target_")
+    if not target_path:
+        raise ConfigError(f"{key}._target_ is missing: set it to the import path of the class to build.")
+    try:
+        target = get_object(target_path)
+    except Exception as exc:
+        raise ConfigError(f"{key}._target_={target_path} cannot be imported: {exc}.") from None
+    kwargs = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in _HYDRA_KEYS}
+    signature = inspect.signature(target)
+    try:
+        signature.bind(**kwargs)
+    except TypeError as exc:
+        accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+        raise ConfigError(
+            f"{key} does not fit {target_path}: {exc}; it accepts {', '.join(accepted) or 'no arguments'}."
+        ) from None
+
+
+def build(node: DictConfig, key: str, **extra: Any) -> Any:
+    """Check, then instantiate from plain values (enums as strings), so that what a
+    module saves in its checkpoint hparams loads with ``weights_only=True``."""
+    check_signature(node, key)
+    plain = OmegaConf.create(OmegaConf.to_container(node, resolve=True, enum_to_str=True))
+    return instantiate(plain, _convert_="all", **extra)

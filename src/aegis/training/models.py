@@ -1,0 +1,117 @@
+"""Classifiers as LightningModules.
+
+``ClassifierModule`` holds what every classifier shares (loss, accuracy, optimizer,
+what gets logged under which name); subclasses only build the network. A user's own
+LightningModule works too: point ``model._target_`` at it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        dropout: float = 0.1,
+        name: Optional[str] = None,
+        **net_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        # logger=False: Aegis logs the whole resolved config once, not per module.
+        self.save_hyperparameters(logger=False)
+        self.net = self.build_net(tuple(input_shape), num_classes, dropout, **net_kwargs)
+
+    def build_net(self, input_shape: tuple[int, ...], num_classes: int, dropout: float, **kw: Any) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, sync_dist=True,
+                 batch_size=len(y), prog_bar=True)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, sync_dist=True,
+                 batch_size=len(y), prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).argmax(dim=1)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        params = self.parameters()
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        if hp.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+
+
+class MLPClassifier(ClassifierModule):
+    """Fully connected layers over the flattened input."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, hidden_dims: Sequence[int] = (256, 128),
+                 **kwargs: Any) -> None:
+        super().__init__(input_shape, num_classes, hidden_dims=list(hidden_dims), **kwargs)
+
+    def build_net(self, input_shape, num_classes, dropout, hidden_dims=()):
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for hidden in hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        return nn.Sequential(*layers)
+
+
+class CNNClassifier(ClassifierModule):
+    """Conv blocks (conv, ReLU, 2x2 max-pool while the map is at least 4 wide), then a head."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64),
+                 hidden_dim: int = 128, **kwargs: Any) -> None:
+        super().__init__(input_shape, num_classes, channels=list(channels), hidden_dim=hidden_dim, **kwargs)
+
+    def build_net(self, input_shape, num_classes, dropout, channels=(), hidden_dim=128):
+        in_channels, height, width = input_shape
+        layers: list[nn.Module] = []
+        for out_channels in channels:
+            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
+            if min(height, width) >= 4:
+                layers.append(nn.MaxPool2d(2))
+                height, width = height // 2, width // 2
+            in_channels = out_channels
+        layers += [
+            nn.Flatten(),
+            nn.Linear(in_channels * height * width, hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, num_classes),
+        ]
+        return nn.Sequential(*layers)

@@ -1,0 +1,66 @@
+"""The shape of the process gang, from the strategy config and torchrun's environment.
+
+Under torchrun (or a PyTorchJob, whose operator drives torchrun through ``PET_*``),
+Lightning picks ``TorchElasticEnvironment`` and requires ``devices`` and ``num_nodes`` to
+match the gang; Aegis reads them from the environment so the config need not repeat
+them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from omegaconf import DictConfig
+
+from aegis.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Topology:
+    devices: int
+    num_nodes: int
+    strategy: Any
+
+
+def _gang_env() -> tuple[int, int] | None:
+    """(processes on this node, processes in all) when torchrun started this process."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or "LOCAL_WORLD_SIZE" not in os.environ:
+        return None
+    return int(os.environ["LOCAL_WORLD_SIZE"]), int(os.environ["WORLD_SIZE"])
+
+
+def resolve_topology(strategy_cfg: DictConfig) -> Topology:
+    if strategy_cfg.name == "single":
+        return Topology(devices=1, num_nodes=1, strategy="auto")
+    if strategy_cfg.name != "ddp":
+        raise ConfigError(f"strategy.name={strategy_cfg.name!r} is not known: expected 'single' or 'ddp'.")
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    gang = _gang_env()
+    if gang is None:
+        devices = strategy_cfg.devices or 1
+        num_nodes = strategy_cfg.num_nodes or 1
+        if devices * num_nodes > 1:
+            raise ConfigError(
+                f"strategy=ddp with strategy.devices={devices} and strategy.num_nodes={num_nodes} needs a "
+                "process per device: add launcher=torchrun (or start train.py with torchrun)."
+            )
+    else:
+        local_world, world = gang
+        devices = strategy_cfg.devices or local_world
+        num_nodes = strategy_cfg.num_nodes or max(1, world // local_world)
+        if devices * num_nodes != world:
+            raise ConfigError(
+                f"strategy.devices={devices} x strategy.num_nodes={num_nodes} does not match torchrun's "
+                f"{world} processes ({local_world} per node): leave both null to follow torchrun."
+            )
+    strategy = DDPStrategy(
+        process_group_backend=strategy_cfg.process_group_backend,
+        find_unused_parameters=strategy_cfg.find_unused_parameters,
+        timeout=timedelta(seconds=strategy_cfg.timeout_s),
+    )
+    return Topology(devices=devices, num_nodes=num_nodes, strategy=strategy)

@@ -1,0 +1,20 @@
+"""The one entrypoint: `python train.py [overrides]`.
+
+Composes conf/train.yaml and hands the config to the launcher it names. Importing
+this file (and composing, validating, rendering) never imports torch or lightning.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from aegis.cli import prepare, run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    prepare()
+    main()
