@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from aegis.config.schema import TrainConfig
+from aegis.config.signature import static_signature
 from aegis.errors import ConfigError
 
 RESUME_KEYWORDS = ("auto", "never")
@@ -106,18 +108,50 @@ def _cross_checks(cfg: DictConfig) -> None:
             )
 
 
+_HYDRA_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
+
+
+def _check_arguments(cfg: DictConfig) -> None:
+    """Keys of ``data``/``model`` against their class's ``__init__``, read from source."""
+    for key in ("data", "model"):
+        node = cfg[key]
+        target = node.get("_target_")
+        signature = static_signature(target) if target else None
+        if signature is None:
+            continue
+        given = [k for k in node.keys() if k not in _HYDRA_KEYS]
+        unknown = [k for k in given if k not in signature.parameters]
+        if unknown:
+            raise ConfigError(
+                f"{key}.{unknown[0]} is not an argument of {target}: it accepts "
+                f"{', '.join(signature.parameters)}."
+            )
+        missing = [p for p in signature.required if p not in given]
+        if missing:
+            raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set.")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first problem found in a composed config."""
     _check_node(cfg, TrainConfig, "")
+    _check_arguments(cfg)
     _cross_checks(cfg)
 
 
 class ValidateOnStart(Callback):
-    """Hydra callback: validate before Hydra creates the run (or sweep) directory."""
+    """Hydra callback: validate before Hydra creates the run (or sweep) directory.
+
+    Hydra turns exceptions raised in callbacks into warnings and carries on, so a
+    failure here prints its one sentence and exits 1 itself.
+    """
 
     def _validate(self, config: DictConfig) -> None:
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} resolve here
-        validate(config)
+        try:
+            validate(config)
+        except ConfigError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            sys.exit(1)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._validate(config)

@@ -101,13 +101,20 @@ class SyntheticDataModule(ArrayDataModule):
         self,
         num_samples: int = 20000,
         num_features: int = 64,
+        num_classes: int = 10,
         class_sep: float = 1.5,
         noise: float = 1.0,
         seed: int = 0,
-        **kwargs,
+        batch_size: int = 128,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        num_workers: int = 0,
+        split_seed: int = 1234,
+        input_shape: Optional[Sequence[int]] = None,
+        name: Optional[str] = None,
     ) -> None:
-        kwargs.setdefault("input_shape", (num_features,))
-        super().__init__(**kwargs)
+        super().__init__(batch_size, val_fraction, test_fraction, num_workers, split_seed, num_classes,
+                         input_shape or (num_features,), name)
         self.save_hyperparameters(logger=False)
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:

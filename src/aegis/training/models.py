@@ -8,7 +8,7 @@ LightningModule works too: point ``model._target_`` at it.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import lightning.pytorch as L
 import torch
@@ -17,23 +17,18 @@ from torch import nn
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        num_classes: int,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        optimizer: str = "adam",
-        dropout: float = 0.1,
-        name: Optional[str] = None,
-        **net_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        # logger=False: Aegis logs the whole resolved config once, not per module.
-        self.save_hyperparameters(logger=False)
-        self.net = self.build_net(tuple(input_shape), num_classes, dropout, **net_kwargs)
+    """Subclasses spell out every argument in their own ``__init__`` (no ``**kwargs``), so
+    a misspelt config key fails the signature check before anything is built."""
 
-    def build_net(self, input_shape: tuple[int, ...], num_classes: int, dropout: float, **kw: Any) -> nn.Module:
+    def __init__(self) -> None:
+        super().__init__()
+        # Collects the subclass's __init__ arguments. logger=False: Aegis logs the whole
+        # resolved config once, rather than each module's share of it.
+        self.save_hyperparameters(logger=False)
+        hp = self.hparams
+        self.net = self.build_net(tuple(hp.input_shape), hp.num_classes)
+
+    def build_net(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,15 +72,24 @@ class ClassifierModule(L.LightningModule):
 class MLPClassifier(ClassifierModule):
     """Fully connected layers over the flattened input."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, hidden_dims: Sequence[int] = (256, 128),
-                 **kwargs: Any) -> None:
-        super().__init__(input_shape, num_classes, hidden_dims=list(hidden_dims), **kwargs)
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        hidden_dims: Sequence[int] = (256, 128),
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__()
 
-    def build_net(self, input_shape, num_classes, dropout, hidden_dims=()):
+    def build_net(self, input_shape, num_classes):
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
-        for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        for hidden in self.hparams.hidden_dims:
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(self.hparams.dropout)]
             width = hidden
         layers.append(nn.Linear(width, num_classes))
         return nn.Sequential(*layers)
@@ -94,14 +98,25 @@ class MLPClassifier(ClassifierModule):
 class CNNClassifier(ClassifierModule):
     """Conv blocks (conv, ReLU, 2x2 max-pool while the map is at least 4 wide), then a head."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (32, 64),
-                 hidden_dim: int = 128, **kwargs: Any) -> None:
-        super().__init__(input_shape, num_classes, channels=list(channels), hidden_dim=hidden_dim, **kwargs)
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        hidden_dim: int = 128,
+        dropout: float = 0.2,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        optimizer: str = "adamw",
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__()
 
-    def build_net(self, input_shape, num_classes, dropout, channels=(), hidden_dim=128):
+    def build_net(self, input_shape, num_classes):
+        hp = self.hparams
         in_channels, height, width = input_shape
         layers: list[nn.Module] = []
-        for out_channels in channels:
+        for out_channels in hp.channels:
             layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
             if min(height, width) >= 4:
                 layers.append(nn.MaxPool2d(2))
@@ -109,9 +124,9 @@ class CNNClassifier(ClassifierModule):
             in_channels = out_channels
         layers += [
             nn.Flatten(),
-            nn.Linear(in_channels * height * width, hidden_dim),
+            nn.Linear(in_channels * height * width, hp.hidden_dim),
             nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_dim, num_classes),
+            nn.Dropout(hp.dropout),
+            nn.Linear(hp.hidden_dim, num_classes),
         ]
         return nn.Sequential(*layers)
