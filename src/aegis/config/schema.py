@@ -71,7 +71,7 @@ class SyntheticDataConfig(DataConfig):
     num_samples: int = field(default=20000, metadata=meta(c.at_least(10)))
     num_features: int = field(default=64, metadata=meta(c.at_least(1)))
     num_classes: int = 10
-    class_sep: float = field(default=1.5, metadata=meta(c.greater_than(0)))
+    class_sep: float = field(default=0.25, metadata=meta(c.greater_than(0)))
     noise: float = field(default=1.0, metadata=meta(c.at_least(0)))
     seed: int = 0
     input_shape: List[int] = field(default_factory=lambda: [II("data.num_features")])

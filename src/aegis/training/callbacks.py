@@ -80,6 +80,9 @@ class EpochLines(L.Callback):
     def __init__(self) -> None:
         self._started = 0.0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()  # a run resumed mid-epoch starts no new epoch
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
 

@@ -102,7 +102,7 @@ class SyntheticDataModule(ArrayDataModule):
         num_samples: int = 20000,
         num_features: int = 64,
         num_classes: int = 10,
-        class_sep: float = 1.5,
+        class_sep: float = 0.25,
         noise: float = 1.0,
         seed: int = 0,
         batch_size: int = 128,

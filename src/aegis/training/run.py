@@ -30,6 +30,7 @@ NOISY_WARNINGS = (
     r".*smaller than the logging interval.*",
     r".*Checkpoint directory .* exists and is not empty.*",
     r".*You're resuming from a checkpoint that ended before the epoch ended.*",
+    r".*Using `DistributedSampler` with the dataloaders.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )
 
