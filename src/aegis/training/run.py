@@ -30,6 +30,8 @@ NOISY_WARNINGS = (
     r".*smaller than the logging interval.*",
     r".*Checkpoint directory .* exists and is not empty.*",
     r".*You're resuming from a checkpoint that ended before the epoch ended.*",
+    r".*Experiment logs directory .* exists and is not empty.*",
+    r".*The dirpath has changed from.*",
     r".*Using `DistributedSampler` with the dataloaders.*",
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )

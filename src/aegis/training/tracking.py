@@ -22,6 +22,27 @@ log = logging.getLogger("aegis.training")
 TRACKING_FILE = "tracking.json"
 
 
+class ResumableCSVLogger(CSVLogger):
+    """A CSVLogger that keeps the rows of earlier attempts when a run resumes.
+
+    Lightning's writer deletes an existing ``metrics.csv`` when it starts; a resumed run
+    should append to it instead, so the file tells the whole run's story.
+    """
+
+    @property
+    def experiment(self):  # type: ignore[override]
+        if self._experiment is not None:
+            return self._experiment
+        existing = Path(self.log_dir) / "metrics.csv"
+        previous = existing.read_text() if existing.is_file() else None
+        writer = CSVLogger.experiment.fget(self)
+        if previous:
+            existing.write_text(previous)
+            header = previous.splitlines()[0].split(",")
+            writer.metrics_keys = sorted(header)
+        return writer
+
+
 def default_tracking_uri(paths_root: Path) -> str:
     return f"sqlite:///{paths_root / 'mlflow.db'}"
 
@@ -113,7 +134,7 @@ class Tracking:
 def build_tracking(cfg: DictConfig, run_dir: Path, run_id: str, paths_root: Path, continuing: bool) -> Tracking:
     kind = cfg.logger.name
     if kind == "csv":
-        return Tracking(kind, run_dir, CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        return Tracking(kind, run_dir, ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     if kind != "mlflow":
         return Tracking(kind, run_dir)
 
