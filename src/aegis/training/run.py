@@ -121,7 +121,8 @@ def train(cfg: DictConfig, ctx: RunContext) -> Outcome:
     model = build(cfg.model, "model")
 
     paths_root = Path(cfg.paths.root).resolve()
-    tracking = build_tracking(cfg, run_dir, ctx.run_id, paths_root, continuing=cfg.resume != "never")
+    tracking = build_tracking(cfg, run_dir, ctx.run_id, paths_root, continuing=cfg.resume != "never",
+                              rank_zero=rank_zero)
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")

@@ -131,8 +131,14 @@ class Tracking:
         return info
 
 
-def build_tracking(cfg: DictConfig, run_dir: Path, run_id: str, paths_root: Path, continuing: bool) -> Tracking:
+def build_tracking(
+    cfg: DictConfig, run_dir: Path, run_id: str, paths_root: Path, continuing: bool, rank_zero: bool
+) -> Tracking:
     kind = cfg.logger.name
+    if not rank_zero:
+        # Other ranks never log; not even opening the store keeps them from racing rank 0
+        # through the SQLite schema migrations.
+        return Tracking(kind, run_dir)
     if kind == "csv":
         return Tracking(kind, run_dir, ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     if kind != "mlflow":

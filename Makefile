@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make train` and `make test`.
+# The virtualenv is created on first use; torch is installed before the project so that
+# pip takes the CPU wheel (TORCH_SPEC) instead of resolving a multi-GB CUDA build.
+
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.aegis-installed
+
+.PHONY: setup train test test-slow test-all bench clean
+
+$(READY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(READY)
+
+setup: $(READY)
+
+## Train on the default config (digits, MLP, CPU, MLflow). Extra overrides: make train ARGS="model=cnn"
+train: $(READY)
+	$(BIN)/python train.py $(ARGS)
+
+## The suite a newcomer needs to trust: a few minutes on 2 cores.
+test: $(READY)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## Slower tiers: DDP gangs of processes.
+test-slow: $(READY)
+	$(BIN)/python -m pytest -m slow -q
+
+test-all: test test-slow
+
+## Benchmarks (print ratios against a baseline run side by side; see bench/README.md).
+bench: $(READY)
+	$(BIN)/python bench/config_paths.py
+	$(BIN)/python bench/training_overhead.py
+	$(BIN)/python bench/ddp_scaling.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,56 @@
+"""DDP weak scaling on the synthetic data: 2 processes vs 1 on this machine.
+
+Weak scaling: each process keeps the same per-process batch and the same number of
+samples, so the 2-process run trains on twice the data in (ideally) the same time.
+Reports training samples/s both ways (from summary.json's timing: steps x batch x world
+size / training seconds) and the ratio (aim: >= 1.6x on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from _common import PYTHON, median, run, spread, summary_of
+
+REPEATS = 3
+SAMPLES_PER_PROCESS = 40000
+BATCH = 128
+COMMON = [
+    "data=synthetic", f"data.batch_size={BATCH}", "data.val_fraction=0.02", "data.test_fraction=0.02",
+    "model.hidden_dims=[512,256]", "trainer.max_epochs=3", "trainer.accelerator=cpu",
+    "logger=none", "test_after_fit=false",
+]
+
+
+def samples_per_s(processes: int) -> float:
+    root = Path(tempfile.mkdtemp(prefix="aegis-ddp-bench-"))
+    samples = SAMPLES_PER_PROCESS * processes
+    overrides = [*COMMON, f"data.num_samples={samples}"]
+    if processes > 1:
+        overrides += ["strategy=ddp", "launcher=torchrun", f"launcher.nproc_per_node={processes}"]
+    try:
+        run([PYTHON, "train.py", *overrides], env={"AEGIS_OUTPUT_ROOT": str(root)})
+        record = summary_of(root)
+        timing = record["timing"]
+        return timing["train_steps"] * BATCH * record["world_size"] / timing["train_seconds"]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    one, two = [], []
+    for _ in range(REPEATS):
+        one.append(samples_per_s(1))
+        two.append(samples_per_s(2))
+    print(f"DDP weak scaling (synthetic, MLP 512-256, batch {BATCH}/process, "
+          f"{SAMPLES_PER_PROCESS} samples/process, {os.cpu_count()} CPUs)")
+    print(f"  1 process  samples/s {spread(one)}")
+    print(f"  2 processes samples/s {spread(two)}")
+    print(f"  ratio 2 vs 1: {median(two) / median(one):.2f}x  (aim >= 1.6x)")
+
+
+if __name__ == "__main__":
+    main()
