@@ -39,11 +39,13 @@ class ClassifierModule(L.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=1) == y).float().mean()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, sync_dist=True,
+        training = stage == "train"
+        # The per-step training loss stays rank-local: syncing it would add a collective
+        # to every step. Epoch-level metrics are synced once per epoch across ranks.
+        self.log(f"{stage}/loss", loss, on_step=training, on_epoch=True, sync_dist=not training,
                  batch_size=len(y), prog_bar=True)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=len(y), prog_bar=stage != "train")
+                 batch_size=len(y), prog_bar=not training)
         return loss
 
     def training_step(self, batch, batch_idx):
