@@ -36,14 +36,6 @@ class ResourcesConfig:
 
 
 @dataclass
-class SecretRef:
-    """An env var taken from one key of a Secret: credentials never appear in a manifest."""
-
-    secret: str = field(default=MISSING, metadata=meta(c.non_empty()))
-    key: str = field(default=MISSING, metadata=meta(c.non_empty()))
-
-
-@dataclass
 class OutputsVolumeConfig:
     """Where run dirs (checkpoints, logs, the embedded MLflow store) live in the pod.
 
@@ -109,7 +101,9 @@ class K8sLauncherConfig(LauncherConfig):
     working_dir: Optional[str] = None
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     env: Dict[str, str] = field(default_factory=dict)
-    secret_env: Dict[str, SecretRef] = field(default_factory=dict)
+    # Env vars from one key of a Secret, as ``NAME: <secret>/<key>`` (a secretKeyRef):
+    # credentials never appear in a manifest.
+    secret_env: Dict[str, str] = field(default_factory=dict)
     env_from: List[str] = field(default_factory=list)  # Secrets whose keys all become env
     outputs: OutputsVolumeConfig = field(default_factory=OutputsVolumeConfig)
     dataset_cache: DatasetCacheConfig = field(default_factory=DatasetCacheConfig)

@@ -115,13 +115,17 @@ def _env(launcher: DictConfig) -> None:
         if _CREDENTIAL.search(key):
             raise ConfigError(
                 f"launcher.env.{key} looks like a credential and would be written into the manifest in clear: "
-                f"put it in a Secret and set launcher.secret_env.{key}={{secret: <secret name>, key: <key>}} instead."
+                f"put it in a Secret and set +launcher.secret_env.{key}=<secret name>/<key> instead."
             )
     for key, ref in launcher.secret_env.items():
         if not _ENV_NAME.fullmatch(key):
             raise ConfigError(f"launcher.secret_env.{key} is not a valid environment variable name.")
-        if not naming.is_dns_1123_subdomain(str(ref.secret)):
-            raise ConfigError(f"launcher.secret_env.{key}.secret={ref.secret!r} is not a valid Secret name.")
+        secret, _, secret_key = str(ref).partition("/")
+        if not naming.is_dns_1123_subdomain(secret) or not re.fullmatch(r"[-._a-zA-Z0-9]+", secret_key):
+            raise ConfigError(
+                f"launcher.secret_env.{key}={ref!r} is not a Secret key reference: expected <secret name>/<key>, "
+                "e.g. mlflow/token."
+            )
 
 
 def _tolerations(launcher: DictConfig) -> None:

@@ -82,10 +82,12 @@ class Cluster:
 
     def _load(self, context: Optional[str]) -> client.ApiClient:
         configuration = client.Configuration()
+        # $KUBECONFIG read now, not when the client was imported.
+        kubeconfig = os.environ.get("KUBECONFIG") or None
         try:
-            config.load_kube_config(context=context, client_configuration=configuration)
+            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
             if context is None:
-                _, active = config.list_kube_config_contexts()
+                _, active = config.list_kube_config_contexts(config_file=kubeconfig)
                 self.context = active.get("name", self.context)
             return client.ApiClient(configuration)
         except ConfigException as kube_exc:

@@ -90,9 +90,9 @@ def _container_status(pod: dict[str, Any], container: str) -> dict[str, Any]:
 
 class Follower:
     def __init__(self, cluster: Cluster, target: Target, *, poll_s: float = 2.0,
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+                 out: Optional[TextIO] = None, err: Optional[TextIO] = None):
         self.cluster, self.target, self.poll_s = cluster, target, poll_s
-        self.out, self.err = out, err
+        self.out, self.err = out or sys.stdout, err or sys.stderr
         self._finished = threading.Event()  # the object reached a terminal condition
         self._stop = threading.Event()  # stop streaming now (interrupt)
         self._seen: set[Any] = set()

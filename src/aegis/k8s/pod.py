@@ -87,7 +87,8 @@ def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
     values.update({str(k): str(v) for k, v in plain(launcher.env).items()})
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
     for key, ref in plain(launcher.secret_env).items():
-        out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": ref["secret"], "key": ref["key"]}}})
+        secret, _, secret_key = str(ref).partition("/")
+        out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}})
     return out
 
 
