@@ -182,7 +182,9 @@ class FakeCluster:
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeCluster
-    protocol_version = "HTTP/1.0"  # one request per connection; a stream ends at close
+    # HTTP/1.1 with chunked streams, as the API server sends watches and followed logs
+    # (clients see each line as it is written); one request per connection.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -194,13 +196,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
     def _begin_stream(self, content_type: str) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
         self.end_headers()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -311,14 +324,13 @@ class _Handler(BaseHTTPRequestHandler):
                     if seen.get(name) != rv:
                         kind = "ADDED" if name not in seen else "MODIFIED"
                         seen[name] = rv
-                        self.wfile.write((json.dumps({"type": kind, "object": obj}) + "\n").encode())
+                        self._chunk((json.dumps({"type": kind, "object": obj}) + "\n").encode())
                 for name in [n for n in seen if n not in objs]:
-                    self.wfile.write((json.dumps({"type": "DELETED", "object": {"metadata": {"name": name}}}) + "\n").encode())
+                    self._chunk((json.dumps({"type": "DELETED", "object": {"metadata": {"name": name}}}) + "\n").encode())
                     del seen[name]
-                self.wfile.flush()
                 left = end - time.monotonic()
                 if left <= 0:
-                    return
+                    return self._end_stream()
                 with self.fake._changed:
                     self.fake._changed.wait(min(left, 0.2))
         except (BrokenPipeError, ConnectionResetError):
@@ -341,14 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
             while True:
                 lines = fake.logs.get(key, [])
                 for line in lines[sent:]:
-                    self.wfile.write((line + "\n").encode())
+                    self._chunk((line + "\n").encode())
                 sent = len(lines)
-                self.wfile.flush()
                 cs = p["status"]["containerStatuses"][0]
                 ended = cs["restartCount"] != start or "terminated" in cs["state"]
-                if q.get("follow") != "true" or ended:
+                if q.get("follow", "").lower() != "true" or ended:
                     if len(fake.logs.get(key, [])) == sent:
-                        return
+                        return self._end_stream()
                     continue
                 with fake._changed:
                     fake._changed.wait(0.2)

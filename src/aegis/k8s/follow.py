@@ -97,6 +97,7 @@ class Follower:
         self._stop = threading.Event()  # stop streaming now (interrupt)
         self._seen: set[Any] = set()
         self._log_error: Optional[BaseException] = None
+        self._surfacing = threading.Lock()
 
     def say(self, text: str) -> None:
         print(f"[k8s] {text}", file=self.err, flush=True)
@@ -146,6 +147,10 @@ class Follower:
 
     def _surface(self) -> None:
         """Print, once each, warnings and container states that explain a stall."""
+        with self._surfacing:
+            self._surface_once()
+
+    def _surface_once(self) -> None:
         t = self.target
         pods = self.cluster.pods(t.namespace, t.all_pods_selector)
         for pod in pods:
@@ -178,6 +183,15 @@ class Follower:
             obj = event.get("involvedObject") or {}
             self.say(f"{event.get('reason')} {obj.get('kind', '').lower()}/{obj.get('name')}: {event.get('message')}")
 
+    def _monitor(self) -> None:
+        """Surface stalls while the watch waits and the logs stream (both block)."""
+        try:
+            while not self._finished.is_set() and not self._stop.is_set():
+                self._surface()
+                self._stop.wait(self.poll_s)
+        except BaseException as exc:  # reported by the main thread
+            self._log_error = exc
+
     # ------------------------------------------------------------------ main
 
     def _exit_code(self, succeeded: bool) -> int:
@@ -195,6 +209,7 @@ class Follower:
         t = self.target
         logs = threading.Thread(target=self._logs, name="aegis-k8s-logs", daemon=True)
         logs.start()
+        threading.Thread(target=self._monitor, name="aegis-k8s-monitor", daemon=True).start()
         last_state = None
         result: Optional[bool] = None
         try:
@@ -209,7 +224,6 @@ class Follower:
                     result = outcome(t.kind, obj)
                     if result is not None:
                         break
-                self._surface()
                 if self._log_error is not None:
                     raise self._log_error
             self._finished.set()
