@@ -129,7 +129,11 @@ def validate_pytorchjob(manifest: dict[str, Any]) -> None:
     problems = pytorchjob_problems(manifest)
     if problems:
         raise ConfigError(f"the rendered PyTorchJob would be refused: {problems[0]}.")
+    checked: list[dict[str, Any]] = []
     for rtype, rspec in manifest["spec"]["pytorchReplicaSpecs"].items():
+        if rspec["template"] in checked:  # Master and Worker usually share one pod template
+            continue
+        checked.append(rspec["template"])
         template = {
             "apiVersion": "v1",
             "kind": "PodTemplate",
