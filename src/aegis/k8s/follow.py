@@ -90,8 +90,8 @@ def _container_status(pod: dict[str, Any], container: str) -> dict[str, Any]:
 
 class Follower:
     def __init__(self, cluster: Cluster, target: Target, *, poll_s: float = 2.0,
-                 out: Optional[TextIO] = None, err: Optional[TextIO] = None):
-        self.cluster, self.target, self.poll_s = cluster, target, poll_s
+                 out: Optional[TextIO] = None, err: Optional[TextIO] = None, prefix: str = ""):
+        self.cluster, self.target, self.poll_s, self.prefix = cluster, target, poll_s, prefix
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self._finished = threading.Event()  # the object reached a terminal condition
         self._stop = threading.Event()  # stop streaming now (interrupt)
@@ -100,7 +100,7 @@ class Follower:
         self._surfacing = threading.Lock()
 
     def say(self, text: str) -> None:
-        print(f"[k8s] {text}", file=self.err, flush=True)
+        print(f"[k8s] {self.prefix}{text}", file=self.err, flush=True)
 
     # ------------------------------------------------------------------ logs
 
@@ -123,7 +123,7 @@ class Follower:
             last_pod.append(name)
             streamed.add(key)
             for line in self.cluster.stream_logs(name, t.namespace, t.container):
-                print(line, file=self.out, flush=True)
+                print(f"{self.prefix}{line}", file=self.out, flush=True)
                 if self._stop.is_set():
                     return False
             return True

@@ -64,6 +64,13 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
             print(plan.name)
             print(f"[k8s] not waiting (launcher.wait=false); follow with: {target.follow_again()}", file=sys.stderr)
             return 0
+        from aegis.k8s import multirun
+
+        if multirun.deferring():  # a sweep: submit every job first, follow them together
+            multirun.defer(handle)
+            print(f"[k8s] {target.kind} {target.namespace}/{target.name} will be followed with the rest of the sweep",
+                  file=sys.stderr)
+            return 0
         follower = Follower(handle.cluster, target, poll_s=float(plan.settings.get("poll_interval_s", 2.0)))
         try:
             return follower.run()
