@@ -227,3 +227,31 @@ def test_ctrl_c_stops_following_and_optionally_cancels(tmp_path, fake_cluster, c
     else:
         assert "keeps running. Follow again: kubectl logs -f" in err
         assert fake_cluster.deleted == [] and len(fake_cluster.objects) == 1
+
+
+def test_a_retried_job_is_followed_into_its_next_pod(tmp_path, fake_cluster, capsys):
+    def on_create(fake, plural, obj):
+        name = obj["metadata"]["name"]
+
+        def life():
+            first = job_pod(fake, name, "a")
+            fake.container_state(first, {"running": {}}, phase="Running")
+            fake.log(first, "attempt 1")
+            time.sleep(0.3)
+            fake.container_state(first, {"terminated": {"exitCode": 143, "reason": "Error"}}, phase="Failed")
+            time.sleep(0.1)
+            fake.pods[("default", first)]["metadata"]["creationTimestamp"] = "2000-01-01T00:00:00Z"
+            second = job_pod(fake, name, "b")
+            fake.container_state(second, {"running": {}}, phase="Running")
+            fake.log(second, "attempt 2: resumed from last.ckpt")
+            time.sleep(0.3)
+            fake.container_state(second, {"terminated": {"exitCode": 0}}, phase="Succeeded")
+            fake.set_status("jobs", name, {"conditions": [{"type": "Complete", "status": "True"}]})
+
+        fake.run(life)
+
+    fake_cluster.on_create = on_create
+    assert launch(tmp_path, "k8s-job") == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["attempt 1", "attempt 2: resumed from last.ckpt"]
+    assert "now following pod" in err

@@ -116,13 +116,21 @@ class Follower:
             if not started or key in streamed:
                 continue
             name = pod["metadata"]["name"]
+            try:
+                lines = self.cluster.stream_logs(name, t.namespace, t.container)
+                first = next(lines, None)
+            except ClusterError:  # the container is between states: try again next pass
+                return False
             if last_pod and last_pod[-1] != name:
                 self.say(f"now following pod {name}")
             elif last_pod:
                 self.say(f"pod {name} restarted (restart {key[1]}): following the new container")
             last_pod.append(name)
             streamed.add(key)
-            for line in self.cluster.stream_logs(name, t.namespace, t.container):
+            if first is None:
+                return True
+            print(f"{self.prefix}{first}", file=self.out, flush=True)
+            for line in lines:
                 print(f"{self.prefix}{line}", file=self.out, flush=True)
                 if self._stop.is_set():
                     return False
@@ -199,7 +207,9 @@ class Follower:
             return 0
         t = self.target
         codes = []
-        for pod in self.cluster.pods(t.namespace, t.pod_selector):
+        pods = sorted(self.cluster.pods(t.namespace, t.pod_selector),
+                      key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        for pod in pods:
             term = (_container_status(pod, t.container).get("state") or {}).get("terminated") or {}
             if term.get("exitCode"):
                 codes.append(int(term["exitCode"]))
