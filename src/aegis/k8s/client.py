@@ -55,8 +55,8 @@ def api_error(exc: ApiException, *, action: str, kind: str, name: str, namespace
     if exc.status == 404 and kind == "PyTorchJob" and details.get("kind") in (None, "", PLURAL) and not details.get("name"):
         return ClusterError(
             f"kube context {context} has no PyTorchJob API (kubeflow.org/v1 pytorchjobs, 404): install the Kubeflow "
-            "Training Operator (kubectl apply --server-side -k \"github.com/kubeflow/training-operator.git/"
-            "manifests/overlays/standalone?ref=v1.9.2\") or use launcher=k8s-job."
+            "Training Operator v1 (kubectl apply --server-side -k "
+            "\"github.com/kubeflow/trainer.git/manifests/overlays/standalone?ref=v1.9.4\") or use launcher=k8s-job."
         )
     if exc.status == 404:
         return ClusterError(f"{kind} {namespace}/{name} was not found in kube context {context} (404: {message}).")
