@@ -37,6 +37,8 @@ from conftest import IMAGE, compose_cfg, run_train
     ("k8s-job", [f"launcher.image={IMAGE}", "+launcher.labels.team=a b"], "launcher.labels.team='a b'"),
     ("k8s-job", [f"launcher.image={IMAGE}", "launcher.tolerations=[{operator: Exists, value: x}]"],
      r"launcher.tolerations\[0\].value must be null"),
+    ("k8s-job", [f"launcher.image={IMAGE}", "launcher.tolerations=[{key: a, operator: Maybe}]"],
+     r"launcher.tolerations\[0\].operator='Maybe' is invalid"),
     ("k8s-job", [f"launcher.image={IMAGE}", "launcher.dry_run=true", "launcher.server_dry_run=true"], "choose one"),
     ("pytorchjob", [f"launcher.image={IMAGE}", "launcher.nodes=0"], "launcher.nodes=0 is invalid"),
     ("pytorchjob", [f"launcher.image={IMAGE}", "launcher.nproc_per_node=0"], "launcher.nproc_per_node=0 is invalid"),

@@ -186,3 +186,19 @@ def test_pod_template_fields_are_schema_checked(tmp_path):
                        .update(tolerations=[{"key": "a", "tolerationSecs": 1}]))
     with pytest.raises(ConfigError, match="launcher.tolerations"):
         validate_pytorchjob(manifest)
+
+
+@pytest.mark.parametrize("kind, replica", [("k8s-job", None), ("pytorchjob", "Master")])
+def test_the_pod_command_composes_to_a_valid_local_run(tmp_path, kind, replica):
+    """What the pod will run is a config train.py accepts: launcher=local, run dir pinned."""
+    from aegis.config.validation import validate
+
+    plan = render(kind, tmp_path, "model.lr=0.01", "data=synthetic")
+    c, _ = container(plan.manifest, replica)
+    args = c["command"][2:]
+    cfg = compose_cfg(*args)
+    validate(cfg)
+    assert cfg.launcher.name == "local" and cfg.paths.root == "/outputs"
+    assert cfg.run_id == plan.run_id and cfg.hydra.run.dir == plan.pod_run_dir
+    assert cfg.model.lr == 0.01 and cfg.data.name == "synthetic"
+    assert cfg.strategy.name == ("ddp" if kind == "pytorchjob" else "single")

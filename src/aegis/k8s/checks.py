@@ -131,6 +131,12 @@ def _env(launcher: DictConfig) -> None:
 def _tolerations(launcher: DictConfig) -> None:
     for i, tol in enumerate(launcher.tolerations):
         key = f"launcher.tolerations[{i}]"
+        if tol.operator not in ("Equal", "Exists"):
+            raise ConfigError(f"{key}.operator={tol.operator!r} is invalid: expected 'Equal' or 'Exists'.")
+        if tol.effect not in (None, "NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ConfigError(
+                f"{key}.effect={tol.effect!r} is invalid: expected NoSchedule, PreferNoSchedule, NoExecute or null."
+            )
         if tol.operator == "Exists" and tol.value is not None:
             raise ConfigError(f"{key}.value must be null when {key}.operator is Exists.")
         if tol.operator == "Equal" and tol.key is None:

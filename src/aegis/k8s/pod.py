@@ -8,6 +8,7 @@ pod cannot see this machine's run dir. Pure: no cluster, no client, no torch.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import PurePosixPath
 from typing import Any, Optional
@@ -17,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from aegis import __version__
 from aegis.k8s import naming, quantities
 from aegis.launch.base import RunContext
+
+log = logging.getLogger("aegis.k8s")
 
 RUN_ID_LABEL = "aegis.dev/run-id"
 TASK_LABEL = "aegis.dev/task"
@@ -40,6 +43,9 @@ def pod_overrides(cfg: DictConfig, ctx: RunContext, **replace: str) -> list[str]
 
 def entry_args(cfg: DictConfig, ctx: RunContext) -> list[str]:
     """The entrypoint and Hydra flags inside the image (its own conf/, so no --config-dir)."""
+    if ctx.config_dirs:
+        log.warning("--config-dir %s is not passed to the pod: the image's conf/ must contain what it adds",
+                    ", ".join(ctx.config_dirs))
     args = [cfg.launcher.entrypoint]
     if ctx.config_name != "train":
         args.append(f"--config-name={ctx.config_name}")
