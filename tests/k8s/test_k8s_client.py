@@ -255,3 +255,14 @@ def test_a_retried_job_is_followed_into_its_next_pod(tmp_path, fake_cluster, cap
     out, err = capsys.readouterr()
     assert out.splitlines() == ["attempt 1", "attempt 2: resumed from last.ckpt"]
     assert "now following pod" in err
+
+
+def test_unreachable_api_server(tmp_path, monkeypatch):
+    from fake_k8s import FakeCluster
+
+    fake = FakeCluster().start()
+    kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
+    fake.stop()  # the port is closed now
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    with pytest.raises(AegisError, match="cannot reach the API server http://127.0.0.1:"):
+        launch(tmp_path, "k8s-job")
