@@ -7,7 +7,7 @@ import pytest
 from aegis.config.validation import validate
 from aegis.errors import ConfigError
 from aegis.k8s import images, naming, quantities
-from conftest import IMAGE, compose_cfg, run_train
+from k8s_helpers import IMAGE, compose_cfg, run_train
 
 
 @pytest.mark.parametrize("launcher, overrides, words", [

@@ -12,7 +12,7 @@ import pytest
 
 from aegis.errors import AegisError
 from aegis.launch import get_launcher
-from conftest import IMAGE, ROOT, compose_cfg, context_for
+from k8s_helpers import IMAGE, ROOT, compose_cfg, context_for
 
 MASTER = {"training.kubeflow.org/job-role": "master"}
 

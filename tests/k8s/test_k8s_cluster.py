@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import IMAGE, run_train
+from k8s_helpers import IMAGE, run_train
 
 pytestmark = pytest.mark.cluster
 

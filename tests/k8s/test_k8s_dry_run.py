@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import IMAGE, ROOT, run_train
+from k8s_helpers import IMAGE, ROOT, run_train
 
 
 @pytest.mark.parametrize("launcher, kind, file", [("k8s-job", "Job", "job.yaml"),

@@ -7,7 +7,7 @@ import yaml
 
 from aegis.k8s.generate import render_all
 from aegis.k8s.validate import KUBERNETES_VERSION, pytorchjob_problems
-from conftest import ROOT
+from k8s_helpers import ROOT
 
 
 def test_checked_in_manifests_match_the_renderer():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import IMAGE, run_train
+from k8s_helpers import IMAGE, run_train
 
 
 def sweep_life(fake, plural, obj):
