@@ -305,6 +305,8 @@ def register_configs() -> None:
     """Register every schema in Hydra's ConfigStore (call before composing)."""
     from hydra.core.config_store import ConfigStore
 
+    from aegis.config.schema_k8s import K8S_SCHEMAS
+
     store = ConfigStore.instance()
-    for group, name, node in SCHEMAS:
+    for group, name, node in SCHEMAS + K8S_SCHEMAS:
         store.store(group=group, name=name, node=node, provider="aegis")

@@ -136,6 +136,10 @@ def validate(cfg: DictConfig) -> None:
     _check_node(cfg, TrainConfig, "")
     _check_arguments(cfg)
     _cross_checks(cfg)
+    if cfg.launcher.name in ("k8s-job", "pytorchjob"):
+        from aegis.k8s.checks import check_config  # Kubernetes rules, only when asked for
+
+        check_config(cfg)
 
 
 class ValidateOnStart(Callback):

@@ -14,6 +14,8 @@ from aegis.launch.base import Launcher
 LAUNCHERS = {
     "local": "aegis.launch.local:LocalLauncher",
     "torchrun": "aegis.launch.torchrun:TorchrunLauncher",
+    "k8s-job": "aegis.launch.k8s_job:K8sJobLauncher",
+    "pytorchjob": "aegis.launch.pytorchjob:PyTorchJobLauncher",
 }
 
 

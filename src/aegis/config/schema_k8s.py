@@ -1,0 +1,160 @@
+"""Schemas of the Kubernetes launchers (``launcher=k8s-job``, ``launcher=pytorchjob``).
+
+Kept apart from ``schema.py`` because they are many keys for one concern. Field checks
+here are the plain range/choice kind; rules that need Kubernetes knowledge (quantities,
+image references, DNS names) live in ``aegis.k8s.checks`` and run from validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from omegaconf import MISSING
+
+from aegis.config import checks as c
+from aegis.config.checks import meta
+from aegis.config.schema import LauncherConfig
+
+
+@dataclass
+class ResourcesConfig:
+    """Requests and limits of each training container.
+
+    Memory is limited to what is requested (a pod that outgrows it is OOMKilled rather
+    than evicting neighbours); CPU is not limited unless asked, since CFS throttling
+    slows data loading for no one's benefit. ``gpu`` goes to both requests and limits
+    as ``nvidia.com/gpu``, the only way Kubernetes accepts extended resources.
+    """
+
+    cpu: Optional[str] = "1"
+    memory: Optional[str] = "2Gi"
+    cpu_limit: Optional[str] = None
+    memory_limit: Optional[str] = None  # null: the memory request
+    gpu: int = field(default=0, metadata=meta(c.at_least(0)))
+    ephemeral_storage: Optional[str] = None
+
+
+@dataclass
+class OutputsVolumeConfig:
+    """Where run dirs (checkpoints, logs, the embedded MLflow store) live in the pod.
+
+    A PersistentVolumeClaim (``claim``, ReadWriteMany when pods of a PyTorchJob land on
+    several nodes) or a node directory (``host_path``, fine on one-node kind/minikube).
+    With neither the run dir is an emptyDir and disappears with the pod.
+    """
+
+    claim: Optional[str] = "aegis-outputs"
+    host_path: Optional[str] = None
+    mount_path: str = field(default="/outputs", metadata=meta(c.non_empty()))
+
+
+@dataclass
+class DatasetCacheConfig:
+    """A PersistentVolumeClaim that keeps downloaded/preprocessed data across runs."""
+
+    claim: Optional[str] = "aegis-dataset-cache"
+    mount_path: str = field(default="/data", metadata=meta(c.non_empty()))
+    read_only: bool = False
+
+
+@dataclass
+class TolerationConfig:
+    key: Optional[str] = None
+    operator: str = field(default="Equal", metadata=meta(c.one_of("Equal", "Exists")))
+    value: Optional[str] = None
+    effect: Optional[str] = field(
+        default=None, metadata=meta(c.one_of("NoSchedule", "PreferNoSchedule", "NoExecute"))
+    )
+    toleration_seconds: Optional[int] = field(default=None, metadata=meta(c.at_least(0)))
+
+
+@dataclass
+class SecurityConfig:
+    """The pod runs as this non-root user; ``fs_group`` makes mounted volumes writable."""
+
+    run_as_user: int = field(default=1000, metadata=meta(c.at_least(1)))
+    run_as_group: int = field(default=1000, metadata=meta(c.at_least(0)))
+    fs_group: Optional[int] = field(default=1000, metadata=meta(c.at_least(0)))
+    read_only_root_filesystem: bool = False
+
+
+@dataclass
+class K8sLauncherConfig(LauncherConfig):
+    """What both Kubernetes launchers share: the pod, where it runs, how it is followed."""
+
+    name: str = MISSING
+
+    image: Optional[str] = None  # required; checked by aegis.k8s.checks
+    image_pull_policy: str = field(
+        default="IfNotPresent", metadata=meta(c.one_of("Always", "IfNotPresent", "Never"))
+    )
+    image_pull_secrets: List[str] = field(default_factory=list)
+    namespace: str = field(default="default", metadata=meta(c.non_empty()))
+    context: Optional[str] = None  # kubeconfig context; null: current, or in-cluster
+    # The Job/PyTorchJob name (``launcher.name`` already names the launcher kind).
+    # null: <task_name>-<run id>, DNS-safe and unique per submission.
+    job_name: Optional[str] = None
+    # Inside the image: the interpreter and the entrypoint, relative to its WORKDIR.
+    python: str = field(default="python", metadata=meta(c.non_empty()))
+    entrypoint: str = field(default="train.py", metadata=meta(c.non_empty()))
+    working_dir: Optional[str] = None
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    env: Dict[str, str] = field(default_factory=dict)
+    # Env vars from one key of a Secret, as ``NAME: <secret>/<key>`` (a secretKeyRef):
+    # credentials never appear in a manifest.
+    secret_env: Dict[str, str] = field(default_factory=dict)
+    env_from: List[str] = field(default_factory=list)  # Secrets whose keys all become env
+    outputs: OutputsVolumeConfig = field(default_factory=OutputsVolumeConfig)
+    dataset_cache: DatasetCacheConfig = field(default_factory=DatasetCacheConfig)
+    shm_size: Optional[str] = "1Gi"  # in-memory /dev/shm for DataLoader workers; null: none
+    service_account: Optional[str] = None
+    node_selector: Dict[str, str] = field(default_factory=dict)
+    tolerations: List[TolerationConfig] = field(default_factory=list)
+    labels: Dict[str, str] = field(default_factory=dict)
+    annotations: Dict[str, str] = field(default_factory=dict)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    backoff_limit: int = field(default=2, metadata=meta(c.at_least(0)))
+    active_deadline_seconds: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
+    ttl_seconds_after_finished: Optional[int] = field(default=86400, metadata=meta(c.at_least(0)))
+    # Behaviour of `python train.py` itself.
+    dry_run: bool = False  # print + write the manifest, contact no cluster
+    server_dry_run: bool = False  # submit with dryRun=All: the API server checks, creates nothing
+    wait: bool = True  # follow status and logs to the end; false: print the name and return
+    cancel_on_interrupt: bool = False  # Ctrl-C deletes the job instead of only detaching
+    poll_interval_s: float = field(default=2.0, metadata=meta(c.greater_than(0)))
+
+
+@dataclass
+class K8sJobLauncherConfig(K8sLauncherConfig):
+    """A batch/v1 Job: one pod that runs ``train.py`` with ``launcher=local``."""
+
+    name: str = "k8s-job"
+
+
+@dataclass
+class ElasticConfig:
+    """torchrun elastic training through the operator's elasticPolicy (c10d rendezvous)."""
+
+    enabled: bool = False
+    min_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))  # null: nodes
+    max_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))  # null: nodes
+    max_restarts: int = field(default=3, metadata=meta(c.at_least(0)))
+    rdzv_backend: str = field(default="c10d", metadata=meta(c.one_of("c10d")))
+
+
+@dataclass
+class PyTorchJobLauncherConfig(K8sLauncherConfig):
+    """A Kubeflow PyTorchJob: one Master and ``nodes - 1`` Workers, each running torchrun."""
+
+    name: str = "pytorchjob"
+    nodes: int = field(default=2, metadata=meta(c.at_least(1)))
+    nproc_per_node: int = field(default=1, metadata=meta(c.at_least(1)))
+    clean_pod_policy: str = field(default="None", metadata=meta(c.one_of("None", "Running", "All")))
+    elastic: ElasticConfig = field(default_factory=ElasticConfig)
+
+
+K8S_SCHEMAS: list[tuple[Optional[str], str, type]] = [
+    ("launcher", "k8s_job_schema", K8sJobLauncherConfig),
+    ("launcher", "pytorchjob_schema", PyTorchJobLauncherConfig),
+]

@@ -1,0 +1,191 @@
+"""Config rules of the Kubernetes launchers that types and ranges cannot say.
+
+Called from ``aegis.config.validation`` (before Hydra creates a run dir) so a bad
+image, quantity or name fails with one sentence naming the key and nothing exists yet.
+"""
+
+from __future__ import annotations
+
+import re
+from omegaconf import DictConfig
+
+from aegis.errors import ConfigError
+from aegis.k8s import images, naming, quantities
+
+K8S_LAUNCHERS = ("k8s-job", "pytorchjob")
+
+# Env names that hold credentials: those belong in a Secret (launcher.secret_env).
+_CREDENTIAL = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY)", re.I)
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+def _image(launcher: DictConfig) -> None:
+    image = launcher.image
+    if image is None or str(image).strip() == "":
+        raise ConfigError(
+            f"launcher.image is required for launcher={launcher.name}: set "
+            "launcher.image=<registry>/<repo>:<tag> (or <repo>@sha256:<digest>) of an image that contains this project."
+        )
+    why = images.problem(str(image))
+    if why:
+        raise ConfigError(
+            f"launcher.image={image!r} {why}: expected <registry>/<repo>:<tag> or <repo>@sha256:<digest>, "
+            "e.g. ghcr.io/acme/aegis:0.1.0."
+        )
+
+
+def _quantities(launcher: DictConfig) -> None:
+    res = launcher.resources
+    for key in ("cpu", "memory", "cpu_limit", "memory_limit", "ephemeral_storage"):
+        value = res[key]
+        if value is not None and not quantities.is_quantity(value):
+            example = "2, 500m, 1.5" if key.startswith("cpu") else "512Mi, 4Gi, 1G"
+            raise ConfigError(
+                f"launcher.resources.{key}={value!r} is not a Kubernetes quantity: expected e.g. {example}."
+            )
+    for request, limit in (("cpu", "cpu_limit"), ("memory", "memory_limit")):
+        if res[request] is not None and res[limit] is not None:
+            if quantities.parse(res[limit]) < quantities.parse(res[request]):
+                raise ConfigError(
+                    f"launcher.resources.{limit}={res[limit]!r} is below launcher.resources.{request}="
+                    f"{res[request]!r}: a limit must be at least its request."
+                )
+    if launcher.shm_size is not None and not quantities.is_quantity(launcher.shm_size):
+        raise ConfigError(
+            f"launcher.shm_size={launcher.shm_size!r} is not a Kubernetes quantity: expected e.g. 1Gi, 512Mi, or null for no /dev/shm volume."
+        )
+
+
+def _names(launcher: DictConfig) -> None:
+    if not naming.is_dns_1123_label(launcher.namespace):
+        raise ConfigError(
+            f"launcher.namespace={launcher.namespace!r} is not a valid namespace: expected a DNS-1123 label "
+            "(lowercase letters, digits and '-', at most 63 characters)."
+        )
+    name = launcher.job_name
+    if name is not None:
+        if launcher.name == "pytorchjob" and not (
+            naming.is_dns_1035_label(name) and len(name) <= naming.MAX_JOB_NAME
+        ):
+            raise ConfigError(
+                f"launcher.job_name={name!r} is not a valid PyTorchJob name: expected a DNS-1035 label of at most "
+                f"{naming.MAX_JOB_NAME} characters (a lowercase letter first, then lowercase letters, digits and '-')."
+            )
+        if launcher.name == "k8s-job" and not naming.is_dns_1123_label(name):
+            raise ConfigError(
+                f"launcher.job_name={name!r} is not a valid Job name: expected a DNS-1123 label "
+                "(lowercase letters, digits and '-', at most 63 characters)."
+            )
+    for key in ("service_account",):
+        value = launcher[key]
+        if value is not None and not naming.is_dns_1123_subdomain(value):
+            raise ConfigError(f"launcher.{key}={value!r} is not a valid object name: expected a DNS-1123 subdomain.")
+    for key in ("image_pull_secrets", "env_from"):
+        for i, value in enumerate(launcher[key]):
+            if not naming.is_dns_1123_subdomain(value):
+                raise ConfigError(f"launcher.{key}[{i}]={value!r} is not a valid Secret name: expected a DNS-1123 subdomain.")
+    for key, volume in (("outputs", launcher.outputs), ("dataset_cache", launcher.dataset_cache)):
+        claim = volume.claim
+        if claim is not None and not naming.is_dns_1123_subdomain(claim):
+            raise ConfigError(
+                f"launcher.{key}.claim={claim!r} is not a valid PersistentVolumeClaim name: expected a DNS-1123 subdomain."
+            )
+        if not str(volume.mount_path).startswith("/"):
+            raise ConfigError(f"launcher.{key}.mount_path={volume.mount_path!r} must be an absolute path in the container.")
+    if launcher.outputs.claim is not None and launcher.outputs.host_path is not None:
+        raise ConfigError(
+            "launcher.outputs.claim and launcher.outputs.host_path are both set: choose one (set the other to null)."
+        )
+    for group, mapping in (("labels", launcher.labels), ("annotations", launcher.annotations),
+                           ("node_selector", launcher.node_selector)):
+        for key, value in mapping.items():
+            if not naming.is_label_key(key):
+                raise ConfigError(f"launcher.{group} key {key!r} is not a valid Kubernetes label key.")
+            if group != "annotations" and not naming.is_label_value(str(value)):
+                raise ConfigError(
+                    f"launcher.{group}.{key}={value!r} is not a valid label value: at most 63 characters of "
+                    "letters, digits, '-', '_' and '.', starting and ending with a letter or digit."
+                )
+
+
+def _env(launcher: DictConfig) -> None:
+    for key, value in launcher.env.items():
+        if not _ENV_NAME.fullmatch(key):
+            raise ConfigError(f"launcher.env.{key} is not a valid environment variable name.")
+        if _CREDENTIAL.search(key):
+            raise ConfigError(
+                f"launcher.env.{key} looks like a credential and would be written into the manifest in clear: "
+                f"put it in a Secret and set +launcher.secret_env.{key}=<secret name>/<key> instead."
+            )
+    for key, ref in launcher.secret_env.items():
+        if not _ENV_NAME.fullmatch(key):
+            raise ConfigError(f"launcher.secret_env.{key} is not a valid environment variable name.")
+        secret, _, secret_key = str(ref).partition("/")
+        if not naming.is_dns_1123_subdomain(secret) or not re.fullmatch(r"[-._a-zA-Z0-9]+", secret_key):
+            raise ConfigError(
+                f"launcher.secret_env.{key}={ref!r} is not a Secret key reference: expected <secret name>/<key>, "
+                "e.g. mlflow/token."
+            )
+
+
+def _tolerations(launcher: DictConfig) -> None:
+    for i, tol in enumerate(launcher.tolerations):
+        key = f"launcher.tolerations[{i}]"
+        if tol.operator not in ("Equal", "Exists"):
+            raise ConfigError(f"{key}.operator={tol.operator!r} is invalid: expected 'Equal' or 'Exists'.")
+        if tol.effect not in (None, "NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ConfigError(
+                f"{key}.effect={tol.effect!r} is invalid: expected NoSchedule, PreferNoSchedule, NoExecute or null."
+            )
+        if tol.operator == "Exists" and tol.value is not None:
+            raise ConfigError(f"{key}.value must be null when {key}.operator is Exists.")
+        if tol.operator == "Equal" and tol.key is None:
+            raise ConfigError(f"{key}.key is required when {key}.operator is Equal.")
+        if tol.toleration_seconds is not None and tol.effect != "NoExecute":
+            raise ConfigError(f"{key}.toleration_seconds applies only with effect NoExecute.")
+
+
+def _pytorchjob(cfg: DictConfig, launcher: DictConfig) -> None:
+    elastic = launcher.elastic
+    if elastic.enabled:
+        if launcher.nodes < 2:
+            raise ConfigError(
+                f"launcher.elastic.enabled=true needs at least one Worker: set launcher.nodes >= 2 (now {launcher.nodes})."
+            )
+        low = elastic.min_nodes if elastic.min_nodes is not None else launcher.nodes
+        high = elastic.max_nodes if elastic.max_nodes is not None else launcher.nodes
+        if not low <= launcher.nodes <= high:
+            raise ConfigError(
+                f"launcher.nodes={launcher.nodes} must lie within launcher.elastic.min_nodes={low} and "
+                f"launcher.elastic.max_nodes={high}."
+            )
+    gpus = launcher.resources.gpu
+    if gpus and launcher.nproc_per_node > gpus:
+        raise ConfigError(
+            f"launcher.nproc_per_node={launcher.nproc_per_node} exceeds launcher.resources.gpu={gpus}: "
+            "run one process per GPU (set launcher.nproc_per_node to at most the GPUs per pod)."
+        )
+    strategy = cfg.strategy
+    if strategy.name == "ddp" and strategy.get("num_nodes") not in (None, launcher.nodes):
+        raise ConfigError(
+            f"strategy.num_nodes={strategy.num_nodes} disagrees with launcher.nodes={launcher.nodes}: "
+            "leave strategy.num_nodes null to read it from torchrun."
+        )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` for the first Kubernetes-launcher problem in ``cfg``."""
+    launcher = cfg.launcher
+    _image(launcher)
+    _quantities(launcher)
+    _names(launcher)
+    _env(launcher)
+    _tolerations(launcher)
+    if launcher.name == "pytorchjob":
+        _pytorchjob(cfg, launcher)
+    if cfg.launcher.get("server_dry_run") and cfg.launcher.get("dry_run"):
+        raise ConfigError(
+            "launcher.dry_run=true and launcher.server_dry_run=true are both set: dry_run contacts no cluster, "
+            "server_dry_run asks the API server to check without creating; choose one."
+        )
+

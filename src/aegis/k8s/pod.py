@@ -1,0 +1,213 @@
+"""The pod both Kubernetes launchers run: container, env, volumes, security.
+
+The container re-enters the same entrypoint with the user's overrides and
+``launcher=local``; its run dir is pinned to a path on the outputs volume, because the
+pod cannot see this machine's run dir. Pure: no cluster, no client, no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import PurePosixPath
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from aegis import __version__
+from aegis.k8s import naming, quantities
+from aegis.launch.base import RunContext
+
+log = logging.getLogger("aegis.k8s")
+
+RUN_ID_LABEL = "aegis.dev/run-id"
+TASK_LABEL = "aegis.dev/task"
+RUN_DIR_ANNOTATION = "aegis.dev/run-dir"
+
+
+def plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def pod_run_dir(cfg: DictConfig, run_id: str) -> str:
+    """Where the run lives inside every pod: on the outputs volume, one dir per run."""
+    return str(PurePosixPath(cfg.launcher.outputs.mount_path) / cfg.task_name / "runs" / run_id)
+
+
+def pod_overrides(cfg: DictConfig, ctx: RunContext, **replace: str) -> list[str]:
+    """The user's overrides for the pod: ``launcher=local``, run dir and root pinned in the pod."""
+    in_pod = dataclasses.replace(ctx, run_dir=PurePosixPath(pod_run_dir(cfg, ctx.run_id)))
+    return in_pod.child_overrides(launcher="local", **replace, **{"paths.root": cfg.launcher.outputs.mount_path})
+
+
+def entry_args(cfg: DictConfig, ctx: RunContext) -> list[str]:
+    """The entrypoint and Hydra flags inside the image (its own conf/, so no --config-dir)."""
+    if ctx.config_dirs:
+        log.warning("--config-dir %s is not passed to the pod: the image's conf/ must contain what it adds",
+                    ", ".join(ctx.config_dirs))
+    args = [cfg.launcher.entrypoint]
+    if ctx.config_name != "train":
+        args.append(f"--config-name={ctx.config_name}")
+    return args
+
+
+def labels(cfg: DictConfig, name: str, run_id: str) -> dict[str, str]:
+    launcher = cfg.launcher
+    return {
+        "app.kubernetes.io/name": "aegis",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "training",
+        "app.kubernetes.io/part-of": "aegis",
+        "app.kubernetes.io/managed-by": "aegis",
+        "app.kubernetes.io/version": naming.label_value(__version__),
+        RUN_ID_LABEL: naming.label_value(run_id) or "run",
+        TASK_LABEL: naming.label_value(str(cfg.task_name)) or "task",
+        **{str(k): str(v) for k, v in plain(launcher.labels).items()},
+    }
+
+
+def annotations(cfg: DictConfig, run_id: str) -> dict[str, str]:
+    return {
+        RUN_ID_LABEL: run_id,
+        RUN_DIR_ANNOTATION: pod_run_dir(cfg, run_id),
+        **{str(k): str(v) for k, v in plain(cfg.launcher.annotations).items()},
+    }
+
+
+def _threads(cpu: Optional[str], procs: int) -> Optional[str]:
+    """OMP threads per process from the CPU request; torch otherwise uses every node core."""
+    if cpu is None:
+        return None
+    return str(max(1, math.floor(float(quantities.parse(cpu)) / procs)))
+
+
+def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
+    launcher = cfg.launcher
+    values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "AEGIS_OUTPUT_ROOT": launcher.outputs.mount_path}
+    if launcher.dataset_cache.claim is not None:
+        values["AEGIS_DATASET_CACHE"] = launcher.dataset_cache.mount_path
+    threads = _threads(launcher.resources.cpu, procs)
+    if threads is not None:
+        values["OMP_NUM_THREADS"] = threads
+    values.update({str(k): str(v) for k, v in plain(launcher.env).items()})
+    out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
+    for key, ref in plain(launcher.secret_env).items():
+        secret, _, secret_key = str(ref).partition("/")
+        out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}})
+    return out
+
+
+def resources(cfg: DictConfig) -> dict[str, Any]:
+    res = cfg.launcher.resources
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if res.cpu is not None:
+        requests["cpu"] = str(res.cpu)
+    if res.memory is not None:
+        requests["memory"] = str(res.memory)
+    if res.ephemeral_storage is not None:
+        requests["ephemeral-storage"] = str(res.ephemeral_storage)
+    if res.cpu_limit is not None:
+        limits["cpu"] = str(res.cpu_limit)
+    memory_limit = res.memory_limit if res.memory_limit is not None else res.memory
+    if memory_limit is not None:
+        limits["memory"] = str(memory_limit)
+    if res.gpu:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(res.gpu)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def volumes(cfg: DictConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(pod volumes, container mounts): outputs, dataset cache, /dev/shm, /tmp."""
+    launcher = cfg.launcher
+    outputs = launcher.outputs
+    if outputs.claim is not None:
+        source: dict[str, Any] = {"persistentVolumeClaim": {"claimName": outputs.claim}}
+    elif outputs.host_path is not None:
+        source = {"hostPath": {"path": outputs.host_path, "type": "DirectoryOrCreate"}}
+    else:
+        source = {"emptyDir": {}}
+    vols = [{"name": "outputs", **source}]
+    mounts = [{"name": "outputs", "mountPath": outputs.mount_path}]
+    cache = launcher.dataset_cache
+    if cache.claim is not None:
+        vols.append({"name": "dataset-cache", "persistentVolumeClaim": {"claimName": cache.claim, "readOnly": cache.read_only}})
+        mounts.append({"name": "dataset-cache", "mountPath": cache.mount_path, "readOnly": cache.read_only})
+    if launcher.shm_size is not None:
+        vols.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": str(launcher.shm_size)}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    if launcher.security.read_only_root_filesystem:
+        vols.append({"name": "tmp", "emptyDir": {}})
+        mounts.append({"name": "tmp", "mountPath": "/tmp"})
+    return vols, mounts
+
+
+def container(cfg: DictConfig, name: str, command: list[str], procs: int = 1) -> dict[str, Any]:
+    launcher = cfg.launcher
+    vols, mounts = volumes(cfg)
+    spec: dict[str, Any] = {
+        "name": name,
+        "image": launcher.image,
+        "imagePullPolicy": launcher.image_pull_policy,
+        "command": command,
+        "env": env(cfg, procs),
+    }
+    if launcher.env_from:
+        spec["envFrom"] = [{"secretRef": {"name": s}} for s in launcher.env_from]
+    if launcher.working_dir is not None:
+        spec["workingDir"] = launcher.working_dir
+    res = resources(cfg)
+    if res:
+        spec["resources"] = res
+    spec["volumeMounts"] = mounts
+    spec["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": bool(launcher.security.read_only_root_filesystem),
+        "capabilities": {"drop": ["ALL"]},
+    }
+    return spec
+
+
+def pod_spec(cfg: DictConfig, main: dict[str, Any], restart_policy: Optional[str]) -> dict[str, Any]:
+    launcher = cfg.launcher
+    sec = launcher.security
+    vols, _ = volumes(cfg)
+    spec: dict[str, Any] = {}
+    if restart_policy is not None:
+        spec["restartPolicy"] = restart_policy
+    if launcher.service_account is not None:
+        spec["serviceAccountName"] = launcher.service_account
+    else:
+        spec["automountServiceAccountToken"] = False  # training never talks to the API server
+    pod_security: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "runAsUser": sec.run_as_user,
+        "runAsGroup": sec.run_as_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if sec.fs_group is not None:
+        pod_security["fsGroup"] = sec.fs_group
+    spec["securityContext"] = pod_security
+    if launcher.node_selector:
+        spec["nodeSelector"] = {str(k): str(v) for k, v in plain(launcher.node_selector).items()}
+    if launcher.tolerations:
+        spec["tolerations"] = [_toleration(t) for t in plain(launcher.tolerations)]
+    if launcher.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in launcher.image_pull_secrets]
+    spec["containers"] = [main]
+    spec["volumes"] = vols
+    return spec
+
+
+def _toleration(t: dict[str, Any]) -> dict[str, Any]:
+    keys = {"key": "key", "operator": "operator", "value": "value", "effect": "effect",
+            "toleration_seconds": "tolerationSeconds"}
+    return {camel: t[snake] for snake, camel in keys.items() if t.get(snake) is not None}
