@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO, TRAIN, run_dirs, run_train, summary
+from helpers import REPO, TRAIN, run_dirs, run_train, summary
 
 
 def test_default_config_reaches_095_test_accuracy_on_digits(tmp_path):

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from aegis.config.validation import validate
 from aegis.errors import ConfigError
-from conftest import REPO, TRAIN, run_dirs, run_train
+from helpers import REPO, TRAIN, run_dirs, run_train
 
 
 def test_default_config_composes_every_group(compose):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import run_dirs, run_train, summary
+from helpers import TRAIN, run_dirs, run_train, summary
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_torchrun_launcher_runs_one_gang_in_one_run_dir_with_one_tracking_run(tm
 
 def test_torchrun_started_by_hand_agrees_on_one_run_dir(tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone",
-                str(run_train.__globals__["TRAIN"])]
+                str(TRAIN)]
     result = run_train([*GANG, "logger=csv"], tmp_path, entry=torchrun)
     assert result.returncode == 0, result.stderr[-4000:]
     [run_dir] = run_dirs(tmp_path)

@@ -11,7 +11,7 @@ from k8s_helpers import IMAGE, compose_cfg, run_train
 
 
 @pytest.mark.parametrize("launcher, overrides, words", [
-    ("k8s-job", [], "launcher.image is required"),
+    ("k8s-job", ["launcher.image=null"], "launcher.image is required"),
     ("k8s-job", ["launcher.image=''"], "launcher.image is required"),
     ("pytorchjob", ["launcher.image=repo/aegis"], "launcher.image='repo/aegis' has no tag or digest"),
     ("k8s-job", ["launcher.image=Repo/Aegis:1"], "is not an image reference"),

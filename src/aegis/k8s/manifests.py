@@ -42,8 +42,16 @@ class Plan:
         return "job.yaml" if self.kind == "Job" else "pytorchjob.yaml"
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """No anchors/aliases: Master and Worker share one container dict, and a manifest
+    reads (and diffs) better with each written out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(manifest: dict[str, Any]) -> str:
-    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=120)
+    return yaml.dump(manifest, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def job_name(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None) -> str:

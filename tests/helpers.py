@@ -1,0 +1,44 @@
+"""Helpers the tests share: run train.py as users do, find run dirs, read summaries.
+
+Every test writes under its own tmp dir (``paths.root`` via AEGIS_OUTPUT_ROOT), so
+tests never see each other's run dirs or MLflow stores. (A module, not conftest.py:
+tests/k8s has a conftest of its own, and ``import conftest`` would be ambiguous.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, Optional
+
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+TRAIN = REPO / "train.py"
+
+
+def run_train(
+    args: Iterable[str],
+    root: Path,
+    *,
+    env: Optional[dict[str, str]] = None,
+    timeout: float = 300,
+    entry: Optional[list[str]] = None,
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` with outputs under ``root``; returns the finished process."""
+    full_env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(root), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    command = (entry or [sys.executable, str(TRAIN)]) + list(args)
+    return subprocess.run(command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run dir under ``root`` (single runs and multirun jobs): those with Hydra's record."""
+    return sorted(p.parent for p in root.rglob(".hydra"))
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
