@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.aegis-installed
 
-.PHONY: setup train test test-slow test-all bench clean
+.PHONY: setup train test test-slow test-container test-all image bench clean
 
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,21 @@ train: $(READY)
 
 ## The suite a newcomer needs to trust: a few minutes on 2 cores.
 test: $(READY)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not container and not ray" -q
 
 ## Slower tiers: DDP gangs of processes.
 test-slow: $(READY)
 	$(BIN)/python -m pytest -m slow -q
 
-test-all: test test-slow
+## Build the training image and run rendered pods in it (needs podman + runc, or docker).
+test-container: $(READY)
+	$(BIN)/python -m pytest -m container -q
+
+test-all: test test-slow test-container
+
+## The training image, tagged as the launchers' default (docker/build.sh --help for options).
+image:
+	docker/build.sh $(ARGS)
 
 ## Benchmarks (print ratios against a baseline run side by side; see bench/README.md).
 bench: $(READY)

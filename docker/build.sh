@@ -48,7 +48,8 @@ build_flags=()
 if [ "$engine" = podman ]; then
   # runc: crun fails in some sandboxes; explicit ulimits: the defaults can exceed the host's.
   cmd+=(--runtime "${AEGIS_PODMAN_RUNTIME:-runc}")
-  build_flags+=(--ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
+  # docker format: OCI images drop SHELL, and the Dockerfile relies on it (pipefail).
+  build_flags+=(--format docker --ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
 fi
 
 image_exists() { "${cmd[@]}" image inspect "$1" >/dev/null 2>&1; }

@@ -1,0 +1,98 @@
+"""Run a rendered pod's container the way the kubelet would, with podman.
+
+No cluster can be had here, but the image and the exact command, env, user and mounts
+of each rendered pod can run for real: volumes become host folders (the outputs PVC is
+a folder the test reads afterwards), an in-memory /dev/shm becomes --shm-size, and the
+pod securityContext becomes --user, dropped capabilities and no-new-privileges.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PODMAN = ["podman", "--runtime", "runc"]
+# Explicit ulimits: the engine's defaults exceed what this sandbox allows.
+ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"]
+
+
+def podman_available() -> Optional[str]:
+    """Why containers cannot run here, or None when they can."""
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        return "podman and runc are not installed (.ci/run installs them)"
+    probe = subprocess.run([*PODMAN, "info"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"podman does not work here: {probe.stderr.strip()[:200]}"
+    return None
+
+
+def pod_specs(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Pod specs by role: {'job': ...} for a Job, {'master': ..., 'worker': ...} for a PyTorchJob."""
+    if manifest["kind"] == "Job":
+        return {"job": manifest["spec"]["template"]["spec"]}
+    replicas = manifest["spec"]["pytorchReplicaSpecs"]
+    return {role.lower(): spec["template"]["spec"] for role, spec in replicas.items()}
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def run_args(
+    pod: dict[str, Any],
+    *,
+    name: str,
+    volumes: dict[str, Path],
+    env: Optional[dict[str, str]] = None,
+) -> list[str]:
+    """`podman run` arguments for the pod's first container; ``volumes`` maps a volume
+    name to the host folder standing in for it (an emptyDir in memory needs none)."""
+    [container] = [c for c in pod["containers"]]
+    pod_security = pod.get("securityContext", {})
+    args = [*PODMAN, "run", "--detach", "--name", name, "--network", "host", *ULIMITS,
+            "--user", f"{pod_security.get('runAsUser', 0)}:{pod_security.get('runAsGroup', 0)}"]
+    security = container.get("securityContext", {})
+    for capability in security.get("capabilities", {}).get("drop", []):
+        args += ["--cap-drop", capability]
+    if security.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    declared = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        volume = declared[mount["name"]]
+        if volume.get("emptyDir", {}).get("medium") == "Memory" and mount["mountPath"] == "/dev/shm":
+            args += ["--shm-size", volume["emptyDir"].get("sizeLimit", "64Mi").replace("i", "")]
+            continue
+        host = volumes[mount["name"]]
+        mode = "ro" if mount.get("readOnly") else "rw"
+        args += ["--volume", f"{host}:{mount['mountPath']}:{mode}"]
+    for item in container.get("env", []):
+        if "value" in item:  # valueFrom (secrets) would come from the cluster
+            args += ["--env", f"{item['name']}={item['value']}"]
+    for key, value in (env or {}).items():
+        args += ["--env", f"{key}={value}"]
+    args.append(container["image"])
+    return args + list(container.get("command", [])) + list(container.get("args", []))
+
+
+def start(args: list[str]) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def wait(name: str, timeout: float = 600) -> int:
+    result = subprocess.run([*PODMAN, "wait", name], capture_output=True, text=True, timeout=timeout, check=True)
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def logs(name: str) -> str:
+    result = subprocess.run([*PODMAN, "logs", name], capture_output=True, text=True)
+    return result.stdout + result.stderr
+
+
+def remove(name: str) -> None:
+    subprocess.run([*PODMAN, "rm", "--force", "--time", "0", name], capture_output=True)
