@@ -35,12 +35,16 @@ def prepare() -> None:
 
 
 def run(cfg: DictConfig) -> None:
-    validate(cfg)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun:
+        # A single run was validated by the ValidateOnStart callback before Hydra created
+        # anything; a sweep's callback saw only the base config, so each job is checked here.
+        validate(cfg)
     context = RunContext.from_hydra(cfg, HydraConfig.get())
     launcher = get_launcher(cfg.launcher.name)
     code = launcher.launch(cfg, context)
     if code == 0:
         return
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
+    if multirun:
         raise JobFailed(f"job {context.run_id} ({context.run_dir}) exited with code {code}.")
     sys.exit(code)
