@@ -111,3 +111,32 @@ def test_a_failing_multirun_job_fails_the_sweep_with_its_exit_code(tmp_path):
     assert result.returncode == 1
     assert "strategy.devices=2" in result.stderr and "launcher=torchrun" in result.stderr
     assert (run_dirs(tmp_path)[0] / "summary.json").is_file()  # job 0 still ran
+
+
+def test_a_terminal_gets_a_progress_bar_instead_of_epoch_lines(tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a 120-column terminal, as a user's
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.environ["AEGIS_OUTPUT_ROOT"] = str(tmp_path)
+        os.chdir(REPO)
+        os.execv(sys.executable, [sys.executable, str(TRAIN), "trainer=smoke", "logger=none"])
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output.extend(chunk)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = output.decode(errors="replace")
+    assert "Epoch 1:" in text and "it/s" in text
+    assert "epoch 1/2 " not in text
