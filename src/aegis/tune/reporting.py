@@ -1,0 +1,35 @@
+"""The Lightning side of a trial: every validation epoch goes to Ray Tune.
+
+A report per epoch is what lets ASHA compare trials at its rungs and stop the worse
+ones early. The checkpoint itself stays in the trial's run dir (Aegis's own
+``last.ckpt``/``best-*.ckpt``), which is also what a resumed trial continues from, so
+nothing is copied into Ray's storage.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as L
+
+
+class TuneReport(L.Callback):
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from ray import tune
+
+        metrics: dict[str, Any] = {}
+        for name, value in trainer.callback_metrics.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isnan(number):
+                metrics[name] = number
+        metrics["epoch"] = trainer.current_epoch + 1
+        tune.report(metrics)
