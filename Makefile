@@ -8,13 +8,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.aegis-installed
 
-.PHONY: setup train test test-slow test-all bench clean
+.PHONY: setup train test test-slow test-ray test-all bench clean
 
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tune]'
 	touch $(READY)
 
 setup: $(READY)
@@ -25,13 +25,17 @@ train: $(READY)
 
 ## The suite a newcomer needs to trust: a few minutes on 2 cores.
 test: $(READY)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not ray" -q
 
 ## Slower tiers: DDP gangs of processes.
 test-slow: $(READY)
 	$(BIN)/python -m pytest -m slow -q
 
-test-all: test test-slow
+## Ray Tune searches and the submitit/Ray launchers (starts a local Ray; a few minutes).
+test-ray: $(READY)
+	$(BIN)/python -m pytest -m ray -q
+
+test-all: test test-slow test-ray
 
 ## Benchmarks (print ratios against a baseline run side by side; see bench/README.md).
 bench: $(READY)
