@@ -34,6 +34,24 @@ def prepare() -> None:
     register_resolvers()
 
 
+def check_overrides(argv: list[str]) -> None:
+    """An override Hydra cannot parse (``model.lr=interval(1e-4,x)``) is one sentence, exit 1."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    parser = OverridesParser.create()
+    for line in args.overrides:
+        try:
+            parser.parse_override(line)
+        except HydraException as exc:
+            reason = " ".join(str(exc).split("\n")[1:2] or [str(exc)]).strip().rstrip(".")
+            print(f"Error: {line} is not a valid override: {reason} (see "
+                  "https://hydra.cc/docs/advanced/override_grammar/basic/).", file=sys.stderr)
+            sys.exit(1)
+
+
 def run(cfg: DictConfig) -> None:
     validate(cfg)
     context = RunContext.from_hydra(cfg, HydraConfig.get())

@@ -82,6 +82,21 @@ def _entry() -> str:
 
 
 def run_sweep(sweeper: Any, arguments: List[str]) -> Any:
+    """Like ValidateOnStart: a user's mistake is one ``Error:`` sentence and exit 1."""
+    try:
+        return _run_sweep(sweeper, arguments)
+    except AegisError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        if type(exc).__name__ != "SearchInterrupted":
+            raise
+        print(f"Interrupted: {exc.unfinished} trials did not finish; Ray Tune saved the search. Continue it with "
+              f"the same command plus run_id={sweeper.config.run_id} hydra.sweeper.resume=true.", file=sys.stderr)
+        sys.exit(130)
+
+
+def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     config = sweeper.config
     register_resolvers()
     settings = tune_settings.check(sweeper.settings)

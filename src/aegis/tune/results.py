@@ -20,8 +20,8 @@ from aegis.tune.space import SearchSpace, format_value
 
 BEST_FILE = "best.yaml"
 PLOT_FILE = "trials.png"
-# Overrides that belong to the search, not to the run it found.
-SEARCH_ONLY_KEYS = ("launcher",)
+# Overrides that belong to the search, not to the run it found (run_id names the search).
+SEARCH_ONLY_KEYS = ("launcher", "run_id")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -129,10 +130,35 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
             )
-        grid = tuner.fit()
+        previous = signal.signal(signal.SIGTERM, _as_sigint)
+        try:
+            grid = tuner.fit()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        unfinished = _unfinished(grid)
+        if unfinished:
+            raise SearchInterrupted(unfinished)
         return _records(grid, s.metric, sweep_dir), budget
     finally:
         ray.shutdown()
+
+
+class SearchInterrupted(Exception):
+    """Ray Tune saved its state and returned before every trial ended (Ctrl+C, SIGTERM)."""
+
+    def __init__(self, unfinished: int) -> None:
+        super().__init__(unfinished)
+        self.unfinished = unfinished
+
+
+def _as_sigint(signum: int, frame: Any) -> None:
+    """SIGTERM (a preempted driver pod, scancel) takes Tune's Ctrl+C path: save state, return."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _unfinished(grid: Any) -> int:
+    trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
+    return sum(1 for t in trials if t.status not in ("TERMINATED", "ERROR"))
 
 
 def _trial_id_from_path(path: str) -> str:

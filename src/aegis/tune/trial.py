@@ -63,9 +63,12 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
     with open_dict(cfg):
         cfg.hydra.job.id = trial_id
         cfg.hydra.job.num = trial_number(trial_id)
-        if job.parent_run_id and cfg.logger.name == "mlflow":
-            cfg.logger.tags = {**cfg.logger.tags, "mlflow.parentRunId": job.parent_run_id,
-                               "aegis.trial_id": trial_id}
+        if cfg.logger.name == "mlflow":
+            # Trials are candidates, not models to ship: the reproduced best run registers.
+            cfg.logger.register_model = False
+            if job.parent_run_id:
+                cfg.logger.tags = {**cfg.logger.tags, "mlflow.parentRunId": job.parent_run_id,
+                                   "aegis.trial_id": trial_id}
     HydraConfig.instance().set_config(cfg)
     result = run_job(
         hydra_context=job.hydra_context,
