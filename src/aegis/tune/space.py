@@ -99,12 +99,12 @@ def _dimension(override: Any, key: str, text: str) -> Dimension:
     from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 
     sweep = override.value()
+    if isinstance(sweep, Glob):
+        raise _bad(key, text, "glob() selects config files, not a search space")
     tags = set(sweep.tags)
     unknown = tags - KNOWN_TAGS
     if unknown:
         raise _bad(key, text, f"unknown tag {sorted(unknown)[0]!r}")
-    if isinstance(sweep, Glob):
-        raise _bad(key, text, "glob() selects config files, not a search space")
     if isinstance(sweep, ChoiceSweep):
         if tags - {"grid"}:
             raise _bad(key, text, "choice takes only the grid tag")
