@@ -201,6 +201,13 @@ def train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Ou
     except SIGTERMException:
         record("preempted", metrics=_scalars(trainer.callback_metrics))
         return Outcome(PREEMPTED_EXIT_CODE, summary)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            record("failed", error=f"SystemExit: {exc.code}", metrics=_scalars(trainer.callback_metrics))
+            raise
+        # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.
+        record("stopped", metrics=_scalars(trainer.callback_metrics))
+        raise
     except BaseException as exc:
         record("failed", error=f"{type(exc).__name__}: {exc}", metrics=_scalars(trainer.callback_metrics))
         raise
