@@ -135,7 +135,7 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
             grid = tuner.fit()
         finally:
             signal.signal(signal.SIGTERM, previous)
-        unfinished = _unfinished(grid)
+        unfinished = 0 if budget.exceeded else _unfinished(grid)
         if unfinished:
             raise SearchInterrupted(unfinished)
         return _records(grid, s.metric, sweep_dir), budget
@@ -157,8 +157,12 @@ def _as_sigint(signum: int, frame: Any) -> None:
 
 
 def _unfinished(grid: Any) -> int:
-    trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
-    return sum(1 for t in trials if t.status not in ("TERMINATED", "ERROR"))
+    """Trials that neither ended (``done``: finished, or stopped by the scheduler) nor crashed.
+
+    After Ctrl+C Ray Tune marks every trial TERMINATED in memory (it saved their real
+    state to disk first), so the status cannot tell; the last result's ``done`` can.
+    """
+    return sum(1 for result in grid if result.error is None and not (result.metrics or {}).get("done"))
 
 
 def _trial_id_from_path(path: str) -> str:
