@@ -156,7 +156,7 @@ def train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Ou
         strategy=topology.strategy,
         callbacks=trainer_callbacks,
         logger=tracking.lightning_logger,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *topology.plugins],
         default_root_dir=str(run_dir),
         enable_progress_bar=progress == "bar",
         enable_checkpointing=True,
