@@ -25,14 +25,17 @@ from _common import PYTHON, median, run
 
 LRS = ["0.0003", "0.001", "0.003", "0.01"]
 HIDDEN = ["[64]", "[256,128]"]
+# Batches of 16 for 30 epochs: about 10 s per run here, so a search is worth distributing.
+# (`python bench/ray_tune.py 1 light` keeps the default batch size and 20 epochs: ~2 s per run.)
 COMMON = ["logger=none", "trainer.accelerator=cpu", "progress=none", "test_after_fit=false"]
+WORKLOADS = {"default": ["data.batch_size=16", "trainer.max_epochs=30"], "light": []}
 
 
-def basic_sweeper() -> tuple[float, float]:
+def basic_sweeper(workload: list[str]) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-basic-"))
     try:
         _, wall = run([PYTHON, "train.py", "-m", f"model.lr={','.join(LRS)}", f"model.hidden_dims={','.join(HIDDEN)}",
-                       *COMMON], env={"AEGIS_OUTPUT_ROOT": str(root)}, timeout=1800)
+                       *COMMON, *workload], env={"AEGIS_OUTPUT_ROOT": str(root)}, timeout=1800)
         scores = [json.loads(p.read_text())["checkpoints"]["best_score"] for p in root.rglob("summary.json")]
         assert len(scores) == 8, f"expected 8 runs, found {len(scores)}"
         return wall, max(scores)
@@ -40,7 +43,7 @@ def basic_sweeper() -> tuple[float, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def ray_tune_asha() -> tuple[float, float]:
+def ray_tune_asha(workload: list[str]) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-tune-"))
     try:
         _, wall = run([PYTHON, "train.py", "launcher=ray-tune", "run_id=bench",
@@ -49,7 +52,7 @@ def ray_tune_asha() -> tuple[float, float]:
                        "hydra.sweeper.num_samples=1", "hydra.sweeper.scheduler.name=asha",
                        "hydra.sweeper.scheduler.grace_period=2", "hydra.sweeper.max_concurrent_trials=2",
                        "hydra.sweeper.num_cpus=2", "hydra.sweeper.resources.cpu=1", "hydra.sweeper.plot=false",
-                       *COMMON], env={"AEGIS_OUTPUT_ROOT": str(root)}, timeout=1800)
+                       *COMMON, *workload], env={"AEGIS_OUTPUT_ROOT": str(root)}, timeout=1800)
         [best] = list(root.rglob("best.yaml"))
         return wall, float(yaml.safe_load(best.read_text())["value"])
     finally:
@@ -58,12 +61,14 @@ def ray_tune_asha() -> tuple[float, float]:
 
 def main() -> None:
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    name = sys.argv[2] if len(sys.argv) > 2 else "default"
+    workload = WORKLOADS[name]
     basic_wall, basic_acc, tune_wall, tune_acc = [], [], [], []
     for _ in range(repeats):  # alternating, so drift on a shared machine hits both
-        wall, acc = basic_sweeper()
+        wall, acc = basic_sweeper(workload)
         basic_wall.append(wall)
         basic_acc.append(acc)
-        wall, acc = ray_tune_asha()
+        wall, acc = ray_tune_asha(workload)
         tune_wall.append(wall)
         tune_acc.append(acc)
     ratio = median(tune_wall) / median(basic_wall)
@@ -73,7 +78,8 @@ def main() -> None:
     print(f"| (a) Hydra basic sweeper, 8 runs in sequence | {median(basic_wall):.1f} | {median(basic_acc):.4f} |")
     print(f"| (b) launcher=ray-tune, ASHA, 2 concurrent | {median(tune_wall):.1f} | {median(tune_acc):.4f} |")
     print(f"\nwall time ratio (b)/(a): {ratio:.2f} (target <= 0.6)  "
-          f"best val/acc gap: {gap:+.2f} points (target within 1)  repeats: {repeats}")
+          f"best val/acc gap: {gap:+.2f} points (target within 1)  repeats: {repeats}  workload: {name} "
+          f"{' '.join(workload)}")
 
 
 if __name__ == "__main__":

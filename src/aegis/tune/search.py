@@ -74,7 +74,10 @@ def _scheduler(s: Settings, max_epochs: int) -> Any:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="training_iteration", max_t=s.max_t or max_epochs,
+    # ASHA stops a trial at its report with training_iteration >= max_t. One past the last
+    # epoch by default, so a trial that survives every rung ends on its own (fit, test,
+    # summary) rather than being stopped at its final report.
+    return ASHAScheduler(time_attr="training_iteration", max_t=s.max_t or max_epochs + 1,
                          grace_period=s.grace_period, reduction_factor=s.reduction_factor)
 
 
@@ -121,7 +124,8 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
                 param_space=job.space.to_ray(),
                 tune_config=tune.TuneConfig(
                     metric=s.metric, mode=s.mode, num_samples=s.num_samples, scheduler=_scheduler(s, max_epochs),
-                    search_alg=_search_alg(s), max_concurrent_trials=s.max_concurrent_trials, reuse_actors=False,
+                    search_alg=_search_alg(s), max_concurrent_trials=s.max_concurrent_trials,
+                    reuse_actors=True,  # a worker imports torch once, not once per trial
                 ),
                 run_config=tune.RunConfig(
                     name=RAY_DIR, storage_path=str(sweep_dir), stop=budget.stopper, callbacks=[budget.callback, *_result_loggers()],
