@@ -129,3 +129,14 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path)
         assert summary(sweep / name)["started_at"] == started
     assert (sweep / "best.yaml").is_file()
     assert json.loads((sweep / "0" / "summary.json").read_text())["epochs_completed"] == 3
+
+
+def test_optuna_search_alg_runs_through_ray_tunes_optuna_searcher(tmp_path):
+    pytest.importorskip("optuna")
+    proc = run_train([*SMALL, "logger=csv", "run_id=opt", "model.lr=tag(log,interval(1e-3,1e-1))",
+                      "model.dropout=interval(0,0.3)", "hydra.sweeper.search_alg=optuna",
+                      "hydra.sweeper.num_samples=2", "hydra.sweeper.max_concurrent_trials=2"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = yaml.safe_load((sweep_dir(tmp_path, "opt") / "best.yaml").read_text())
+    assert 1e-3 <= best["params"]["model.lr"] <= 1e-1 and 0 <= best["params"]["model.dropout"] <= 0.3
+    assert len(trial_dirs(sweep_dir(tmp_path, "opt"))) == 2
