@@ -93,7 +93,7 @@ def test_a_crashing_trial_is_reported_and_the_search_goes_on(tmp_path):
 
 
 def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
-    args = [*SMALL, "logger=csv", "run_id=res", "trainer.max_epochs=3", "model.lr=choice(0.01,0.003,0.001)",
+    args = [*SMALL, "logger=csv", "run_id=res", "trainer.max_epochs=40", "model.lr=choice(0.01,0.003,0.001)",
             "hydra.sweeper.num_samples=3", "hydra.sweeper.max_concurrent_trials=1"]
     env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -103,10 +103,11 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path)
     deadline = time.time() + 300
     try:
         while time.time() < deadline and driver.poll() is None:
-            # Ray has recorded a trial as finished in its saved state, not just trained it.
-            if any("TERMINATED" in p.read_text() for p in sweep.glob("ray/experiment_state-*.json")):
+            # One trial at a time: trial 1's run dir exists once Ray has recorded trial 0 as
+            # finished and started the next one (a summary.json alone can precede that).
+            if (sweep / "1" / ".hydra").is_dir():
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert driver.poll() is None, "the search ended before it could be interrupted"
         driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=120)
@@ -128,7 +129,7 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path)
     for name, started in finished.items():  # not redone
         assert summary(sweep / name)["started_at"] == started
     assert (sweep / "best.yaml").is_file()
-    assert json.loads((sweep / "0" / "summary.json").read_text())["epochs_completed"] == 3
+    assert json.loads((sweep / "0" / "summary.json").read_text())["epochs_completed"] == 40
 
 
 def test_optuna_search_alg_runs_through_ray_tunes_optuna_searcher(tmp_path):

@@ -88,7 +88,8 @@ def _search_alg(s: Settings) -> Any:
         return OptunaSearch(seed=s.seed)
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=s.seed)
+    # Given here: Ray Tune applies max_concurrent_trials only to a generator it makes itself.
+    return BasicVariantGenerator(random_state=s.seed, max_concurrent=s.max_concurrent_trials or 0)
 
 
 def start_ray(s: Settings) -> None:
