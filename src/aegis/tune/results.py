@@ -91,6 +91,7 @@ def write_plot(sweep_dir: Path, trials: Sequence[TrialRecord], metric: str, best
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for trial in sorted(trials, key=lambda t: t.number):
@@ -100,6 +101,7 @@ def write_plot(sweep_dir: Path, trials: Sequence[TrialRecord], metric: str, best
         is_best = best is not None and trial.trial_id == best.trial_id
         ax.plot(epochs, values, marker="o", markersize=3, linewidth=2.5 if is_best else 1.0,
                 label=f"trial {trial.number}" + (" (best)" if is_best else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} per epoch, {len(trials)} trials")
