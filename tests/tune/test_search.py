@@ -62,6 +62,10 @@ def test_asha_search_writes_best_yaml_and_plot_tracks_children_and_reproduces(tm
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 4
+    status = {r.data.tags.get("aegis.run_id"): r.info.status for r in children}
+    for trial in trials:  # a trial ASHA stopped is KILLED in MLflow, not FAILED
+        expected = "KILLED" if summary(trial)["status"] == "stopped" else "FINISHED"
+        assert status[f"hpo-{trial.name}"] == expected
     assert parents[0].data.metrics["best/val/acc"] == pytest.approx(best["value"])
 
     # The printed command reruns the best trial as a single run with the same result.
