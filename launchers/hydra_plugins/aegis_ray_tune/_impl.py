@@ -133,7 +133,7 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     # Checked; from here on things are created.
     from aegis.tune import results
     from aegis.tune import search
-    from aegis.tune.tracking import finish_parent, start_parent
+    from aegis.tune.tracking import finish_parent, mark_stopped, start_parent
     from aegis.tune.trial import TrialJob
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +165,8 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         files.append(results.write_plot(sweep_dir, trials, settings.metric, best))
         log.info("Written: %s", files[-1])
     failed = [t for t in trials if t.error]
+    if parent:
+        mark_stopped([t.run_dir for t in trials if t.run_dir])
     finish_parent(parent, record, files, ok=best is not None and not budget.exceeded)
     if budget.exceeded:
         raise SearchFailed(

@@ -72,3 +72,19 @@ def finish_parent(record: Optional[dict[str, Any]], best: Optional[dict[str, Any
         if path.is_file():
             client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+
+def mark_stopped(run_dirs: list[Path]) -> None:
+    """Trials the scheduler stopped early are KILLED, not FAILED (Lightning closes an MLflow
+    run as FAILED on any exception, and Ray Tune stops a trial by raising SystemExit in it).
+    Done by the driver after the search: a stopped trial's worker may be gone by then."""
+    from aegis.training.files import read_json
+
+    for run_dir in run_dirs:
+        summary = read_json(run_dir / "summary.json")
+        record = read_json(run_dir / "tracking.json")
+        if not summary or summary.get("status") != "stopped" or not record or record.get("logger") != "mlflow":
+            continue
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(record["tracking_uri"]).set_terminated(record["run_id"], "KILLED")

@@ -70,39 +70,17 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
                 cfg.logger.tags = {**cfg.logger.tags, "mlflow.parentRunId": job.parent_run_id,
                                    "aegis.trial_id": trial_id}
     HydraConfig.instance().set_config(cfg)
-    try:
-        result = run_job(
-            hydra_context=job.hydra_context,
-            task_function=functools.partial(_train, trial_id=trial_id),
-            config=cfg,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
-    except SystemExit as stop:  # Ray Tune ending the trial early (ASHA) from inside tune.report
-        if stop.code in (0, None):
-            _mark_stopped(cfg.hydra.runtime.output_dir)  # set by run_job on this config
-        raise
+    result = run_job(
+        hydra_context=job.hydra_context,
+        task_function=functools.partial(_train, trial_id=trial_id),
+        config=cfg,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
     if result.status == JobStatus.FAILED:
         raise result._return_value
     if result.return_value != 0:
         raise TrialFailed(f"trial {trial_id} ended with exit code {result.return_value} ({os.getcwd()}).")
-
-
-def _mark_stopped(run_dir: str) -> None:
-    """Lightning closes the MLflow run as FAILED on any exception; an early stop is KILLED."""
-    from pathlib import Path
-
-    from aegis.training.files import read_json
-
-    record = read_json(Path(run_dir) / "tracking.json")
-    if not record or record.get("logger") != "mlflow":
-        return
-    try:
-        from mlflow.tracking import MlflowClient
-
-        MlflowClient(record["tracking_uri"]).set_terminated(record["run_id"], "KILLED")
-    except Exception:  # tracking is a record of the search, never a reason to fail it
-        pass
 
 
 def _train(cfg: DictConfig, trial_id: str) -> int:
