@@ -8,13 +8,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.aegis-installed
 
-.PHONY: setup train test test-slow test-container test-all image bench clean
+.PHONY: setup train test test-slow test-ray test-container test-all image bench clean
 
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tune]'
 	touch $(READY)
 
 setup: $(READY)
@@ -35,7 +35,11 @@ test-slow: $(READY)
 test-container: $(READY)
 	$(BIN)/python -m pytest -m container -q
 
-test-all: test test-slow test-container
+## Ray Tune searches and the submitit/Ray launchers (starts a local Ray; a few minutes).
+test-ray: $(READY)
+	$(BIN)/python -m pytest -m ray -q
+
+test-all: test test-slow test-ray test-container
 
 ## The training image, tagged as the launchers' default (docker/build.sh --help for options).
 image:

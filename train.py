@@ -4,10 +4,12 @@ Composes conf/train.yaml and hands the config to the launcher it names. Importin
 this file (and composing, validating, rendering) never imports torch or lightning.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from aegis.cli import prepare, run
+from aegis.cli import check_overrides, prepare, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -16,5 +18,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:])
     prepare()
     main()

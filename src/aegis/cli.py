@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -28,10 +29,35 @@ class JobFailed(AegisError):
     """A multirun job whose launcher returned a non-zero exit code."""
 
 
+# conf/hydra/launcher/{submitit_local,submitit_slurm,ray}.yaml keep the plugins' option
+# names and are checked against the plugins' schemas of the same name, which Hydra 1.3
+# still does but announces as deprecated on every run.
+_SCHEMA_MATCH_WARNING = r"\n'hydra/launcher/(submitit_local|submitit_slurm|ray)' is validated against ConfigStore schema"
+
+
 def prepare() -> None:
     """Register schemas and resolvers; must run before Hydra composes."""
+    warnings.filterwarnings("ignore", message=_SCHEMA_MATCH_WARNING)
     register_configs()
     register_resolvers()
+
+
+def check_overrides(argv: list[str]) -> None:
+    """An override Hydra cannot parse (``model.lr=interval(1e-4,x)``) is one sentence, exit 1."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    parser = OverridesParser.create()
+    for line in args.overrides:
+        try:
+            parser.parse_override(line)
+        except HydraException as exc:
+            reason = " ".join(str(exc).split("\n")[1:2] or [str(exc)]).strip().rstrip(".")
+            print(f"Error: {line} is not a valid override: {reason} (see "
+                  "https://hydra.cc/docs/advanced/override_grammar/basic/).", file=sys.stderr)
+            sys.exit(1)
 
 
 def run(cfg: DictConfig) -> None:

@@ -22,8 +22,8 @@ _STORE_KEY = "aegis/run_stamp"
 
 
 def global_rank() -> int:
-    """This process's rank in a torchrun gang (0 when not in one)."""
-    return int(os.environ.get("RANK", "0") or 0)
+    """This process's rank in a torchrun gang, or among the tasks of a SLURM job (0 otherwise)."""
+    return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
 
 
 def in_torchrun_gang() -> bool:

@@ -153,6 +153,9 @@ class ValidateOnStart(Callback):
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} resolve here
         try:
             validate(config)
+            from aegis.launch.slurm import check as check_slurm  # hydra/launcher=submitit_slurm rules
+
+            check_slurm(config)
         except ConfigError as exc:
             print(f"Error: {exc}", file=sys.stderr)
             sys.exit(1)

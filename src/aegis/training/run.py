@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -89,7 +89,8 @@ def _progress_mode(progress: Any) -> str:
     return mode
 
 
-def train(cfg: DictConfig, ctx: RunContext) -> Outcome:
+def train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Outcome:
+    """One run; ``callbacks`` are extra Lightning callbacks (a search's metric reporter)."""
     for pattern in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -142,10 +143,10 @@ def train(cfg: DictConfig, ctx: RunContext) -> Outcome:
     )
     preemption = PreemptionCheckpoint(checkpoint_dir / "last.ckpt")
     timing = StepTiming()
-    callbacks: list[Any] = [checkpointing, preemption, timing]
+    trainer_callbacks: list[Any] = [checkpointing, preemption, timing, *callbacks]
     progress = _progress_mode(cfg.progress)
     if progress == "lines":
-        callbacks.append(EpochLines())
+        trainer_callbacks.append(EpochLines())
 
     trainer = build(
         cfg.trainer,
@@ -153,9 +154,9 @@ def train(cfg: DictConfig, ctx: RunContext) -> Outcome:
         devices=topology.devices,
         num_nodes=topology.num_nodes,
         strategy=topology.strategy,
-        callbacks=callbacks,
+        callbacks=trainer_callbacks,
         logger=tracking.lightning_logger,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *topology.plugins],
         default_root_dir=str(run_dir),
         enable_progress_bar=progress == "bar",
         enable_checkpointing=True,
@@ -200,6 +201,13 @@ def train(cfg: DictConfig, ctx: RunContext) -> Outcome:
     except SIGTERMException:
         record("preempted", metrics=_scalars(trainer.callback_metrics))
         return Outcome(PREEMPTED_EXIT_CODE, summary)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            record("failed", error=f"SystemExit: {exc.code}", metrics=_scalars(trainer.callback_metrics))
+            raise
+        # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.
+        record("stopped", metrics=_scalars(trainer.callback_metrics))
+        raise
     except BaseException as exc:
         record("failed", error=f"{type(exc).__name__}: {exc}", metrics=_scalars(trainer.callback_metrics))
         raise

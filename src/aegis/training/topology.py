@@ -9,7 +9,7 @@ them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ class Topology:
     devices: int
     num_nodes: int
     strategy: Any
+    plugins: tuple = field(default=())
 
 
 def _gang_env() -> tuple[int, int] | None:
@@ -30,6 +31,19 @@ def _gang_env() -> tuple[int, int] | None:
     if "TORCHELASTIC_RUN_ID" not in os.environ or "LOCAL_WORLD_SIZE" not in os.environ:
         return None
     return int(os.environ["LOCAL_WORLD_SIZE"]), int(os.environ["WORLD_SIZE"])
+
+
+def _slurm_gang() -> tuple[int, int] | None:
+    """(tasks on this node, nodes) when SLURM started this process as one of several tasks
+    (``hydra/launcher=submitit_slurm``: one task per device, Lightning's SLURMEnvironment)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
+        return None
+    if os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+        return None
+    per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
+    nodes = int(os.environ.get("SLURM_NNODES", "1") or 1)
+    tasks = int(per_node) if per_node.isdigit() else int(os.environ["SLURM_NTASKS"]) // nodes
+    return tasks, nodes
 
 
 def resolve_topology(strategy_cfg: DictConfig) -> Topology:
@@ -41,7 +55,16 @@ def resolve_topology(strategy_cfg: DictConfig) -> Topology:
     from lightning.pytorch.strategies import DDPStrategy
 
     gang = _gang_env()
-    if gang is None:
+    slurm = _slurm_gang()
+    plugins: tuple = ()
+    if slurm is not None:
+        from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+        devices = strategy_cfg.devices or slurm[0]
+        num_nodes = strategy_cfg.num_nodes or slurm[1]
+        # submitit requeues (SIGUSR2 + max_num_timeout); Lightning's own SIGUSR1 requeue stays off.
+        plugins = (SLURMEnvironment(auto_requeue=False),)
+    elif gang is None:
         devices = strategy_cfg.devices or 1
         num_nodes = strategy_cfg.num_nodes or 1
         if devices * num_nodes > 1:
@@ -63,4 +86,4 @@ def resolve_topology(strategy_cfg: DictConfig) -> Topology:
         find_unused_parameters=strategy_cfg.find_unused_parameters,
         timeout=timedelta(seconds=strategy_cfg.timeout_s),
     )
-    return Topology(devices=devices, num_nodes=num_nodes, strategy=strategy)
+    return Topology(devices=devices, num_nodes=num_nodes, strategy=strategy, plugins=plugins)

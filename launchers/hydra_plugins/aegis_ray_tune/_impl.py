@@ -1,0 +1,179 @@
+"""The sweep itself (private: Hydra's plugin discovery skips ``_`` modules, so the
+imports here cost nothing until a search runs).
+
+Order matters: every check (sweeper keys, search-space expressions, a trial config
+composed at both ends of the space and validated like a single run, the resume state)
+happens before the sweep dir exists or Ray starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, List
+
+from hydra.core.singleton import Singleton
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+from aegis.config.resolvers import register_resolvers
+from aegis.config.validation import validate
+from aegis.errors import AegisError, ConfigError
+from aegis.launch.base import _quote
+from aegis.tune import settings as tune_settings
+from aegis.tune.space import SearchSpace, parse
+
+log = logging.getLogger("aegis.tune")
+
+
+class SearchFailed(AegisError):
+    """A search that crashed more trials than allowed, or produced no result."""
+
+
+def _probe_params(space: SearchSpace) -> list[dict[str, Any]]:
+    """Two points of the space: every dimension's first/lowest and last/highest value."""
+    low = {k: d.sample_value() for k, d in space.dims.items()}
+    high = {}
+    for k, d in space.dims.items():
+        if d.values:
+            high[k] = d.values[-1]
+        else:
+            high[k] = int(d.high) - 1 if d.kind == "randint" else d.high
+    return [low, high]
+
+
+def _check_trials_compose(sweeper: Any, space: SearchSpace, pinned: list[str]) -> None:
+    loader = sweeper.hydra_context.config_loader
+    for params in _probe_params(space):
+        overrides = space.trial_overrides(params) + pinned
+        try:
+            cfg = loader.load_sweep_config(sweeper.config, overrides)
+        except HydraException as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            reason = lines[0].rstrip(".")
+            detail = f" ({lines[-1].rstrip('.')})" if len(lines) > 1 else ""
+            raise ConfigError(f"A trial of this search does not compose: {reason}{detail}.") from None
+        validate(cfg)
+
+
+def _flat_params(params: Any, prefix: str = "") -> dict[str, Any]:
+    """``params`` as dotted keys: YAML writes ``model.lr: ...``, the command line nests."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        params = OmegaConf.to_container(params, resolve=False)
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flat_params(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _entry() -> str:
+    script = sys.argv[0]
+    if script.endswith(".py") and os.path.isfile(script):
+        relative = os.path.relpath(script)
+        return relative if not relative.startswith("..") else os.path.abspath(script)
+    return "train.py"
+
+
+def run_sweep(sweeper: Any, arguments: List[str]) -> Any:
+    """Like ValidateOnStart: a user's mistake is one ``Error:`` sentence and exit 1."""
+    try:
+        return _run_sweep(sweeper, arguments)
+    except AegisError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
+        if type(exc).__name__ != "SearchInterrupted":
+            raise
+        print(f"Interrupted: {exc.unfinished} trials did not finish; Ray Tune saved the search. Continue it with "
+              f"the same command plus run_id={sweeper.config.run_id} hydra.sweeper.resume=true.", file=sys.stderr)
+        sys.exit(130)
+
+
+def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
+    config = sweeper.config
+    register_resolvers()
+    settings = tune_settings.check(sweeper.settings)
+    space = parse(arguments, _flat_params(sweeper.settings.get("params")))
+    if not space.dims:
+        raise ConfigError(
+            "The search has nothing to search: give at least one key a search space, e.g. "
+            "model.lr='tag(log,interval(1e-4,1e-1))' or hydra.sweeper.params.model.lr=..."
+        )
+    if settings.search_alg == "optuna" and any(d.kind == "grid" for d in space.dims.values()):
+        raise ConfigError("hydra.sweeper.search_alg='optuna' cannot search a tag(grid,...) dimension: "
+                          "use choice(...) or search_alg=random.")
+
+    sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+    paths_root = Path(str(config.paths.root)).resolve()
+    pinned = [f"run_id={_quote(str(config.run_id))}", f"paths.root={_quote(str(paths_root))}",
+              f"hydra.sweep.dir={_quote(str(sweep_dir))}"]
+    _check_trials_compose(sweeper, space, pinned)
+
+    from aegis.tune.search import ray_experiment_dir
+
+    experiment = ray_experiment_dir(sweep_dir)
+    if settings.resume and not (experiment / "tuner.pkl").is_file():
+        raise ConfigError(
+            f"hydra.sweeper.resume=true but no search ran in {sweep_dir}: pass the run_id of the search to "
+            "resume (run_id=<id>), or drop hydra.sweeper.resume."
+        )
+    if not settings.resume and experiment.exists():
+        raise ConfigError(
+            f"A search already ran in {sweep_dir}: continue it with hydra.sweeper.resume=true, or start a new "
+            "one with another run_id."
+        )
+
+    # Checked; from here on things are created.
+    from aegis.tune import results
+    from aegis.tune import search
+    from aegis.tune.tracking import finish_parent, mark_stopped, start_parent
+    from aegis.tune.trial import TrialJob
+
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    parent = start_parent(config, sweep_dir, name=f"search-{config.run_id}")
+    job = TrialJob(hydra_context=sweeper.hydra_context, master_config=config, space=space, pinned=pinned,
+                   parent_run_id=parent["run_id"] if parent else None, singleton_state=Singleton.get_state())
+    log.info("Ray Tune search: %d trials of %s, sweep dir %s", settings.num_samples,
+             ", ".join(f"{k}={d.source}" for k, d in space.dims.items()), sweep_dir)
+    trials, budget = search.run(job, settings, sweep_dir, int(config.trainer.max_epochs))
+
+    for trial in sorted(trials, key=lambda t: t.number):
+        value = trial.best(settings.mode)
+        shown = "crashed: " + trial.error if trial.error else f"{settings.metric}={value:.4f}" if value is not None \
+            else "no result"
+        log.info("trial %d (%s) %s  %s", trial.number, trial.trial_id, shown,
+                 " ".join(f"{k}={results.format_value(v)}" for k, v in trial.params.items()))
+    best = results.pick_best(trials, settings.mode)
+    record = None
+    files = []
+    if best is not None:
+        record = results.write_best(sweep_dir, best, space, settings.metric, settings.mode, _entry())
+        files.append(sweep_dir / results.BEST_FILE)
+        log.info("Best trial %d: %s=%.4f with %s", best.number, settings.metric, record["value"],
+                 " ".join(record["overrides"]) or "the defaults")
+        log.info("Reproduce it: %s", record["command"])
+        log.info("Written: %s", sweep_dir / results.BEST_FILE)
+    if settings.plot and any(t.history for t in trials):
+        files.append(results.write_plot(sweep_dir, trials, settings.metric, best))
+        log.info("Written: %s", files[-1])
+    failed = [t for t in trials if t.error]
+    if parent:
+        mark_stopped([t.run_dir for t in trials if t.run_dir])
+    finish_parent(parent, record, files, ok=best is not None and not budget.exceeded)
+    if budget.exceeded:
+        raise SearchFailed(
+            f"{len(budget.failed)} trials crashed, more than hydra.sweeper.max_failures={settings.max_failures}, "
+            f"so the search stopped; the first: {failed[0].error if failed else budget.failed[0]} "
+            f"(its log: {failed[0].run_dir if failed else sweep_dir})."
+        )
+    if best is None:
+        raise SearchFailed(f"No trial reported {settings.metric}: see the trial logs under {sweep_dir}.")
+    return record

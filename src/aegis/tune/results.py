@@ -1,0 +1,115 @@
+"""What a person takes away from a search: the best trial and how to rerun it, and a plot.
+
+``best.yaml`` carries the best trial's metric, its overrides, the exact
+``python train.py ...`` command that reproduces it as a single run, and its whole
+resolved config. ``trials.png`` draws every trial's metric per epoch, so early-stopped
+trials show where ASHA cut them.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from aegis.tune.space import SearchSpace, format_value
+
+BEST_FILE = "best.yaml"
+PLOT_FILE = "trials.png"
+# Overrides that belong to the search, not to the run it found (run_id names the search).
+SEARCH_ONLY_KEYS = ("launcher", "run_id")
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    number: int
+    params: dict[str, Any]
+    history: list[tuple[int, float]] = field(default_factory=list)  # (epoch, metric)
+    error: Optional[str] = None
+    run_dir: Optional[Path] = None
+
+    def best(self, mode: str) -> Optional[float]:
+        values = [v for _, v in self.history if not math.isnan(v)]
+        if not values:
+            return None
+        return max(values) if mode == "max" else min(values)
+
+
+def reproduce_overrides(space: SearchSpace, params: dict[str, Any]) -> list[str]:
+    def key(line: str) -> str:
+        return line.split("=", 1)[0].lstrip("+~")
+
+    fixed = [o for o in space.fixed if key(o) not in SEARCH_ONLY_KEYS]
+    return fixed + [f"{k}={format_value(params[k])}" for k in space.dims if k in params]
+
+
+def reproduce_command(overrides: Sequence[str], entry: str = "train.py") -> str:
+    return " ".join(["python", entry, *(shlex.quote(o) for o in overrides)])
+
+
+def pick_best(trials: Sequence[TrialRecord], mode: str) -> Optional[TrialRecord]:
+    scored = [(t.best(mode), t) for t in trials if t.best(mode) is not None]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda pair: pair[0])[1]
+
+
+def write_best(sweep_dir: Path, best: TrialRecord, space: SearchSpace, metric: str, mode: str,
+               entry: str = "train.py") -> dict[str, Any]:
+    overrides = reproduce_overrides(space, best.params)
+    config = None
+    if best.run_dir and (best.run_dir / "config.yaml").is_file():
+        config = yaml.safe_load((best.run_dir / "config.yaml").read_text())
+    record = {
+        "metric": metric,
+        "mode": mode,
+        "value": best.best(mode),
+        "trial_id": best.trial_id,
+        "trial_number": best.number,
+        "run_dir": str(best.run_dir) if best.run_dir else None,
+        "params": {k: _plain(v) for k, v in best.params.items()},
+        "overrides": overrides,
+        "command": reproduce_command(overrides, entry),
+        "config": config,
+    }
+    (sweep_dir / BEST_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
+    return record
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_plot(sweep_dir: Path, trials: Sequence[TrialRecord], metric: str, best: Optional[TrialRecord]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for trial in sorted(trials, key=lambda t: t.number):
+        if not trial.history:
+            continue
+        epochs, values = zip(*trial.history)
+        is_best = best is not None and trial.trial_id == best.trial_id
+        ax.plot(epochs, values, marker="o", markersize=3, linewidth=2.5 if is_best else 1.0,
+                label=f"trial {trial.number}" + (" (best)" if is_best else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per epoch, {len(trials)} trials")
+    ax.grid(alpha=0.3)
+    if len(trials) <= 20:
+        ax.legend(fontsize="small")
+    path = sweep_dir / PLOT_FILE
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

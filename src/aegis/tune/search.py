@@ -1,0 +1,195 @@
+"""Run a search on Ray Tune: connect or start Ray, build the Tuner, collect the trials.
+
+Ray's experiment state lives in ``<sweep dir>/ray`` (an absolute storage path, as Ray
+Tune 2.60 requires), beside the trials' run dirs, so ``Tuner.restore`` can continue an
+interrupted search from there without redoing finished trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any, Optional
+
+from aegis.tune.results import TrialRecord
+from aegis.tune.settings import Settings
+from aegis.tune.trial import TrialJob, run_trial, trial_number
+
+log = logging.getLogger("aegis.tune")
+
+RAY_DIR = "ray"
+
+
+def ray_experiment_dir(sweep_dir: Path) -> Path:
+    return sweep_dir / RAY_DIR
+
+
+class FailureBudget:
+    """Counts crashed trials; past ``max_failures`` it stops the whole search.
+
+    Ray's own ``FailureConfig.max_failures`` retries one trial; a search wants to go on
+    past a bad point in the space, up to a budget across all trials.
+    """
+
+    def __init__(self, max_failures: int) -> None:
+        from ray.tune import Callback, Stopper
+
+        budget = self
+
+        class _Count(Callback):
+            def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+                budget.failed.append(trial.trial_id)
+                log.warning("Trial %s crashed (%d of %d tolerated): %s", trial.trial_id, len(budget.failed),
+                            budget.max_failures, trial.local_path)
+
+        class _Stop(Stopper):
+            def __call__(self, trial_id: str, result: dict) -> bool:
+                return False
+
+            def stop_all(self) -> bool:
+                return budget.exceeded
+
+        self.max_failures = max_failures
+        self.failed: list[str] = []
+        self.callback = _Count()
+        self.stopper = _Stop()
+
+    @property
+    def exceeded(self) -> bool:
+        return len(self.failed) > self.max_failures
+
+
+def _result_loggers() -> list[Any]:
+    """result.json and progress.csv per trial: what ``metrics_dataframe`` (and the plot) read."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
+def _scheduler(s: Settings, max_epochs: int) -> Any:
+    if s.scheduler == "fifo":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    # ASHA stops a trial at its report with training_iteration >= max_t. One past the last
+    # epoch by default, so a trial that survives every rung ends on its own (fit, test,
+    # summary) rather than being stopped at its final report.
+    return ASHAScheduler(time_attr="training_iteration", max_t=s.max_t or max_epochs + 1,
+                         grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+
+
+def _search_alg(s: Settings) -> Any:
+    if s.search_alg == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(seed=s.seed)
+    from ray.tune.search import BasicVariantGenerator
+
+    # Given here: Ray Tune applies max_concurrent_trials only to a generator it makes itself.
+    return BasicVariantGenerator(random_state=s.seed, max_concurrent=s.max_concurrent_trials or 0)
+
+
+def start_ray(s: Settings) -> None:
+    import ray
+
+    env = {"RAY_CHDIR_TO_TRIAL_DIR": "0"}  # trials resolve paths as the driver does
+    if s.address is None:
+        os.environ.update(env)  # the local Ray's workers inherit this process's environment
+        ray.init(num_cpus=s.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True)
+    else:
+        ray.init(address=s.address, runtime_env={"env_vars": env}, log_to_driver=True)
+
+
+def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[list[TrialRecord], FailureBudget]:
+    import ray
+    from ray import tune
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard files nobody asked for
+    budget = FailureBudget(s.max_failures)
+    start_ray(s)
+    try:
+        trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), {"cpu": s.cpu, "gpu": s.gpu})
+        experiment = ray_experiment_dir(sweep_dir)
+        if s.resume:
+            tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+        else:
+            reporter = tune.CLIReporter(metric_columns=[s.metric, "epoch"], parameter_columns=list(job.space.dims),
+                                        max_report_frequency=15, sort_by_metric=True)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=job.space.to_ray(),
+                tune_config=tune.TuneConfig(
+                    metric=s.metric, mode=s.mode, num_samples=s.num_samples, scheduler=_scheduler(s, max_epochs),
+                    search_alg=_search_alg(s), max_concurrent_trials=s.max_concurrent_trials,
+                    reuse_actors=True,  # a worker imports torch once, not once per trial
+                ),
+                run_config=tune.RunConfig(
+                    name=RAY_DIR, storage_path=str(sweep_dir), stop=budget.stopper, callbacks=[budget.callback, *_result_loggers()],
+                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                    progress_reporter=reporter, verbose=1,
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        previous = signal.signal(signal.SIGTERM, _as_sigint)
+        try:
+            grid = tuner.fit()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        unfinished = 0 if budget.exceeded else _unfinished(grid)
+        if unfinished:
+            raise SearchInterrupted(unfinished)
+        return _records(grid, s.metric, sweep_dir), budget
+    finally:
+        ray.shutdown()
+
+
+class SearchInterrupted(Exception):
+    """Ray Tune saved its state and returned before every trial ended (Ctrl+C, SIGTERM)."""
+
+    def __init__(self, unfinished: int) -> None:
+        super().__init__(unfinished)
+        self.unfinished = unfinished
+
+
+def _as_sigint(signum: int, frame: Any) -> None:
+    """SIGTERM (a preempted driver pod, scancel) takes Tune's Ctrl+C path: save state, return."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _unfinished(grid: Any) -> int:
+    """Trials that neither ended (``done``: finished, or stopped by the scheduler) nor crashed.
+
+    After Ctrl+C Ray Tune marks every trial TERMINATED in memory (it saved their real
+    state to disk first), so the status cannot tell; the last result's ``done`` can.
+    """
+    return sum(1 for result in grid if result.error is None and not (result.metrics or {}).get("done"))
+
+
+def _trial_id_from_path(path: str) -> str:
+    """Ray's trial dirs are named ``<trainable>_<experiment hash>_<index>_<params>_<time>``."""
+    found = re.search(r"_([0-9a-f]{5}_\d{5})(?:_|$)", Path(path).name)
+    return found.group(1) if found else Path(path).name
+
+
+def _records(grid: Any, metric: str, sweep_dir: Path) -> list[TrialRecord]:
+    records = []
+    for result in grid:
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id") or _trial_id_from_path(result.path)
+        history: list[tuple[int, float]] = []
+        frame: Optional[Any] = result.metrics_dataframe
+        if frame is not None and metric in frame.columns:
+            epochs = frame["epoch"] if "epoch" in frame.columns else frame["training_iteration"]
+            history = [(int(e), float(v)) for e, v in zip(epochs, frame[metric]) if v == v]
+        number = trial_number(trial_id)
+        records.append(TrialRecord(
+            trial_id=trial_id, number=number, params=dict(result.config or {}), history=history,
+            error=f"{type(result.error).__name__}: {result.error}".splitlines()[0] if result.error else None,
+            run_dir=sweep_dir / str(number),
+        ))
+    return records

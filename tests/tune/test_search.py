@@ -1,0 +1,147 @@
+"""Real searches on a local Ray (marker ``ray``): trials train the smoke config in Ray workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO, TRAIN, run_train, summary
+
+pytestmark = [pytest.mark.ray]
+pytest.importorskip("ray")
+
+SMALL = ["launcher=ray-tune", "trainer=smoke", "hydra.sweeper.num_cpus=2", "hydra.sweeper.seed=0"]
+
+
+def sweep_dir(root: Path, run_id: str) -> Path:
+    return root / "train" / "multiruns" / run_id
+
+
+def trial_dirs(sweep: Path) -> list[Path]:
+    return sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def test_asha_search_writes_best_yaml_and_plot_tracks_children_and_reproduces(tmp_path):
+    proc = run_train(
+        [*SMALL, "run_id=hpo", "trainer.max_epochs=4", "model.lr=tag(log,interval(1e-4,3e-2))",
+         "model.hidden_dims=choice([64],[128,64])", "hydra.sweeper.num_samples=4",
+         "hydra.sweeper.scheduler.name=asha", "hydra.sweeper.max_concurrent_trials=2"],
+        tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = sweep_dir(tmp_path, "hpo")
+    trials = trial_dirs(sweep)
+    assert [t.name for t in trials] == ["0", "1", "2", "3"]
+    for trial in trials:
+        assert (trial / ".hydra" / "overrides.yaml").is_file() and (trial / "checkpoints" / "last.ckpt").is_file()
+    assert (sweep / "ray").is_dir() and (sweep / "trials.png").stat().st_size > 10_000
+
+    best = yaml.safe_load((sweep / "best.yaml").read_text())
+    assert best["metric"] == "val/acc" and best["mode"] == "max" and 0.1 < best["value"] <= 1.0
+    values = [summary(t)["checkpoints"]["best_score"] for t in trials if (t / "summary.json").is_file()]
+    assert values and best["value"] >= max(values) - 1e-6  # trials ASHA stopped have no summary
+    assert best["config"]["model"]["lr"] == best["params"]["model.lr"]
+    assert "launcher=ray-tune" not in best["command"] and "run_id" not in best["command"]
+    assert f"Reproduce it: {best['command']}" in proc.stderr + proc.stdout
+
+    # MLflow: one parent run for the search, every trial a child of it.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("aegis.kind") == "search"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 4
+    status = {r.data.tags.get("aegis.run_id"): r.info.status for r in children}
+    for trial in trials:  # a trial ASHA stopped is KILLED in MLflow, not FAILED
+        expected = "KILLED" if summary(trial)["status"] == "stopped" else "FINISHED"
+        assert status[f"hpo-{trial.name}"] == expected
+    assert parents[0].data.metrics["best/val/acc"] == pytest.approx(best["value"])
+
+    # The printed command reruns the best trial as a single run with the same result.
+    argv = shlex.split(best["command"])
+    assert argv[:2] == ["python", "train.py"]
+    rerun_root = tmp_path / "rerun"
+    again = run_train([*argv[2:], "logger=csv"], rerun_root, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    (rerun_dir,) = [p.parent for p in rerun_root.rglob("summary.json")]
+    assert summary(rerun_dir)["checkpoints"]["best_score"] == pytest.approx(best["value"], abs=0.02)
+
+
+def test_a_crashing_trial_is_reported_and_the_search_goes_on(tmp_path):
+    # trainer.max_time=bogus passes the config checks but makes Lightning's Trainer raise.
+    args = [*SMALL, "logger=csv", "run_id=crash", "trainer.max_time=tag(grid,choice('00:00:10:00',bogus))",
+            "hydra.sweeper.num_samples=1", "hydra.sweeper.max_concurrent_trials=1"]
+    proc = run_train([*args, "hydra.sweeper.max_failures=1"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = sweep_dir(tmp_path, "crash")
+    assert "crashed" in proc.stderr + proc.stdout
+    best = yaml.safe_load((sweep / "best.yaml").read_text())
+    assert best["params"]["trainer.max_time"] == "00:00:10:00"
+    completed = [t for t in trial_dirs(sweep) if (t / "summary.json").is_file()]
+    assert len(completed) == 1 and summary(completed[0])["status"] == "completed"
+
+    over_budget = run_train([*args, "run_id=crash0"], tmp_path, timeout=600)
+    assert over_budget.returncode == 1
+    assert "more than hydra.sweeper.max_failures=0" in over_budget.stderr
+
+
+def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
+    args = [*SMALL, "logger=csv", "run_id=res", "trainer.max_epochs=40", "model.lr=choice(0.01,0.003,0.001)",
+            "hydra.sweeper.num_samples=3", "hydra.sweeper.max_concurrent_trials=1"]
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    driver = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sweep = sweep_dir(tmp_path, "res")
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and driver.poll() is None:
+            # One trial at a time: trial 1's run dir exists once Ray has recorded trial 0 as
+            # finished and started the next one (a summary.json alone can precede that).
+            if (sweep / "1" / ".hydra").is_dir():
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be interrupted"
+        driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, out[-3000:]
+    assert "hydra.sweeper.resume=true" in out
+    finished = {t.name: summary(t)["started_at"] for t in trial_dirs(sweep)
+                if (t / "summary.json").is_file() and summary(t)["status"] == "completed"}
+    assert finished and not (sweep / "best.yaml").exists()
+
+    resumed = run_train([*args, "hydra.sweeper.resume=true"], tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = trial_dirs(sweep)
+    assert len(trials) == 3
+    for trial in trials:
+        assert summary(trial)["status"] == "completed"
+    for name, started in finished.items():  # not redone
+        assert summary(sweep / name)["started_at"] == started
+    assert (sweep / "best.yaml").is_file()
+    assert json.loads((sweep / "0" / "summary.json").read_text())["epochs_completed"] == 40
+
+
+def test_optuna_search_alg_runs_through_ray_tunes_optuna_searcher(tmp_path):
+    pytest.importorskip("optuna")
+    proc = run_train([*SMALL, "logger=csv", "run_id=opt", "model.lr=tag(log,interval(1e-3,1e-1))",
+                      "model.dropout=interval(0,0.3)", "hydra.sweeper.search_alg=optuna",
+                      "hydra.sweeper.num_samples=2", "hydra.sweeper.max_concurrent_trials=2"], tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = yaml.safe_load((sweep_dir(tmp_path, "opt") / "best.yaml").read_text())
+    assert 1e-3 <= best["params"]["model.lr"] <= 1e-1 and 0 <= best["params"]["model.dropout"] <= 0.3
+    assert len(trial_dirs(sweep_dir(tmp_path, "opt"))) == 2
