@@ -6,6 +6,7 @@
 #   docker/build.sh --offline            # no registry, no outside index (see below)
 #   docker/build.sh --tag registry.example.com/team/aegis-training:0.1.0
 #   docker/build.sh --cuda               # CUDA base + CUDA torch wheels
+#   docker/build.sh --extras tune        # add optional dependencies (Ray Tune, for KubeRay workers)
 #
 # --offline makes what a registry would have given: a Debian bookworm base image from
 # debootstrap (python3 + venv, imported as aegis-base:bookworm), and every wheel the image
@@ -23,17 +24,19 @@ engine="${AEGIS_CONTAINER_ENGINE:-}"
 base_offline="aegis-base:bookworm"
 torch_spec="${TORCH_SPEC:-torch==2.13.0}"
 extra=()
+extras=""
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) offline=1 ;;
     --cuda) cuda=1 ;;
     --tag) tag="$2"; shift ;;
+    --extras) extras="$2"; shift ;;
     --engine) engine="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
-    *) echo "docker/build.sh: unknown option '$1' (expected --offline, --cuda, --tag NAME, --engine docker|podman)" >&2; exit 2 ;;
+    *) echo "docker/build.sh: unknown option '$1' (expected --offline, --cuda, --tag NAME, --extras LIST, --engine docker|podman)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -54,7 +57,7 @@ fi
 
 image_exists() { "${cmd[@]}" image inspect "$1" >/dev/null 2>&1; }
 
-build_args=(--build-arg "TORCH_SPEC=$torch_spec")
+build_args=(--build-arg "TORCH_SPEC=$torch_spec" --build-arg "EXTRAS=$extras")
 if [ "$cuda" = 1 ]; then
   build_args+=(--build-arg "BASE_IMAGE=${CUDA_BASE_IMAGE:-nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04}"
                --build-arg "TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126")
@@ -71,7 +74,7 @@ if [ "$offline" = 1 ]; then
     rm -rf "$rootfs"
   fi
   echo "==> downloading wheels into docker/wheels"
-  python3 -c "import tomllib; print('\n'.join(tomllib.load(open('$repo/pyproject.toml', 'rb'))['project']['dependencies']))" \
+  EXTRAS="$extras" python3 -c "import os, tomllib; p = tomllib.load(open('$repo/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split(',') if e for d in p['optional-dependencies'][e]]))" \
     > "$here/wheels/requirements.txt"
   # `pip wheel`, not `pip download`: a few dependencies ship only as sdists, and the
   # offline build must not need build tools. The host must match the image's Python
