@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
+
+from omegaconf import DictConfig
 
 from aegis.k8s.manifests import Plan
-from aegis.launch.base import Launcher
+from aegis.launch.base import Launcher, RunContext
 
 log = logging.getLogger("aegis.k8s")
 
@@ -25,6 +27,16 @@ class Submitted:
 
 
 class KubernetesLauncher(Launcher[Plan, Submitted]):
+    """Subclasses name their object's renderer and validator; rendering always validates."""
+
+    render_manifest: Callable[[DictConfig, RunContext], Plan]
+    validate_manifest: Callable[[dict], None]
+
+    def render(self, cfg: DictConfig, ctx: RunContext) -> Plan:
+        plan = type(self).render_manifest(cfg, ctx)
+        type(self).validate_manifest(plan.manifest)
+        return plan
+
     def write(self, plan: Plan) -> None:
         """Keep the exact manifest beside the run's outputs, dry run or not."""
         plan.run_dir.mkdir(parents=True, exist_ok=True)
