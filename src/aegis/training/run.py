@@ -90,6 +90,24 @@ def _progress_mode(progress: Any) -> str:
 
 
 def train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Outcome:
+    try:
+        return _train(cfg, ctx, callbacks)
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Tear the gang's process group down while the interpreter still runs: left to
+    interpreter shutdown, gloo's threads can abort a rank that finished its work
+    ('terminate called without an active exception', SIGABRT), and torchrun's agents
+    then report the whole gang failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Outcome:
     """One run; ``callbacks`` are extra Lightning callbacks (a search's metric reporter)."""
     for pattern in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
