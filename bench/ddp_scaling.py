@@ -22,8 +22,9 @@ REPEATS = 2
 SAMPLES_PER_PROCESS = 40000
 # Per-process batch sizes. On CPU, Lightning's fixed per-step cost (~3 ms of hooks and
 # logging here) and gloo's allreduce (~1.7 ms for this model) weigh against the compute
-# of a small batch, so scaling is reported for a small and a larger batch.
-BATCHES = (128, 512)
+# of a small batch, so scaling is reported for a small and a larger batch
+# (BENCH_BATCHES=512 for one).
+BATCHES = tuple(int(b) for b in os.environ.get('BENCH_BATCHES', '128,512').split(','))
 COMMON = [
     "data=synthetic", "data.val_fraction=0.02", "data.test_fraction=0.02",
     "model.hidden_dims=[512,256]", "trainer.max_epochs=3", "trainer.accelerator=cpu",
