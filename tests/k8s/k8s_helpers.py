@@ -39,7 +39,7 @@ def context_for(cfg, overrides, run_dir: Path):
 
 
 def run_train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """``python train.py args`` in a subprocess, importing this worktree's code."""
+    """``python train.py args`` in a subprocess, importing this checkout's code (src/ first on the path)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
