@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 
+# Keys ``hydra.utils.instantiate`` consumes itself; they are not arguments of the target.
+HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
+
+
 @dataclass(frozen=True)
 class StaticSignature:
     parameters: tuple[str, ...]

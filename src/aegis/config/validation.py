@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from aegis.config.schema import TrainConfig
-from aegis.config.signature import static_signature
+from aegis.config.signature import HYDRA_KEYS, static_signature
 from aegis.errors import ConfigError
 
 RESUME_KEYWORDS = ("auto", "never")
@@ -108,9 +108,6 @@ def _cross_checks(cfg: DictConfig) -> None:
             )
 
 
-_HYDRA_KEYS = {"_target_", "_recursive_", "_convert_", "_partial_", "_args_"}
-
-
 def _check_arguments(cfg: DictConfig) -> None:
     """Keys of ``data``/``model`` against their class's ``__init__``, read from source."""
     for key in ("data", "model"):
@@ -119,7 +116,7 @@ def _check_arguments(cfg: DictConfig) -> None:
         signature = static_signature(target) if target else None
         if signature is None:
             continue
-        given = [k for k in node.keys() if k not in _HYDRA_KEYS]
+        given = [k for k in node.keys() if k not in HYDRA_KEYS]
         unknown = [k for k in given if k not in signature.parameters]
         if unknown:
             raise ConfigError(

@@ -13,9 +13,8 @@ from typing import Any
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from aegis.config.signature import HYDRA_KEYS
 from aegis.errors import ConfigError
-
-_HYDRA_KEYS = ("_target_", "_recursive_", "_convert_", "_partial_", "_args_")
 
 
 def check_signature(node: DictConfig, key: str) -> None:
@@ -26,7 +25,7 @@ def check_signature(node: DictConfig, key: str) -> None:
         target = get_object(target_path)
     except Exception as exc:
         raise ConfigError(f"{key}._target_={target_path} cannot be imported: {exc}.") from None
-    kwargs = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in _HYDRA_KEYS}
+    kwargs = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k not in HYDRA_KEYS}
     signature = inspect.signature(target)
     try:
         signature.bind(**kwargs)

@@ -52,6 +52,16 @@ def resolve_tracking_uri(logger_cfg: DictConfig, paths_root: Path) -> str:
     return logger_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(paths_root)
 
 
+def embedded_artifact_location(uri: str, paths_root: Path) -> Optional[str]:
+    """Artifacts of the embedded SQLite store live beside it under paths.root (MLflow would
+    otherwise put them in ./mlruns of whatever the working directory is); a server
+    decides for itself (None)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    paths_root.mkdir(parents=True, exist_ok=True)
+    return (paths_root / "mlartifacts").resolve().as_uri()
+
+
 @dataclass
 class Tracking:
     kind: str
@@ -146,10 +156,6 @@ def build_tracking(
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = resolve_tracking_uri(cfg.logger, paths_root)
-    artifact_location = None
-    if uri.startswith("sqlite:"):
-        paths_root.mkdir(parents=True, exist_ok=True)
-        artifact_location = (paths_root / "mlartifacts").resolve().as_uri()
     previous = read_json(run_dir / TRACKING_FILE) if continuing else None
     previous_run = previous.get("run_id") if previous and previous.get("tracking_uri") == uri else None
     tags = {"aegis.run_id": run_id, **{str(k): str(v) for k, v in (cfg.logger.get("tags") or {}).items()}}
@@ -158,7 +164,7 @@ def build_tracking(
         run_name=cfg.logger.get("run_name") or run_id,
         tracking_uri=uri,
         tags=tags if previous_run is None else None,
-        artifact_location=artifact_location,
+        artifact_location=embedded_artifact_location(uri, paths_root),
         run_id=previous_run,
     )
     return Tracking(kind, run_dir, logger, uri, cfg.logger.experiment_name, continued_run=previous_run is not None)

@@ -9,7 +9,6 @@ also lets the driver alone create the experiment and migrate a fresh SQLite stor
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Optional
@@ -24,30 +23,28 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
         return None
     from mlflow.tracking import MlflowClient
 
-    from aegis.training.tracking import resolve_tracking_uri
+    from aegis.training.files import read_json, write_json
+    from aegis.training.tracking import embedded_artifact_location, resolve_tracking_uri
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     paths_root = Path(cfg.paths.root).resolve()
     uri = resolve_tracking_uri(cfg.logger, paths_root)
     record_path = sweep_dir / PARENT_FILE
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record.get("tracking_uri") == uri:
-            return record
+    record = read_json(record_path)
+    if record and record.get("tracking_uri") == uri:
+        return record
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
     if experiment is None:
-        location = None
-        if uri.startswith("sqlite:"):
-            paths_root.mkdir(parents=True, exist_ok=True)
-            location = (paths_root / "mlartifacts").resolve().as_uri()
-        experiment_id = client.create_experiment(cfg.logger.experiment_name, artifact_location=location)
+        experiment_id = client.create_experiment(
+            cfg.logger.experiment_name, artifact_location=embedded_artifact_location(uri, paths_root)
+        )
     else:
         experiment_id = experiment.experiment_id
     run = client.create_run(experiment_id, run_name=name, tags={"aegis.sweep_dir": str(sweep_dir),
                                                                 "aegis.kind": "search"})
     record = {"tracking_uri": uri, "experiment_id": experiment_id, "run_id": run.info.run_id}
-    record_path.write_text(json.dumps(record, indent=2))
+    write_json(record_path, record)
     return record
 
 
