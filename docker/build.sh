@@ -74,8 +74,7 @@ if [ "$offline" = 1 ]; then
     rm -rf "$rootfs"
   fi
   echo "==> downloading wheels into docker/wheels"
-  EXTRAS="$extras" python3 -c "import os, tomllib; p = tomllib.load(open('$repo/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split(',') if e for d in p['optional-dependencies'][e]]))" \
-    > "$here/wheels/requirements.txt"
+  EXTRAS="$extras" python3 "$here/requirements.py" "$repo/pyproject.toml" > "$here/wheels/requirements.txt"
   # `pip wheel`, not `pip download`: a few dependencies ship only as sdists, and the
   # offline build must not need build tools. The host must match the image's Python
   # (3.11, Linux, same architecture), as it does on the machines this is written for.
