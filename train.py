@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from aegis.cli import check_overrides, prepare, run
+from aegis.config.compose_once import compose_once
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -20,4 +21,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     check_overrides(sys.argv[1:])
     prepare()
-    main()
+    with compose_once():
+        main()

@@ -6,6 +6,8 @@
   the next batch boundary, on every rank) save ``last.ckpt`` so the rescheduled run
   resumes where this one stopped.
 - ``EpochLines``: one plain log line per epoch where a progress bar would be noise.
+- ``EndStartupGCPause``: the garbage collector, paused for the start-up, is back on
+  when training starts (after data setup and the sanity check).
 - ``StepTiming``: when the first training step started and how fast steps ran, for
   ``summary.json`` and the benchmarks.
 """
@@ -22,6 +24,8 @@ import lightning.pytorch as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from aegis.training.startup_gc import StartupGCPause
 
 log = logging.getLogger("aegis.training")
 
@@ -97,6 +101,14 @@ class EpochLines(L.Callback):
         )
         elapsed = time.perf_counter() - self._started
         log.info("epoch %d/%d %s (%.1fs)", trainer.current_epoch + 1, trainer.max_epochs, shown, elapsed)
+
+
+class EndStartupGCPause(L.Callback):
+    def __init__(self, startup: StartupGCPause) -> None:
+        self.startup = startup
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.startup.end()
 
 
 class StepTiming(L.Callback):

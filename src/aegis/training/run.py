@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import RunContext
 from aegis.training.files import write_json
+from aegis.training.startup_gc import StartupGCPause
 
 log = logging.getLogger("aegis.training")
 
@@ -91,7 +92,8 @@ def _progress_mode(progress: Any) -> str:
 
 def train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Outcome:
     try:
-        return _train(cfg, ctx, callbacks)
+        with StartupGCPause() as startup:
+            return _train(cfg, ctx, startup, callbacks)
     finally:
         _leave_process_group()
 
@@ -107,8 +109,9 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Outcome:
-    """One run; ``callbacks`` are extra Lightning callbacks (a search's metric reporter)."""
+def _train(cfg: DictConfig, ctx: RunContext, startup: StartupGCPause, callbacks: Sequence[Any] = ()) -> Outcome:
+    """One run; ``callbacks`` are extra Lightning callbacks (a search's metric reporter).
+    Imports, building and fit's set-up run with the collector paused until training starts."""
     for pattern in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -116,7 +119,8 @@ def _train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> O
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from aegis.training.callbacks import AtomicCheckpointIO, EpochLines, PreemptionCheckpoint, StepTiming
+    from aegis.training.callbacks import (AtomicCheckpointIO, EndStartupGCPause, EpochLines, PreemptionCheckpoint,
+                                          StepTiming)
     from aegis.training.components import build, check_signature
     from aegis.training.topology import resolve_topology
     from aegis.training.tracking import build_tracking
@@ -161,7 +165,7 @@ def _train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> O
     )
     preemption = PreemptionCheckpoint(checkpoint_dir / "last.ckpt")
     timing = StepTiming()
-    trainer_callbacks: list[Any] = [checkpointing, preemption, timing, *callbacks]
+    trainer_callbacks: list[Any] = [EndStartupGCPause(startup), checkpointing, preemption, timing, *callbacks]
     progress = _progress_mode(cfg.progress)
     if progress == "lines":
         trainer_callbacks.append(EpochLines())
