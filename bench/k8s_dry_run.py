@@ -29,9 +29,10 @@ prepare()
 with initialize_config_dir(config_dir={str(ROOT / 'conf')!r}, version_base="1.3"):
     cfg = compose("train", overrides={OVERRIDES!r}, return_hydra_config=True)
 """
-# The same config through an empty @hydra.main app: what every `python train.py` pays
-# before a launcher runs (Hydra composes twice, once to learn the run mode, then sets up
-# logging and the run dir). Shows how much of the ratio is Hydra's and how much Aegis's.
+# The same config through an empty @hydra.main app: what a plain Hydra app pays before
+# its task runs (Hydra composes twice, once to learn the run mode, then sets up logging
+# and the run dir; train.py composes once, see aegis.config.compose_once). Shows how much
+# of the ratio is Hydra's and how much Aegis's.
 FLOOR = f"""
 import hydra
 from aegis.cli import prepare
