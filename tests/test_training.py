@@ -88,7 +88,7 @@ def test_resume_never_starts_over_and_an_explicit_checkpoint_is_used(train_run, 
 def test_checkpoint_writes_are_atomic(tmp_path):
     import torch
 
-    from aegis.training.callbacks import AtomicCheckpointIO
+    from aegis.training.checkpoints import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     target = tmp_path / "last.ckpt"

@@ -252,9 +252,15 @@ class PathsConfig:
 
 @dataclass
 class CheckpointConfig:
+    """``monitor``/``mode``/``save_top_k`` choose the best checkpoints; ``last.ckpt`` is
+    written at every epoch end regardless, and also every ``every_n_steps`` optimizer
+    steps or ``every_minutes`` when set (for long epochs: they bound what a kill loses)."""
+
     monitor: str = field(default="val/acc", metadata=meta(c.non_empty()))
     mode: Mode = Mode.max
     save_top_k: int = field(default=1, metadata=meta(c.at_least(-1)))
+    every_n_steps: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
+    every_minutes: Optional[float] = field(default=None, metadata=meta(c.greater_than(0)))
 
 
 @dataclass

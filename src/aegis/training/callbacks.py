@@ -1,7 +1,14 @@
 """Lightning pieces Aegis adds to every Trainer.
 
-- ``AtomicCheckpointIO``: a checkpoint file is complete or absent, never half written,
-  so a process killed mid-save leaves the previous ``last.ckpt`` loadable.
+- ``LastCheckpoint``: ``last.ckpt`` on its own schedule (every epoch end, and every
+  ``checkpoint.every_n_steps`` / ``checkpoint.every_minutes``), whatever the monitored
+  metric does, so a kill -9 loses at most the work since the last save. (Lightning's
+  ``save_last`` follows the top-k saves: with a monitor it lagged the run by 17 epochs.)
+- ``FiniteLossGuard``: a loss that became NaN/inf stops the run as failed, before a
+  checkpoint of broken weights replaces a good one.
+- ``MetricsSnapshot``: the last epoch's metrics as plain floats, for the record of a run
+  that fails (reading ``trainer.callback_metrics`` then would sync with ranks that may
+  be dead).
 - ``PreemptionCheckpoint``: on SIGTERM (Lightning turns it into ``SIGTERMException`` at
   the next batch boundary, on every rank) save ``last.ckpt`` so the rescheduled run
   resumes where this one stopped.
@@ -15,14 +22,14 @@
 from __future__ import annotations
 
 import logging
-import os
+import math
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from aegis.training.startup_gc import StartupGCPause
@@ -30,30 +37,124 @@ from aegis.training.startup_gc import StartupGCPause
 log = logging.getLogger("aegis.training")
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
-        target = Path(path)
-        if "://" in str(path):  # remote filesystems have their own semantics
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(target.parent)
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the message says when and what to try."""
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class FiniteLossGuard(L.Callback):
+    """Stops training when the loss is no longer finite.
+
+    The per-step flag stays on the device and is read (one host sync) only every
+    ``check_every_n_steps`` steps, before any checkpoint is saved and at each epoch end;
+    ranks agree on the outcome, so a gang stops together.
+    """
+
+    def __init__(self, check_every_n_steps: int) -> None:
+        self.check_every_n_steps = max(1, check_every_n_steps)
+        self._bad: Optional[torch.Tensor] = None
+        self._clean_through = 0  # the last global step known to be finite
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._clean_through = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        bad = ~torch.isfinite(loss.detach()).all()
+        self._bad = bad if self._bad is None else self._bad | bad
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: L.Trainer) -> None:
+        bad = bool(self._bad.item()) if self._bad is not None else False
+        bad = bool(trainer.strategy.reduce_boolean_decision(bad, all=False))
+        if not bad:
+            self._bad = None
+            self._clean_through = trainer.global_step
+            return
+        raise NonFiniteLoss(
+            f"the training loss became NaN or infinite between steps {self._clean_through} and "
+            f"{trainer.global_step} (epoch {trainer.current_epoch}): lower model.lr, set "
+            "trainer.gradient_clip_val, or check the data for non-finite values"
+        )
+
+
+class LastCheckpoint(Checkpoint):
+    """``last.ckpt`` at every epoch end, every ``every_n_steps`` optimizer steps and every
+    ``every_minutes``, and once more at the end of training if steps ran since.
+
+    A ``Checkpoint`` so that Lightning runs it after ``ModelCheckpoint`` (whose best-k state
+    it then carries) and before a search's reporter. The time trigger is rank 0's clock,
+    broadcast: every rank of a gang must enter a save together.
+    """
+
+    def __init__(self, path: Path, every_n_steps: Optional[int] = None, every_minutes: Optional[float] = None,
+                 guard: Optional[FiniteLossGuard] = None) -> None:
+        self.path = path
+        self.every_n_steps = every_n_steps
+        self.every_s = every_minutes * 60 if every_minutes else None
+        self.guard = guard
+        self.saved_step: Optional[int] = None
+        self._saved_at = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saved_at = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if step == self.saved_step:
+            return
+        due = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        if self.every_s is not None:
+            elapsed = trainer.strategy.broadcast(time.monotonic() - self._saved_at, src=0)
+            due = due or elapsed >= self.every_s
+        if due:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)  # even at a step already saved: the epoch is now complete
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self.saved_step:
+            self.save(trainer)  # stopped mid-epoch (max_time, max_steps)
+
+    def save(self, trainer: L.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        if self.guard is not None:
+            self.guard.check(trainer)
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step
+        self._saved_at = time.monotonic()
+
+
+class MetricsSnapshot(L.Callback):
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+
+    def _take(self, trainer: L.Trainer) -> None:
+        for name, value in trainer.callback_metrics.items():
+            try:
+                self.metrics[name] = float(value)
+            except (TypeError, ValueError):
+                continue
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._take(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._take(trainer)
+
+    def scalars(self) -> dict[str, float]:
+        return {name: round(value, 6) for name, value in sorted(self.metrics.items())
+                if not name.endswith(("_step", "_epoch")) and math.isfinite(value)}
 
 
 class PreemptionCheckpoint(L.Callback):

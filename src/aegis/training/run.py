@@ -7,25 +7,28 @@ process's: 0 when done, 143 (128 + SIGTERM) when preempted after saving ``last.c
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import RunContext
-from aegis.training.files import write_json
+from aegis.training.record import RunRecord
 from aegis.training.startup_gc import StartupGCPause
+
+if TYPE_CHECKING:
+    from aegis.training.checkpoints import ResumeChoice
 
 log = logging.getLogger("aegis.training")
 
 PREEMPTED_EXIT_CODE = 143
-SUMMARY_FILE = "summary.json"
 NOISY_WARNINGS = (
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
@@ -59,13 +62,31 @@ class Outcome:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def resume_checkpoint(resume: str, checkpoint_dir: Path) -> Optional[Path]:
+def resume_checkpoint(resume: str, checkpoint_dir: Path, *, rank_zero: bool = True) -> "ResumeChoice":
+    """Where this attempt continues from: for ``auto``, the newest intact checkpoint of the
+    run dir (an unreadable one is moved aside with one warning line); an explicit path is
+    used as given, and must be whole."""
+    from aegis.training.checkpoints import CheckpointUnreadable, ResumeChoice, check_intact, choose_auto_resume
+
     if resume == "never":
-        return None
+        return ResumeChoice(None)
     if resume == "auto":
-        last = checkpoint_dir / "last.ckpt"
-        return last if last.is_file() else None
-    return Path(resume).resolve()
+        choice = choose_auto_resume(checkpoint_dir, rank_zero=rank_zero)
+        if choice.fell_back_from and rank_zero:
+            source = choice.path.name if choice.path else "nothing (starting over)"
+            log.warning("Unreadable checkpoint skipped: %s; resuming from %s.", "; ".join(choice.fell_back_from), source)
+        return choice
+    path = Path(resume).resolve()
+    try:
+        check_intact(path)
+    except CheckpointUnreadable as why:
+        raise RunFailed(f"resume={resume} cannot be resumed from: {why}.") from None
+    return ResumeChoice(path)
+
+
+class RunFailed(RuntimeError):
+    """A failure the run explains in one sentence (no traceback): bad resume source,
+    non-finite loss, a full disk."""
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -110,149 +131,225 @@ def _leave_process_group() -> None:
 
 
 def _train(cfg: DictConfig, ctx: RunContext, startup: StartupGCPause, callbacks: Sequence[Any] = ()) -> Outcome:
-    """One run; ``callbacks`` are extra Lightning callbacks (a search's metric reporter).
-    Imports, building and fit's set-up run with the collector paused until training starts."""
+    """One attempt; ``callbacks`` are extra Lightning callbacks (a search's metric reporter).
+    Imports, building and fit's set-up run with the collector paused until training starts.
+
+    From the moment the attempt starts, every exit leaves ``summary.json`` saying how it
+    ended and why (``aegis.training.record``)."""
     for pattern in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
 
-    import lightning.pytorch as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    from aegis.training.callbacks import (AtomicCheckpointIO, EndStartupGCPause, EpochLines, PreemptionCheckpoint,
-                                          StepTiming)
-    from aegis.training.components import build, check_signature
-    from aegis.training.topology import resolve_topology
-    from aegis.training.tracking import build_tracking
-
-    _one_log_stream()
-
-    started = time.time()
     run_dir = ctx.run_dir
     checkpoint_dir = run_dir / "checkpoints"
     rank_zero = global_rank() == 0
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-
-    for key in ("data", "model"):
-        check_signature(cfg[key], key)
-    topology = resolve_topology(cfg.strategy)
-    resume_from = resume_checkpoint(cfg.resume, checkpoint_dir)
-
-    if cfg.seed is not None:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build(cfg.data, "data")
-    model = build(cfg.model, "model")
-
-    paths_root = Path(cfg.paths.root).resolve()
-    tracking = build_tracking(cfg, run_dir, ctx.run_id, paths_root, continuing=cfg.resume != "never",
-                              rank_zero=rank_zero)
     if rank_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
-        tracking.start()
-        tracking.log_config(flatten(resolved))
-
-    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
-    checkpointing = ModelCheckpoint(
-        dirpath=str(checkpoint_dir),
-        filename="best-epoch{epoch:03d}",
-        auto_insert_metric_name=False,
-        monitor=cfg.checkpoint.monitor,
-        mode=str(getattr(cfg.checkpoint.mode, "value", cfg.checkpoint.mode)),
-        save_top_k=cfg.checkpoint.save_top_k,
-        save_last=True,
-        enable_version_counter=False,
-    )
-    preemption = PreemptionCheckpoint(checkpoint_dir / "last.ckpt")
-    timing = StepTiming()
-    trainer_callbacks: list[Any] = [EndStartupGCPause(startup), checkpointing, preemption, timing, *callbacks]
-    progress = _progress_mode(cfg.progress)
-    if progress == "lines":
-        trainer_callbacks.append(EpochLines())
-
-    trainer = build(
-        cfg.trainer,
-        "trainer",
-        devices=topology.devices,
-        num_nodes=topology.num_nodes,
-        strategy=topology.strategy,
-        callbacks=trainer_callbacks,
-        logger=tracking.lightning_logger,
-        plugins=[AtomicCheckpointIO(), *topology.plugins],
-        default_root_dir=str(run_dir),
-        enable_progress_bar=progress == "bar",
-        enable_checkpointing=True,
-    )
-
-    summary: dict[str, Any] = {
-        "run_id": ctx.run_id,
-        "run_dir": str(run_dir),
-        "started_at": started,
-        "resumed_from": str(resume_from) if resume_from else None,
-        "world_size": trainer.world_size,
-        "num_nodes": trainer.num_nodes,
-        "devices_per_node": topology.devices,
-        "accelerator": type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
-    }
-    if resume_from:
-        log.info("Resuming from %s", resume_from)
-
-    def record(status: str, **extra: Any) -> dict[str, Any]:
-        summary.update(
-            status=status,
-            epochs_completed=trainer.current_epoch,
-            global_step=trainer.global_step,
-            checkpoints={
-                "dir": str(checkpoint_dir),
-                "last": str(checkpoint_dir / "last.ckpt") if (checkpoint_dir / "last.ckpt").exists() else None,
-                "best": checkpointing.best_model_path or None,
-                "best_score": float(checkpointing.best_model_score) if checkpointing.best_model_score is not None else None,
-                "monitor": cfg.checkpoint.monitor,
-            },
-            tracking=tracking.describe(),
-            timing={**timing.as_dict(), "total_seconds": round(time.time() - started, 3)},
-            finished_at=time.time(),
-            **extra,
-        )
-        if rank_zero:
-            write_json(run_dir / SUMMARY_FILE, summary)
-        return summary
-
+    record = RunRecord(run_dir, rank_zero)
+    record.update(run_id=ctx.run_id, run_dir=str(run_dir))
+    record.write("running")
+    attempt = _Attempt(cfg, ctx, record, checkpoint_dir, rank_zero)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    except SIGTERMException:
-        record("preempted", metrics=_scalars(trainer.callback_metrics))
-        return Outcome(PREEMPTED_EXIT_CODE, summary)
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            record("failed", error=f"SystemExit: {exc.code}", metrics=_scalars(trainer.callback_metrics))
-            raise
-        # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.
-        record("stopped", metrics=_scalars(trainer.callback_metrics))
-        raise
+        return attempt.run(startup, callbacks)
     except BaseException as exc:
-        record("failed", error=f"{type(exc).__name__}: {exc}", metrics=_scalars(trainer.callback_metrics))
-        raise
+        return attempt.fail(exc)
 
-    metrics = _scalars(trainer.callback_metrics)
-    if cfg.test_after_fit:
-        best = checkpointing.best_model_path
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best if best and not fast_dev_run else None,
-                               verbose=False)
-        metrics.update(_scalars(results[0] if results else {}))
 
-    if rank_zero:
-        if cfg.logger.name == "mlflow":
+class _Attempt:
+    """The state one attempt builds up, so that its record can be written from any point."""
+
+    def __init__(self, cfg: DictConfig, ctx: RunContext, record: RunRecord, checkpoint_dir: Path,
+                 rank_zero: bool) -> None:
+        self.cfg, self.ctx, self.record = cfg, ctx, record
+        self.checkpoint_dir = checkpoint_dir
+        self.rank_zero = rank_zero
+        self.trainer: Any = None
+        self.best: Any = None  # the ModelCheckpoint of the monitored metric
+        self.tracking: Any = None
+        self.timing: Any = None
+        self.snapshot: Any = None
+
+    def run(self, startup: StartupGCPause, callbacks: Sequence[Any]) -> Outcome:
+        import lightning.pytorch as L
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, LastCheckpoint,
+                                              MetricsSnapshot, PreemptionCheckpoint, StepTiming)
+        from aegis.training.checkpoints import LAST, AtomicCheckpointIO, sweep_stale_temp_files
+        from aegis.training.components import build, check_signature
+        from aegis.training.topology import resolve_topology
+        from aegis.training.tracking import build_tracking
+
+        _one_log_stream()
+        cfg, ctx, run_dir, checkpoint_dir = self.cfg, self.ctx, self.ctx.run_dir, self.checkpoint_dir
+        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+        for key in ("data", "model"):
+            check_signature(cfg[key], key)
+        topology = resolve_topology(cfg.strategy)
+        if self.rank_zero:
+            for stale in sweep_stale_temp_files([checkpoint_dir, run_dir]):
+                log.info("Removed %s, left by a process that was killed while writing it.", stale)
+        resume = resume_checkpoint(cfg.resume, checkpoint_dir, rank_zero=self.rank_zero)
+        resume_from = resume.path
+        self.record.update(resumed_from=str(resume_from) if resume_from else None,
+                           resume_fallback=list(resume.fell_back_from) or None)
+
+        if cfg.seed is not None:
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = build(cfg.data, "data")
+        model = build(cfg.model, "model")
+
+        paths_root = Path(cfg.paths.root).resolve()
+        self.tracking = tracking = build_tracking(cfg, run_dir, ctx.run_id, paths_root,
+                                                  continuing=cfg.resume != "never", rank_zero=self.rank_zero)
+        if self.rank_zero:
+            OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
+            tracking.start()
+            tracking.log_config(flatten(resolved))
+
+        fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+        self.best = checkpointing = ModelCheckpoint(
+            dirpath=str(checkpoint_dir),
+            filename="best-epoch{epoch:03d}",
+            auto_insert_metric_name=False,
+            monitor=cfg.checkpoint.monitor,
+            mode=str(getattr(cfg.checkpoint.mode, "value", cfg.checkpoint.mode)),
+            save_top_k=cfg.checkpoint.save_top_k,
+            save_last=False,  # LastCheckpoint writes last.ckpt on its own schedule
+            enable_version_counter=False,
+        )
+        guard = FiniteLossGuard(check_every_n_steps=cfg.trainer.get("log_every_n_steps") or 50)
+        last = LastCheckpoint(checkpoint_dir / LAST, every_n_steps=cfg.checkpoint.get("every_n_steps"),
+                              every_minutes=cfg.checkpoint.get("every_minutes"), guard=guard)
+        preemption = PreemptionCheckpoint(checkpoint_dir / LAST)
+        self.timing = timing = StepTiming()
+        self.snapshot = MetricsSnapshot()
+        trainer_callbacks: list[Any] = [EndStartupGCPause(startup), guard, self.snapshot, checkpointing, last,
+                                        preemption, timing, *callbacks]
+        progress = _progress_mode(cfg.progress)
+        if progress == "lines":
+            trainer_callbacks.append(EpochLines())
+
+        self.trainer = trainer = build(
+            cfg.trainer,
+            "trainer",
+            devices=topology.devices,
+            num_nodes=topology.num_nodes,
+            strategy=topology.strategy,
+            callbacks=trainer_callbacks,
+            logger=tracking.lightning_logger,
+            plugins=[AtomicCheckpointIO(), *topology.plugins],
+            default_root_dir=str(run_dir),
+            enable_progress_bar=progress == "bar",
+            enable_checkpointing=True,
+        )
+        self.record.update(
+            world_size=trainer.world_size,
+            num_nodes=trainer.num_nodes,
+            devices_per_node=topology.devices,
+            accelerator=type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
+        )
+        if resume_from:
+            log.info("Resuming from %s", resume_from)
+
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        except SIGTERMException:
+            self._write("preempted", metrics=self.snapshot.scalars())
+            return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
+
+        metrics = _scalars(trainer.callback_metrics)
+        if cfg.test_after_fit:
+            best = self._existing(checkpointing.best_model_path)
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best if best and not fast_dev_run else None,
+                                   verbose=False)
+            metrics.update(_scalars(results[0] if results else {}))
+
+        if self.rank_zero and cfg.logger.name == "mlflow":
+            best = self._existing(checkpointing.best_model_path)
             if cfg.logger.log_checkpoint:
-                tracking.log_checkpoint(checkpointing.best_model_path)
-            if cfg.logger.register_model and checkpointing.best_model_path:
-                best_model = _load_best(type(model), checkpointing.best_model_path, model)
-                tracking.register_model(best_model, cfg.logger.registered_model_name)
-    summary = record("completed", metrics=metrics)
-    if rank_zero:
-        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "val/")))
-        log.info("Done: %s; run dir %s", shown, run_dir)
-    return Outcome(0, summary)
+                tracking.log_checkpoint(best)
+            if cfg.logger.register_model and best:
+                tracking.register_model(_load_best(type(model), best, model), cfg.logger.registered_model_name)
+        summary = self._write("completed", metrics=metrics)
+        if self.rank_zero:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "val/")))
+            log.info("Done: %s; run dir %s", shown, self.ctx.run_dir)
+        return Outcome(0, summary)
+
+    @staticmethod
+    def _existing(path: Optional[str]) -> Optional[str]:
+        return path if path and Path(path).is_file() else None
+
+    def _write(self, status: str, **extra: Any) -> dict[str, Any]:
+        trainer, best, last = self.trainer, self.best, self.checkpoint_dir / "last.ckpt"
+        fields: dict[str, Any] = dict(extra)
+        if trainer is not None:
+            fields.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
+        fields["checkpoints"] = {
+            "dir": str(self.checkpoint_dir),
+            "last": str(last) if last.is_file() else None,
+            "best": self._existing(best.best_model_path) if best is not None else None,
+            "best_score": float(best.best_model_score) if best is not None and best.best_model_score is not None
+            and self._existing(best.best_model_path) else None,
+            "monitor": self.cfg.checkpoint.monitor,
+        }
+        if self.tracking is not None:
+            fields["tracking"] = self.tracking.describe()
+        if self.timing is not None:
+            fields["timing"] = {**self.timing.as_dict(),
+                                "total_seconds": round(time.time() - self.record.current["started_at"], 3)}
+        return self.record.write(status, **fields)
+
+    def fail(self, exc: BaseException) -> Outcome:
+        """Record how the attempt ended; a failure Aegis can explain becomes one error line
+        and exit 1, anything else is re-raised for its traceback."""
+        metrics = self.snapshot.scalars() if self.snapshot is not None else {}
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.
+            self._write("stopped", metrics=metrics)
+            raise exc
+        cause = failure_cause(exc)
+        self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, metrics=metrics)
+        if _explained(exc):
+            if self.rank_zero:
+                log.error("Run failed: %s. Record: %s", cause, self.record.path)
+            return Outcome(1, dict(self.record.current))
+        raise exc
+
+
+def _explained(exc: BaseException) -> bool:
+    from aegis.training.callbacks import NonFiniteLoss
+    from aegis.training.checkpoints import CheckpointWriteError
+
+    return isinstance(exc, (RunFailed, NonFiniteLoss, CheckpointWriteError))
+
+
+def failure_cause(exc: BaseException) -> str:
+    """One sentence for the record: the cause in the operator's words where it is known."""
+    from aegis.training.checkpoints import CheckpointWriteError, describe_write_failure
+
+    if isinstance(exc, CheckpointWriteError):
+        return str(exc)
+    inner: Optional[BaseException] = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.errno == errno.ENOSPC:
+            return describe_write_failure(Path(getattr(inner, "filename", None) or "."), inner)
+        inner = inner.__cause__ or inner.__context__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if _is_peer_failure(exc):
+        return f"another rank of the gang stopped (this rank saw: {text})"
+    if isinstance(exc, SystemExit):
+        return f"exited with code {exc.code}"
+    return text
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    words = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted",
+             "DistNetworkError", "DistBackendError")
+    return any(w in f"{type(exc).__name__}: {exc}" for w in words)
 
 
 def _load_best(cls: type, path: str, fallback: Any) -> Any:

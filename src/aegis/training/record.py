@@ -1,0 +1,71 @@
+"""``summary.json``: what a run dir's training did, attempt by attempt, on every exit path.
+
+A run dir sees several attempts (resumes, preemptions, a crash and a re-run). Each is
+listed under ``attempts``; the top level describes the run: the latest attempt, except
+that an attempt which did not complete never replaces the record of one that did (a
+re-run that fails after a completed run leaves ``"status": "completed"`` on top and its
+failure in ``attempts``). An attempt is written as ``running`` when it starts, so one
+that was killed outright (kill -9, OOM killer, a lost node) is found ``running`` by the
+next attempt and recorded as ``killed``. Rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from aegis.training.files import read_json, write_json
+
+log = logging.getLogger("aegis.training")
+
+SUMMARY_FILE = "summary.json"
+# Kept per attempt under "attempts"; the full record of the run is the top level.
+_ATTEMPT_KEYS = ("attempt", "status", "started_at", "finished_at", "host", "pid", "resumed_from",
+                 "resume_fallback", "epochs_completed", "global_step", "error", "cause")
+
+
+class RunRecord:
+    def __init__(self, run_dir: Path, rank_zero: bool) -> None:
+        self.path = run_dir / SUMMARY_FILE
+        self.rank_zero = rank_zero
+        previous = (read_json(self.path) or {}) if rank_zero else {}
+        self.attempts: list[dict[str, Any]] = [dict(a) for a in previous.get("attempts") or []]
+        if previous and not self.attempts:  # a record written before attempts were kept
+            self.attempts = [_attempt_of(previous, 1)]
+        if self.attempts and self.attempts[-1].get("status") == "running":
+            self.attempts[-1].update(status="killed", cause="the process ended without a record "
+                                     "(kill -9, the OOM killer, or a lost node)")
+        self.completed: Optional[dict[str, Any]] = previous if previous.get("status") == "completed" else None
+        self.current: dict[str, Any] = {
+            "attempt": len(self.attempts) + 1,
+            "started_at": time.time(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def update(self, **fields: Any) -> None:
+        self.current.update(fields)
+
+    def write(self, status: str, **fields: Any) -> dict[str, Any]:
+        """Record this attempt as ``status``; returns the attempt's full record."""
+        self.current.update(status=status, **fields)
+        if status != "running":
+            self.current["finished_at"] = time.time()
+        attempts = self.attempts + [_attempt_of(self.current, self.current["attempt"])]
+        top = self.current if status == "completed" or self.completed is None else self.completed
+        if self.rank_zero:
+            try:
+                write_json(self.path, {**top, "attempts": attempts})
+            except OSError as exc:  # a full disk must not hide the failure being recorded
+                log.error("Could not write %s: %s", self.path, exc)
+        return dict(self.current)
+
+
+def _attempt_of(record: dict[str, Any], number: int) -> dict[str, Any]:
+    entry = {key: record.get(key) for key in _ATTEMPT_KEYS if record.get(key) is not None}
+    entry["attempt"] = number
+    return entry

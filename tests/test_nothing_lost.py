@@ -1,0 +1,233 @@
+"""Nothing lost: last.ckpt is the last state, resume survives corruption, and every
+attempt leaves a record, whatever ends it (a failure, a NaN, a full disk, kill -9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from aegis.launch.base import RunContext
+from helpers import REPO, run_train, summary
+
+pytest.importorskip("lightning")
+
+
+@pytest.fixture()
+def train_run(compose, tmp_path, monkeypatch):
+    """Train in this process; returns (outcome, run_dir). ``callbacks`` are extra Lightning callbacks."""
+    from aegis.training.run import train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def _train(*overrides: str, run_dir: Path | None = None, callbacks=(), root: Path | None = None):
+        cfg = compose(f"paths.root={root or tmp_path}", "progress=none", *overrides)
+        run_dir = run_dir or tmp_path / "run"
+        ctx = RunContext(run_dir=run_dir, run_id=run_dir.name, task_overrides=overrides, config_name="train")
+        return train(cfg, ctx, callbacks=callbacks), run_dir
+
+    return _train
+
+
+def _load(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, weights_only=False, map_location="cpu")
+
+
+SMOKE = ("trainer=smoke", "logger=none")
+
+
+def test_last_checkpoint_is_the_final_state_even_when_the_monitored_metric_stops_improving(train_run):
+    # mode=min on an accuracy: the "best" is epoch 0 and never improves after it. Lightning's
+    # save_last followed the top-k saves, so last.ckpt stayed at epoch 0.
+    outcome, run_dir = train_run(*SMOKE, "trainer.max_epochs=4", "checkpoint.mode=min")
+    assert outcome.exit_code == 0
+    last = _load(run_dir / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == outcome.summary["global_step"] == 4 * 8
+    assert last["epoch"] == 3
+    assert Path(outcome.summary["checkpoints"]["best"]).name == "best-epoch000.ckpt"
+
+
+def test_last_checkpoint_is_also_written_every_n_steps(train_run):
+    import lightning.pytorch as L
+
+    seen = []
+
+    class Watch(L.Callback):  # runs before the checkpoint callbacks of the same batch
+        def on_train_batch_end(self, trainer, *args):
+            path = trainer.default_root_dir + "/checkpoints/last.ckpt"
+            seen.append(_load(Path(path))["global_step"] if os.path.exists(path) else None)
+
+    outcome, _ = train_run(*SMOKE, "trainer.max_epochs=1", "checkpoint.every_n_steps=3", callbacks=[Watch()])
+    assert outcome.exit_code == 0
+    # at batch ends 1..8 the file on disk holds the latest multiple of 3 before it
+    assert seen == [None, None, None, 3, 3, 3, 6, 6]
+
+
+def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_aside(train_run):
+    first, run_dir = train_run(*SMOKE, "trainer.max_epochs=2")
+    checkpoints = run_dir / "checkpoints"
+    previous = _load(checkpoints / "last.prev.ckpt")
+    assert previous["global_step"] < first.summary["global_step"]  # a second, older state is kept
+    last = checkpoints / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+
+    second, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir)
+    assert second.exit_code == 0
+    record = summary(run_dir)
+    assert record["status"] == "completed" and record["global_step"] == 3 * 8
+    assert record["resumed_from"] == str(checkpoints / "last.prev.ckpt")
+    assert "last.ckpt" in record["resume_fallback"][0]
+    [kept] = (checkpoints / "corrupt").iterdir()
+    assert kept.name.startswith("last.ckpt.") and kept.stat().st_size == len(data) // 2
+
+
+def test_an_empty_last_checkpoint_and_previous_fall_back_to_the_best(train_run):
+    _, run_dir = train_run(*SMOKE, "trainer.max_epochs=2")
+    checkpoints = run_dir / "checkpoints"
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    (checkpoints / "last.prev.ckpt").write_bytes(b"\0" * 100)
+    outcome, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir)
+    assert outcome.exit_code == 0
+    assert Path(outcome.summary["resumed_from"]).name.startswith("best-epoch")
+    assert len(list((checkpoints / "corrupt").iterdir())) == 2
+
+
+def test_truncated_last_checkpoint_from_the_command_line_is_one_warning_line(tmp_path):
+    args = ["trainer=smoke", "logger=none", "run_id=exp1"]
+    assert run_train([*args, "trainer.max_epochs=1"], tmp_path).returncode == 0
+    last = tmp_path / "train" / "runs" / "exp1" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    result = run_train([*args, "trainer.max_epochs=2"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    warnings = [line for line in output.splitlines() if "Unreadable checkpoint" in line]
+    assert len(warnings) == 1 and "last.ckpt" in warnings[0]
+    assert summary(last.parent.parent)["status"] == "completed"
+
+
+def test_a_later_failure_keeps_the_completed_record_and_adds_an_attempt(train_run):
+    import lightning.pytorch as L
+
+    done, run_dir = train_run(*SMOKE, "trainer.max_epochs=1")
+
+    class Boom(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            raise RuntimeError("injected failure")
+
+    with pytest.raises(RuntimeError, match="injected failure"):
+        train_run(*SMOKE, "trainer.max_epochs=2", run_dir=run_dir, callbacks=[Boom()])
+    record = summary(run_dir)
+    assert record["status"] == "completed" and record["global_step"] == done.summary["global_step"]
+    assert [a["status"] for a in record["attempts"]] == ["completed", "failed"]
+    assert "injected failure" in record["attempts"][1]["error"]
+
+
+def test_an_attempt_killed_without_a_record_is_found_and_marked_killed(train_run, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"status": "running", "attempts": [{"attempt": 1, "status": "running", "pid": 999999}]}))
+    stale = run_dir / "checkpoints" / ".last.ckpt.tmp-999999"  # a save a kill -9 interrupted
+    stale.write_bytes(b"partial")
+    outcome, _ = train_run(*SMOKE, "trainer.max_epochs=1", run_dir=run_dir)
+    assert outcome.exit_code == 0
+    record = summary(run_dir)
+    assert [a["status"] for a in record["attempts"]] == ["killed", "completed"]
+    assert not stale.exists()
+
+
+def test_a_non_finite_loss_fails_the_run_and_registers_nothing(train_run, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    outcome, run_dir = train_run("trainer=smoke", "trainer.max_epochs=3", "model.optimizer=sgd", "model.lr=1e12",
+                                 "logger.registered_model_name=should-not-exist")
+    assert outcome.exit_code == 1
+    record = summary(run_dir)
+    assert record["status"] == "failed"
+    assert "NaN or infinite" in record["cause"] and "model.lr" in record["cause"]
+    assert record["global_step"] < 3 * 8  # stopped early, not trained to the end
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert not client.search_registered_models("name='should-not-exist'")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.exists():  # whatever was saved before the loss broke is finite
+        import torch
+
+        assert all(torch.isfinite(t).all() for t in _load(last)["state_dict"].values())
+
+
+def _tmpfs(path: Path, size: str):
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    return path
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_records_why(train_run, tmp_path):
+    disk = _tmpfs(tmp_path / "disk", "4m")
+    try:
+        run_dir = disk / "run"
+        first, _ = train_run(*SMOKE, "trainer.max_epochs=1", run_dir=run_dir, root=disk)
+        assert first.exit_code == 0
+        before = _load(run_dir / "checkpoints" / "last.ckpt")["global_step"]
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * (free - 150_000))  # room for records, not a checkpoint
+
+        second, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir, root=disk)
+        assert second.exit_code == 1
+        record = summary(run_dir)
+        failed = record["attempts"][-1]
+        assert failed["status"] == "failed"
+        assert "no space left on device" in failed["cause"] and str(run_dir / "checkpoints") in failed["cause"]
+        assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] >= before  # intact
+        assert not [p for p in run_dir.rglob("*") if ".tmp-" in p.name]
+        for key in ("last", "best"):
+            assert record["checkpoints"][key] is None or Path(record["checkpoints"][key]).is_file()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+_WRITER = textwrap.dedent("""
+    import sys, torch
+    from pathlib import Path
+    from aegis.training.checkpoints import AtomicCheckpointIO
+    io, target = AtomicCheckpointIO(), Path(sys.argv[1])
+    step = 0
+    while True:
+        step += 1
+        io.save_checkpoint({"global_step": step, "w": torch.full((2_000_000,), float(step))}, target)
+        print(step, flush=True)
+""")
+
+
+def test_kill_9_during_saves_always_leaves_a_loadable_checkpoint(tmp_path):
+    from aegis.training.checkpoints import candidates, check_intact
+
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    for kill in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], cwd=REPO, stdout=subprocess.PIPE,
+                                text=True)
+        for _ in range(2 + kill):  # a few saves, then kill at a moment inside the next one
+            assert proc.stdout.readline()
+        time.sleep(0.01 * kill)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check_intact(target)
+        state = _load(target)
+        assert float(state["w"][0]) == state["global_step"]  # whole, and one consistent state
+        assert candidates(target.parent)[:2] == [target, target.with_name("last.prev.ckpt")]
