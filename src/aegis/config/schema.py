@@ -227,6 +227,8 @@ class MLflowLoggerConfig(LoggerConfig):
     log_checkpoint: bool = True
     register_model: bool = True
     registered_model_name: str = field(default="aegis-${task_name}", metadata=meta(c.non_empty()))
+    # Start a new MLflow run even where the run dir records one (tracking.json); off: continue it.
+    new_run: bool = False
 
 
 @dataclass

@@ -1,25 +1,44 @@
 """Experiment tracking: MLflow by default, CSV or none on request. Rank 0 alone writes.
 
-The MLflow run id is saved in the run dir (``tracking.json``) the moment the run
-exists, so a resumed or rescheduled run keeps logging to the same MLflow run.
+One run dir is one MLflow run. Its id is saved in the run dir (``tracking.json``) the
+moment the run exists; a resumed or rescheduled run finds that run in the current store
+by its id (or by its ``aegis.run_id`` tag), wherever the store now lives, and keeps
+logging to it. An unreadable ``tracking.json`` stops the run rather than silently
+splitting its metrics over two MLflow runs; ``logger.new_run=true`` starts over on purpose.
+
+Credentials in the tracking URI (``https://user:PW@host``) are used to connect and are
+masked everywhere Aegis writes or prints the URI.
+
+Every failure of a public method here is a ``TrackingError`` with a one-sentence message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from omegaconf import DictConfig
 
-from aegis.training.files import read_json, write_json
+from aegis.redact import mask_url_credentials, url_has_credentials
+from aegis.training.files import write_json
+from aegis.training.mlflow_store import StoreError, prepare_store, registry_lock, retry_transient
 
 log = logging.getLogger("aegis.training")
 
 TRACKING_FILE = "tracking.json"
+RUN_ID_TAG = "aegis.run_id"
+RUN_DIR_TAG = "aegis.run_dir"
+
+T = TypeVar("T")
+
+
+class TrackingError(RuntimeError):
+    """Tracking could not start, continue or record; the message is one sentence for the user."""
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -62,18 +81,63 @@ def embedded_artifact_location(uri: str, paths_root: Path) -> Optional[str]:
     return (paths_root / "mlartifacts").resolve().as_uri()
 
 
+def read_tracking_record(path: Path) -> Optional[dict[str, Any]]:
+    """The MLflow run a run dir logs to (``tracking.json``); None when the dir has none yet.
+
+    A file that exists but cannot be read is an error, not "no run": guessing would start a
+    second MLflow run and split the run's metrics."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _unreadable(path, exc.strerror or str(exc)) from exc
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise _unreadable(path, f"not JSON: {exc}") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("run_id"), str) or not record["run_id"]:
+        raise _unreadable(path, "it names no MLflow run id")
+    return record
+
+
+def _unreadable(path: Path, why: str) -> TrackingError:
+    return TrackingError(f"{path} cannot be read ({why}); fix or delete it, or pass logger.new_run=true "
+                         "to start a new tracking run on purpose.")
+
+
+@dataclass(frozen=True)
+class MLflowTarget:
+    """The MLflow run a run dir should log to: where, under which names, and what it had before."""
+
+    uri: str  # as given, credentials included: used to connect, never shown (see ``shown_uri``)
+    experiment_name: str
+    run_name: str
+    tags: dict[str, str]
+    artifact_location: Optional[str]
+    previous: Optional[dict[str, Any]]  # this run dir's tracking.json, when it continues
+
+    @property
+    def shown_uri(self) -> str:
+        return mask_url_credentials(self.uri)
+
+
 @dataclass
 class Tracking:
     kind: str
     run_dir: Path
     logger: Optional[Logger] = None
-    uri: Optional[str] = None
+    uri: Optional[str] = None  # the real URI (credentials included): connect with it, show describe()'s
     experiment_name: Optional[str] = None
     continued_run: bool = False
     registered: dict[str, Any] = field(default_factory=dict)
+    target: Optional[MLflowTarget] = None  # MLflow on rank 0: the run ``start`` opens
 
     @property
     def lightning_logger(self) -> Logger | bool:
+        if self.target is not None and self.logger is None:
+            raise TrackingError("The MLflow tracking run is opened by Tracking.start(), which must run "
+                                "before the trainer is built.")
         return self.logger if self.logger is not None else False
 
     @property
@@ -83,29 +147,48 @@ class Tracking:
         return None
 
     def start(self) -> None:
-        """Create (or reopen) the tracking run and record its id in the run dir. Rank 0 only."""
-        if not isinstance(self.logger, MLFlowLogger):
+        """Prepare the store, open this run dir's MLflow run (continue it, or create it) and
+        record its id in the run dir. Rank 0 only."""
+        target = self.target
+        if target is None:
             return
-        experiment = self.logger.experiment  # creates the experiment and run if needed
-        record = {
-            "logger": "mlflow",
-            "tracking_uri": self.uri,
-            "experiment_id": self.logger.experiment_id,
-            "run_id": self.logger.run_id,
-        }
+        if url_has_credentials(target.uri):
+            # MLflow prints a run's URL, built from the URI with its password, when the run ends.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        try:
+            prepare_store(target.uri)
+        except StoreError as exc:
+            raise TrackingError(str(exc)) from exc
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=target.uri)
+        run_id, experiment_id, continued = self._call(
+            f"Opening the MLflow run in {target.shown_uri}", lambda: _open_run(client, target))
+        self.logger = MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri, run_id=run_id,
+                                   artifact_location=target.artifact_location)
+        self.continued_run = continued
+        record = {"logger": "mlflow", "tracking_uri": target.shown_uri, "experiment_id": experiment_id,
+                  "run_id": run_id}
         write_json(self.run_dir / TRACKING_FILE, record)
-        experiment.set_tag(self.logger.run_id, "aegis.run_dir", str(self.run_dir))
+        self._call("Tagging the MLflow run with its run dir",
+                   lambda: client.set_tag(run_id, RUN_DIR_TAG, str(self.run_dir)))
 
     def log_config(self, flat: dict[str, Any]) -> None:
         """Log the resolved config as params once per tracking run (values may not change)."""
         if self.logger is not None and not self.continued_run:
-            self.logger.log_hyperparams(flat)
+            self._call("Logging the config as MLflow params", lambda: self.logger.log_hyperparams(flat))
 
     def log_checkpoint(self, path: Optional[str]) -> None:
         if isinstance(self.logger, MLFlowLogger) and path:
-            self.logger.experiment.log_artifact(self.logger.run_id, path, artifact_path="checkpoints")
+            logger = self.logger
+            self._call(f"Logging checkpoint {path} to MLflow",
+                       lambda: logger.experiment.log_artifact(logger.run_id, path, artifact_path="checkpoints"))
 
     def register_model(self, module: Any, name: str) -> None:
+        """Log ``module`` to the run, then register it as a new version of ``name``.
+
+        Registration is its own step, under the store's lock for an embedded store: runs that
+        finish together would otherwise race for the same version number."""
         if not isinstance(self.logger, MLFlowLogger):
             return
         import lightning
@@ -113,41 +196,142 @@ class Tracking:
         import mlflow.pytorch
         import torch
 
-        mlflow.set_tracking_uri(self.uri)
+        run_id, uri = self.logger.run_id, self.uri
+        mlflow.set_tracking_uri(uri)
         # Pickle is chosen on purpose (pt2 needs an input example and a signature);
         # MLflow warns about it on every call.
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-        with mlflow.start_run(run_id=self.logger.run_id):
-            info = mlflow.pytorch.log_model(
-                module,
-                name="model",
-                serialization_format="pickle",
-                # Given explicitly: inferring them costs ~10 s per run.
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"lightning=={lightning.__version__}"],
-                registered_model_name=name,
-            )
-        self.registered = {"name": name, "version": info.registered_model_version, "model_uri": info.model_uri}
-        log.info("Registered model %s version %s", name, info.registered_model_version)
+
+        def log_model() -> Any:
+            with mlflow.start_run(run_id=run_id):  # the logged model belongs to the run's experiment
+                return mlflow.pytorch.log_model(
+                    module,
+                    name="model",
+                    serialization_format="pickle",
+                    # Given explicitly: inferring them costs ~10 s per run.
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
+                                      f"lightning=={lightning.__version__}"],
+                )
+
+        def register() -> Any:
+            with registry_lock(uri):
+                return mlflow.register_model(info.model_uri, name)
+
+        info = self._call(f"Logging the model of MLflow run {run_id}", log_model, retry=False)
+        version = self._call(f"Registering the model as {name!r}", register)
+        self.registered = {"name": name, "version": int(version.version), "model_uri": info.model_uri}
+        log.info("Registered model %s version %s", name, version.version)
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"logger": self.kind}
         if self.kind == "mlflow":
-            info.update(tracking_uri=self.uri, experiment=self.experiment_name, run_id=self.run_id,
-                        continued_run=self.continued_run)
+            info.update(tracking_uri=mask_url_credentials(self.uri) if self.uri else None,
+                        experiment=self.experiment_name, run_id=self.run_id, continued_run=self.continued_run)
             if self.registered:
                 info["registered_model"] = self.registered
         elif self.kind == "csv" and self.logger is not None:
             info["metrics_csv"] = str(Path(self.logger.log_dir) / "metrics.csv")
         return info
 
+    @staticmethod
+    def _call(what: str, action: Callable[[], T], retry: bool = True) -> T:
+        """``action()``, retried while the store is busy; any other failure is one TrackingError line."""
+        try:
+            return retry_transient(action, what) if retry else action()
+        except TrackingError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip()
+            reason = mask_url_credentials(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+            raise TrackingError(f"{what} failed: {reason}.") from exc
+
+
+def _open_run(client: Any, target: MLflowTarget) -> tuple[str, str, bool]:
+    """(run id, experiment id, continued): the run this run dir logged to before, if the store
+    has it, else a new one."""
+    if target.previous is not None:
+        run, why = _find_previous_run(client, target)
+        if run is not None:
+            return run.info.run_id, run.info.experiment_id, True
+        log.warning("Starting a new MLflow run: %s", why)
+    from mlflow.tracking.context.registry import resolve_tags
+
+    experiment_id = _experiment_id(client, target)
+    run = client.create_run(experiment_id, run_name=target.run_name, tags=resolve_tags(target.tags))
+    return run.info.run_id, experiment_id, False
+
+
+def _find_previous_run(client: Any, target: MLflowTarget) -> tuple[Any, str]:
+    """The earlier run, by its id, else by its ``aegis.run_id`` tag; (None, why) when the store lacks it.
+
+    The URI recorded in tracking.json is not compared: a moved outputs root (or a masked
+    password) changes the string, not the store."""
+    assert target.previous is not None
+    recorded = target.previous["run_id"]
+    run = _get_run(client, recorded)
+    if run is not None and run.info.lifecycle_stage == "active":
+        if target.previous.get("tracking_uri") != target.shown_uri:
+            log.info("Continuing MLflow run %s, found in %s", recorded, target.shown_uri)
+        return run, ""
+    if run is not None:
+        return None, f"MLflow run {recorded} of this run dir is deleted in {target.shown_uri}"
+    aegis_run_id = target.tags[RUN_ID_TAG]
+    experiment = client.get_experiment_by_name(target.experiment_name)
+    if experiment is not None and "'" not in aegis_run_id:
+        tagged = client.search_runs([experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = '{aegis_run_id}'",
+                                    max_results=2)
+        if len(tagged) == 1:
+            log.info("Continuing MLflow run %s (tagged %s=%s), found in %s", tagged[0].info.run_id, RUN_ID_TAG,
+                     aegis_run_id, target.shown_uri)
+            return tagged[0], ""
+        if tagged:
+            return None, (f"MLflow run {recorded} is not in {target.shown_uri}, and several runs there are tagged "
+                          f"{RUN_ID_TAG}={aegis_run_id}")
+    return None, f"MLflow run {recorded} of this run dir is not in {target.shown_uri}"
+
+
+def _get_run(client: Any, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _experiment_id(client: Any, target: MLflowTarget) -> str:
+    """The experiment's id, creating it if needed; runs starting together may both try to create it."""
+    from mlflow.exceptions import MlflowException
+
+    name = target.experiment_name
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=target.artifact_location)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)  # another run created it a moment ago
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        raise TrackingError(f"The MLflow experiment {name!r} is deleted in {target.shown_uri}; restore it "
+                            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose "
+                            "another logger.experiment_name.")
+    return experiment.experiment_id
+
 
 def build_tracking(
     cfg: DictConfig, run_dir: Path, run_id: str, paths_root: Path, continuing: bool, rank_zero: bool
 ) -> Tracking:
+    """What this rank tracks with; nothing is opened yet (``Tracking.start`` does, on rank 0).
+
+    Raises TrackingError for an unreadable ``tracking.json`` of a continuing run dir."""
     kind = cfg.logger.name
     if not rank_zero:
-        # Other ranks never log; not even opening the store keeps them from racing rank 0
-        # through the SQLite schema migrations.
+        # Other ranks never log; not even opening the store keeps them from racing rank 0.
         return Tracking(kind, run_dir)
     if kind == "csv":
         return Tracking(kind, run_dir, ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))
@@ -156,16 +340,14 @@ def build_tracking(
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = resolve_tracking_uri(cfg.logger, paths_root)
-    previous = read_json(run_dir / TRACKING_FILE) if continuing else None
-    previous_run = previous.get("run_id") if previous and previous.get("tracking_uri") == uri else None
-    tags = {"aegis.run_id": run_id, **{str(k): str(v) for k, v in (cfg.logger.get("tags") or {}).items()}}
-    logger = MLFlowLogger(
+    new_run = bool(cfg.logger.get("new_run", False))
+    previous = read_tracking_record(run_dir / TRACKING_FILE) if continuing and not new_run else None
+    target = MLflowTarget(
+        uri=uri,
         experiment_name=cfg.logger.experiment_name,
         run_name=cfg.logger.get("run_name") or run_id,
-        tracking_uri=uri,
-        tags=tags if previous_run is None else None,
+        tags={**{str(k): str(v) for k, v in (cfg.logger.get("tags") or {}).items()}, RUN_ID_TAG: run_id},
         artifact_location=embedded_artifact_location(uri, paths_root),
-        run_id=previous_run,
+        previous=previous,
     )
-    return Tracking(kind, run_dir, logger, uri, cfg.logger.experiment_name, continued_run=previous_run is not None)
-
+    return Tracking(kind, run_dir, uri=uri, experiment_name=cfg.logger.experiment_name, target=target)
