@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from aegis.cli import check_overrides, prepare, run
+from aegis.cli import check_overrides, one_line_errors, prepare, run
 from aegis.config.compose_once import compose_once
 
 
@@ -21,5 +21,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     check_overrides(sys.argv[1:])
     prepare()
-    with compose_once():
+    with compose_once(), one_line_errors():
         main()

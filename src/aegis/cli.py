@@ -7,9 +7,14 @@ Hydra still runs the remaining jobs before it exits non-zero).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import traceback
 import warnings
+from collections.abc import Iterator
+from typing import Any, Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -58,6 +63,56 @@ def check_overrides(argv: list[str]) -> None:
             print(f"Error: {line} is not a valid override: {reason} (see "
                   "https://hydra.cc/docs/advanced/override_grammar/basic/).", file=sys.stderr)
             sys.exit(1)
+
+
+def _raised_in_job(exc: BaseException) -> bool:
+    """True when ``exc`` came out of the task function (Hydra's ``run_job``), not composition."""
+    return any(frame.name == "run_job" for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def _one_line(exc: BaseException) -> str | None:
+    """The one-sentence form of a user error, or None for anything that deserves a traceback."""
+    from aegis.config.hydra_errors import sentence
+
+    if isinstance(exc, AegisError):
+        text = str(exc).strip()
+        return text if "\n" not in text else None
+    return None if _raised_in_job(exc) else sentence(exc)
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """While active, Hydra's composition errors and Aegis's own are one ``Error:`` line, exit 1.
+
+    Hydra prints them through ``hydra._internal.utils.run_and_report`` in three or more
+    lines; this wraps that function, leaves every other exception (and HYDRA_FULL_ERROR=1)
+    to Hydra, and puts it back afterwards.
+    """
+    try:
+        from hydra._internal import utils as hydra_utils
+    except ImportError:  # a Hydra without this internal: its own reporting, as before
+        yield
+        return
+    original = hydra_utils.run_and_report
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        def reported() -> Any:
+            try:
+                return func()
+            except Exception as exc:
+                line = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else _one_line(exc)
+                if line is None:
+                    raise
+                print(f"Error: {line}", file=sys.stderr)
+                sys.exit(1)
+
+        return original(reported)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
 
 
 def run(cfg: DictConfig) -> None:

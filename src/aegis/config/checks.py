@@ -8,6 +8,8 @@ name the full key.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,7 +29,14 @@ class Check:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A real, finite number: ``inf`` and ``nan`` pass every comparison Lightning makes and
+    then train to NaN, so no range check accepts them."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_non_finite(value: Any) -> bool:
+    """True for a float ``inf``, ``-inf`` or ``nan`` (what YAML and Hydra parse from ``inf``/``nan``)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def at_least(bound: float) -> Check:
@@ -36,6 +45,12 @@ def at_least(bound: float) -> Check:
 
 def greater_than(bound: float) -> Check:
     return Check(lambda v: _is_number(v) and v > bound, f"a number > {bound}")
+
+
+def between(low: int, high: int) -> Check:
+    """A whole number in ``[low, high]`` (e.g. a NumPy/torch seed: 0 to 2**32 - 1)."""
+    return Check(lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+                 f"a whole number from {low} to {high}")
 
 
 def fraction(*, allow_zero: bool = True, allow_one: bool = False) -> Check:
@@ -65,6 +80,35 @@ def batch_limit() -> Check:
     return Check(accepts, "a fraction from 0.0 to 1.0 or a whole number of batches >= 0")
 
 
+def val_check_interval() -> Check:
+    """Lightning's ``val_check_interval``: a fraction of an epoch in (0, 1], a whole number of
+    batches >= 1, or a duration ``DD:HH:MM:SS``."""
+
+    def accepts(v: Any) -> bool:
+        if isinstance(v, str):
+            return duration()(v)
+        if isinstance(v, bool) or not _is_number(v):
+            return False
+        return v >= 1 if isinstance(v, int) else 0.0 < v <= 1.0
+
+    return Check(accepts, "a fraction of an epoch with 0 < x <= 1.0, a whole number of batches >= 1, "
+                          "or a duration DD:HH:MM:SS")
+
+
+# Lightning's Timer parses exactly this (days of any width, then two digits each).
+_DURATION = re.compile(r"(\d+):(\d\d):(\d\d):(\d\d)")
+
+
+def duration() -> Check:
+    """Lightning's ``max_time`` string: ``DD:HH:MM:SS``, longer than zero."""
+
+    def accepts(v: Any) -> bool:
+        match = _DURATION.fullmatch(v.strip()) if isinstance(v, str) else None
+        return match is not None and any(int(part) for part in match.groups())
+
+    return Check(accepts, "a duration DD:HH:MM:SS longer than zero, e.g. 00:12:00:00")
+
+
 def fast_dev_run() -> Check:
     return Check(
         lambda v: isinstance(v, bool) or (isinstance(v, int) and v >= 0),
@@ -86,6 +130,48 @@ def one_of(*choices: Any) -> Check:
 
 def non_empty() -> Check:
     return Check(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string")
+
+
+def path_component() -> Check:
+    """``run_id``/``task_name``: one directory name under ``paths.root`` (see ``aegis.config.names``)."""
+    from aegis.config import names
+
+    return Check(names.is_path_component,
+                 f"a single name of letters, digits, '.', '_' and '-' that does not start with '.' or '-', "
+                 f"at most {names.MAX_PATH_COMPONENT} characters (it names a directory)")
+
+
+def registered_model_name() -> Check:
+    from aegis.config import names
+
+    return Check(names.is_registered_model_name,
+                 "a name MLflow's model registry accepts: not blank, without '/' or ':', not a path "
+                 "such as '..' or one that starts with '/'")
+
+
+def experiment_name() -> Check:
+    from aegis.config import names
+
+    return Check(names.is_experiment_name,
+                 f"a non-empty MLflow experiment name of at most {names.MAX_EXPERIMENT_NAME} characters")
+
+
+def deterministic() -> Check:
+    """Lightning's ``deterministic``: a bool, or ``warn`` (deterministic ops, warn where none exist)."""
+    return Check(lambda v: isinstance(v, bool) or v == "warn", "true, false or 'warn'")
+
+
+# torch.distributed backends; "cpu:gloo,cuda:nccl" assigns one per device type.
+PROCESS_GROUP_BACKENDS = ("gloo", "nccl", "mpi", "ucc", "xccl")
+
+
+def process_group_backend() -> Check:
+    def accepts(v: Any) -> bool:
+        parts = [p.partition(":")[2] if ":" in p else p for p in str(v).split(",")]
+        return isinstance(v, str) and all(p in PROCESS_GROUP_BACKENDS for p in parts)
+
+    listed = ", ".join(PROCESS_GROUP_BACKENDS)
+    return Check(accepts, f"null (gloo on CPU, nccl on GPU), one of {listed}, or e.g. 'cpu:gloo,cuda:nccl'")
 
 
 def meta(check: Check, help: str = "") -> dict[str, Any]:

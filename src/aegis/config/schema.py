@@ -50,7 +50,7 @@ class DataConfig:
     val_fraction: float = field(default=0.1, metadata=meta(c.fraction(allow_zero=False)))
     test_fraction: float = field(default=0.2, metadata=meta(c.fraction(allow_zero=False)))
     num_workers: int = field(default=0, metadata=meta(c.at_least(0)))
-    split_seed: int = 1234
+    split_seed: int = field(default=1234, metadata=meta(c.between(0, 2**32 - 1)))
     # Facts about the data that models interpolate (``${data.num_classes}``).
     num_classes: int = field(default=MISSING, metadata=meta(c.at_least(2)))
     input_shape: List[int] = field(default_factory=list, metadata=meta(c.non_empty_positive_ints()))
@@ -73,7 +73,7 @@ class SyntheticDataConfig(DataConfig):
     num_classes: int = 10
     class_sep: float = field(default=0.25, metadata=meta(c.greater_than(0)))
     noise: float = field(default=1.0, metadata=meta(c.at_least(0)))
-    seed: int = 0
+    seed: int = field(default=0, metadata=meta(c.between(0, 2**32 - 1)))
     input_shape: List[int] = field(default_factory=lambda: [II("data.num_features")])
 
 
@@ -128,21 +128,23 @@ class TrainerConfig:
     _target_: str = "lightning.pytorch.Trainer"
     max_epochs: int = field(default=20, metadata=meta(c.at_least(1)))
     min_epochs: Optional[int] = field(default=None, metadata=meta(c.at_least(0)))
-    max_time: Optional[str] = None
+    max_time: Optional[str] = field(default=None, metadata=meta(c.duration()))
     accelerator: str = field(default="auto", metadata=meta(c.one_of(*ACCELERATORS)))
     precision: str = field(default="32-true", metadata=meta(c.one_of(*PRECISIONS)))
     gradient_clip_val: Optional[float] = field(default=None, metadata=meta(c.greater_than(0)))
     accumulate_grad_batches: int = field(default=1, metadata=meta(c.at_least(1)))
     log_every_n_steps: int = field(default=10, metadata=meta(c.at_least(1)))
     check_val_every_n_epoch: int = field(default=1, metadata=meta(c.at_least(1)))
-    val_check_interval: Optional[float] = field(default=None, metadata=meta(c.greater_than(0)))
+    # Any: an int counts batches, a float is a fraction of an epoch (a float field would
+    # turn 5 batches into 5.0, which Lightning refuses), a string is a duration.
+    val_check_interval: Any = field(default=None, metadata=meta(c.val_check_interval()))
     num_sanity_val_steps: int = field(default=2, metadata=meta(c.at_least(-1)))
     limit_train_batches: Any = field(default=1.0, metadata=meta(c.batch_limit()))
     limit_val_batches: Any = field(default=1.0, metadata=meta(c.batch_limit()))
     limit_test_batches: Any = field(default=1.0, metadata=meta(c.batch_limit()))
     overfit_batches: Any = field(default=0.0, metadata=meta(c.batch_limit()))
     fast_dev_run: Any = field(default=False, metadata=meta(c.fast_dev_run()))
-    deterministic: Any = False
+    deterministic: Any = field(default=False, metadata=meta(c.deterministic()))
     benchmark: Optional[bool] = None
     detect_anomaly: bool = False
     enable_model_summary: bool = True
@@ -174,7 +176,7 @@ class DDPStrategyConfig(StrategyConfig):
     name: str = "ddp"
     devices: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
     num_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
-    process_group_backend: Optional[str] = None
+    process_group_backend: Optional[str] = field(default=None, metadata=meta(c.process_group_backend()))
     find_unused_parameters: bool = False
     timeout_s: int = field(default=1800, metadata=meta(c.at_least(1)))
 
@@ -200,7 +202,7 @@ class TorchrunLauncherConfig(LauncherConfig):
     nproc_per_node: int = field(default=2, metadata=meta(c.at_least(1)))
     nnodes: int = field(default=1, metadata=meta(c.at_least(1)))
     node_rank: int = field(default=0, metadata=meta(c.at_least(0)))
-    master_addr: str = "127.0.0.1"
+    master_addr: str = field(default="127.0.0.1", metadata=meta(c.non_empty()))
     master_port: Optional[int] = field(default=None, metadata=meta(c.port()))
     max_restarts: int = field(default=0, metadata=meta(c.at_least(0)))
     monitor_interval_s: float = field(default=0.1, metadata=meta(c.greater_than(0)))
@@ -221,12 +223,12 @@ class MLflowLoggerConfig(LoggerConfig):
 
     name: str = "mlflow"
     tracking_uri: Optional[str] = None
-    experiment_name: str = field(default=II("task_name"), metadata=meta(c.non_empty()))
+    experiment_name: str = field(default=II("task_name"), metadata=meta(c.experiment_name()))
     run_name: Optional[str] = None
     tags: Dict[str, str] = field(default_factory=dict)
     log_checkpoint: bool = True
     register_model: bool = True
-    registered_model_name: str = field(default="aegis-${task_name}", metadata=meta(c.non_empty()))
+    registered_model_name: str = field(default="aegis-${task_name}", metadata=meta(c.registered_model_name()))
     # Start a new MLflow run even where the run dir records one (tracking.json); off: continue it.
     new_run: bool = False
 
@@ -277,9 +279,10 @@ class TrainConfig:
     launcher: Any = MISSING
     logger: Any = MISSING
     paths: Any = MISSING
-    task_name: str = field(default="train", metadata=meta(c.non_empty()))
-    run_id: str = field(default=MISSING, metadata=meta(c.non_empty()))
-    seed: Optional[int] = 42
+    # Both name directories (<paths.root>/<task_name>/runs/<run_id>) and MLflow entities.
+    task_name: str = field(default="train", metadata=meta(c.path_component()))
+    run_id: str = field(default=MISSING, metadata=meta(c.path_component()))
+    seed: Optional[int] = field(default=42, metadata=meta(c.between(0, 2**32 - 1)))
     resume: str = field(
         default="auto",
         metadata=meta(c.non_empty(), "'auto' (continue from last.ckpt if present), 'never', or a checkpoint path"),

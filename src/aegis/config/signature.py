@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 
 # Keys ``hydra.utils.instantiate`` consumes itself; they are not arguments of the target.
@@ -46,7 +46,8 @@ def _find_init(tree: ast.Module, class_name: str, depth: int = 0) -> Optional[as
     return None
 
 
-def static_signature(target: str) -> Optional[StaticSignature]:
+def _parse_target(target: str) -> Optional[tuple[ast.Module, str]]:
+    """The parsed source of the module that defines ``target`` (``pkg.mod.Class``), and the class name."""
     module_name, _, class_name = target.rpartition(".")
     if not module_name:
         return None
@@ -58,9 +59,52 @@ def static_signature(target: str) -> Optional[StaticSignature]:
         return None
     try:
         with open(spec.origin, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read(), filename=spec.origin)
+            return ast.parse(handle.read(), filename=spec.origin), class_name
     except (OSError, SyntaxError):
         return None
+
+
+def _find_constant(tree: ast.Module, class_name: str, name: str, depth: int = 0) -> Optional[ast.expr]:
+    """The value expression of ``name = ...`` in the class body, or in a base in the same module."""
+    cls = _find_class(tree, class_name)
+    if cls is None or depth > 8:
+        return None
+    for node in cls.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return node.value
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return node.value
+    for base in cls.bases:
+        if isinstance(base, ast.Name):
+            found = _find_constant(tree, base.id, name, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def static_class_constant(target: str, name: str) -> Any:
+    """A literal class attribute of ``target`` (e.g. ``LOGGED_METRICS``), read from source.
+
+    None when the class or the attribute cannot be found or is not a literal: the caller
+    then skips whatever check needed it, as for a user's class that declares nothing.
+    """
+    parsed = _parse_target(target)
+    if parsed is None:
+        return None
+    value = _find_constant(*parsed, name)
+    if value is None:
+        return None
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError):
+        return None
+
+
+def static_signature(target: str) -> Optional[StaticSignature]:
+    parsed = _parse_target(target)
+    if parsed is None:
+        return None
+    tree, class_name = parsed
     init = _find_init(tree, class_name)
     if init is None or init.args.kwarg is not None or init.args.vararg is not None:
         return None

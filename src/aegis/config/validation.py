@@ -2,34 +2,54 @@
 
 Hydra already rejects unknown keys and wrong types while composing (the schemas are
 closed). This module adds what types cannot say: ranges and choices carried by schema
-fields (``aegis.config.checks``) and rules that span groups. Every failure is one
-``ConfigError`` sentence naming the full key and what would be valid.
+fields (``aegis.config.checks``), finite numbers everywhere, names the filesystem and
+MLflow accept, and rules that span groups or need this machine's facts (a GPU, a
+checkpoint file). Every failure is one ``ConfigError`` sentence naming the full key and
+what would be valid. Nothing here imports torch, lightning or mlflow: it runs on the
+launch path, before Hydra creates a run dir.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator, Optional
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from aegis.config import host, names
+from aegis.config.checks import Check, is_non_finite
 from aegis.config.schema import TrainConfig
-from aegis.config.signature import HYDRA_KEYS, static_signature
+from aegis.config.signature import HYDRA_KEYS, static_class_constant, static_signature
 from aegis.errors import ConfigError
+from aegis.redact import mask_url_credentials, url_has_credentials
 
 RESUME_KEYWORDS = ("auto", "never")
+# Launchers whose training runs on this machine, in this process or its children.
+LOCAL_LAUNCHERS = ("local", "torchrun")
+K8S_LAUNCHERS = ("k8s-job", "pytorchjob")
+# Hydra's own launcher: jobs run here. Others (submitit, ray) run them elsewhere.
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+# Where a model class declares the metric names it logs (read statically, see signature.py).
+LOGGED_METRICS_ATTR = "LOGGED_METRICS"
+# Data whose size is known before loading it: _target_ -> (samples, values per sample, classes).
+# Synthetic data states its own size in its keys.
+KNOWN_DATA = {"aegis.training.data.DigitsDataModule": (1797, 64, 10)}
+SYNTHETIC_DATA = "aegis.training.data.SyntheticDataModule"
 
 
 def _get(node: DictConfig, name: str, key: str) -> Any:
     try:
         return node[name]
+    except MissingMandatoryValue:
+        raise ConfigError(f"{key} has no value ('???'): expected {key}=<value>.") from None
     except OmegaConfBaseException as exc:
-        reason = str(exc).splitlines()[0]
+        reason = str(exc).splitlines()[0].rstrip(".")
         raise ConfigError(f"{key} could not be resolved: {reason}.") from None
 
 
@@ -41,71 +61,92 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value as the user would type it, on one line (strings quoted, so '' shows)."""
+    plain = _plain(value)
+    if isinstance(plain, list):
+        return "[" + ",".join(str(x) for x in plain) + "]"
+    return repr(plain) if isinstance(plain, str) else str(plain)
+
+
+def _field_check(schema: type, name: str) -> Optional[Check]:
+    """The check on ``schema.name``, inherited from a base when a subclass redefines the field.
+
+    A dataclass field redefined in a subclass (``num_classes: int = 10``) replaces the
+    base's field and its metadata, which silently dropped the base's range check.
+    """
+    for cls in schema.__mro__:
+        found = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if found is not None and "check" in found.metadata:
+            return found.metadata["check"]
+    return None
+
+
+def _finite_expectation(check: Optional[Check]) -> str:
+    if check is not None and check.expected.startswith("a number"):
+        return "a finite number" + check.expected[len("a number"):]
+    return "a finite number"
+
+
+# ------------------------------------------------------------------ every value
+
+
+def _leaves(node: Any, prefix: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Any, Optional[type], Any]]:
+    """(full key, resolved value, schema of the parent node, name in the parent) of every leaf."""
+    if isinstance(node, ListConfig):
+        names: list[Any] = list(range(len(node)))
+        schema = None
+    else:
+        names = [name for name in node.keys() if name not in skip]
+        schema = OmegaConf.get_type(node)
+        schema = schema if schema is not None and dataclasses.is_dataclass(schema) else None
+    for name in names:
+        key = f"{prefix}[{name}]" if isinstance(node, ListConfig) else f"{prefix}{name}"
+        value = _get(node, name, key)
+        if isinstance(value, DictConfig):
+            yield from _leaves(value, f"{key}.")
+        elif isinstance(value, ListConfig):
+            yield from _leaves(value, key)
+        else:
+            yield key, value, schema, name
+
+
+def _check_finite(cfg: DictConfig) -> None:
+    """No ``inf``/``nan`` anywhere: they pass every comparison and train to NaN, "completed"."""
+    for key, value, schema, name in _leaves(cfg, "", skip=("hydra",)):
+        if is_non_finite(value):
+            check = _field_check(schema, str(name)) if schema is not None else None
+            raise ConfigError(f"{key}={value} is invalid: expected {_finite_expectation(check)}.")
+
+
+# ------------------------------------------------------------------ field checks
+
+
 def _check_node(node: DictConfig, schema: type, prefix: str) -> None:
+    """Field checks of ``node``: its own values first, then its sub-nodes, so a bad
+    ``task_name`` is reported as itself, not as the ``aegis-${task_name}`` it feeds."""
+    subtrees = []
     for f in dataclasses.fields(schema):
         if f.name not in node:
             continue
         key = f"{prefix}{f.name}"
         value = _get(node, f.name, key)
         if isinstance(value, DictConfig):
-            _check_tree(value, f"{key}.")
+            subtrees.append((value, f"{key}."))
             continue
-        check = f.metadata.get("check")
+        check = _field_check(schema, f.name)
         if check is None or value is None:
             continue
-        plain = _plain(value)
-        if not check(plain):
-            shown = OmegaConf.to_yaml(plain).strip() if isinstance(plain, (list, dict)) else repr(plain)
-            raise ConfigError(f"{key}={shown} is invalid: expected {check.expected}.")
+        if not check(_plain(value)):
+            raise ConfigError(f"{key}={_shown(value)} is invalid: expected {check.expected}.")
+    for value, key in subtrees:
+        _check_tree(value, key)
 
 
 def _check_tree(node: DictConfig, prefix: str) -> None:
     schema = OmegaConf.get_type(node)
     if schema is not None and dataclasses.is_dataclass(schema):
         _check_node(node, schema, prefix)
-
-
-def _cross_checks(cfg: DictConfig) -> None:
-    data, model, launcher, strategy = cfg.data, cfg.model, cfg.launcher, cfg.strategy
-
-    val, test = data.get("val_fraction"), data.get("test_fraction")
-    if isinstance(val, (int, float)) and isinstance(test, (int, float)) and val + test >= 1:
-        raise ConfigError(
-            f"data.val_fraction + data.test_fraction = {val + test:g} leaves no training data: "
-            "their sum must be below 1."
-        )
-
-    if model.get("name") == "cnn" and len(model.get("input_shape") or []) != 3:
-        raise ConfigError(
-            f"model=cnn needs image data with data.input_shape [channels, height, width], "
-            f"but data={data.get('name')} gives {list(model.input_shape)}: use model=mlp or image data."
-        )
-
-    if launcher.name == "torchrun":
-        if launcher.node_rank >= launcher.nnodes:
-            raise ConfigError(
-                f"launcher.node_rank={launcher.node_rank} is invalid: expected 0 <= node_rank < "
-                f"launcher.nnodes ({launcher.nnodes})."
-            )
-        if launcher.nnodes > 1 and launcher.master_port is None:
-            raise ConfigError(
-                "launcher.master_port must be set when launcher.nnodes > 1: every node has to "
-                "reach the same launcher.master_addr:master_port."
-            )
-        world = launcher.nproc_per_node * launcher.nnodes
-        if world > 1 and strategy.name != "ddp":
-            raise ConfigError(
-                f"launcher=torchrun starts {world} processes but strategy={strategy.name} trains in "
-                "one: add strategy=ddp."
-            )
-
-    resume = cfg.resume
-    if resume not in RESUME_KEYWORDS and launcher.name in ("local", "torchrun"):
-        if not os.path.isfile(resume):
-            raise ConfigError(
-                f"resume={resume} is not a checkpoint file: expected 'auto' (continue from "
-                "last.ckpt in the run dir), 'never', or the path of an existing .ckpt file."
-            )
 
 
 def _check_arguments(cfg: DictConfig) -> None:
@@ -128,12 +169,313 @@ def _check_arguments(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set.")
 
 
+# ------------------------------------------------------------------ data and model
+
+
+def _data_size(data: DictConfig) -> Optional[tuple[int, int, int]]:
+    """(samples, values per sample, classes) when the data says so before it is loaded."""
+    target = data.get("_target_")
+    if target in KNOWN_DATA:
+        return KNOWN_DATA[target]
+    if target == SYNTHETIC_DATA:
+        return data.num_samples, data.num_features, data.num_classes
+    return None
+
+
+def _split_sizes(samples: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
+    """The split sizes of ``ArrayDataModule.setup``: two scikit-learn ``train_test_split``s,
+    each putting ``ceil(fraction * n)`` samples in its test side."""
+    test = math.ceil(test_fraction * samples)
+    rest = samples - test
+    val = math.ceil(val_fraction / (1.0 - test_fraction) * rest)
+    return {"train": rest - val, "val": val, "test": test}
+
+
+def _check_data(cfg: DictConfig) -> None:
+    data = cfg.data
+    val, test = data.get("val_fraction"), data.get("test_fraction")
+    if isinstance(val, (int, float)) and isinstance(test, (int, float)) and val + test >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val + test:g} leaves no training data: "
+            "their sum must be below 1."
+        )
+    size = _data_size(data)
+    if size is None or not isinstance(val, (int, float)) or not isinstance(test, (int, float)):
+        return
+    samples, values, classes = size
+    name = data.get("name")
+    if data.get("num_classes") != classes:
+        raise ConfigError(
+            f"data.num_classes={data.num_classes} does not match data={name}, which has {classes} classes: "
+            f"expected data.num_classes={classes}."
+        )
+    shape = list(data.get("input_shape") or [])
+    if shape and math.prod(shape) != values:
+        raise ConfigError(
+            f"data.input_shape={shape} holds {math.prod(shape)} values but each data={name} sample has "
+            f"{values}: expected a shape whose product is {values}."
+        )
+    for split, count in _split_sizes(samples, val, test).items():
+        if count < classes:
+            key = f"data.{split}_fraction={val if split == 'val' else test}" if split != "train" else \
+                f"data.val_fraction={val} with data.test_fraction={test}"
+            raise ConfigError(
+                f"{key} leaves the {split} split of data={name} ({samples} samples) {count} samples, fewer than "
+                f"its {classes} classes, which the stratified split needs: expected a split of at least {classes} "
+                "samples (more data.num_samples or a different fraction)."
+            )
+
+
+def _check_model_matches_data(cfg: DictConfig) -> None:
+    data, model = cfg.data, cfg.model
+    for key in ("input_shape", "num_classes"):
+        if key in model and key in data:
+            given, expected = _plain(model[key]), _plain(data[key])
+            if given != expected:
+                raise ConfigError(
+                    f"model.{key}={_shown(given)} does not match data.{key}={_shown(expected)} of "
+                    f"data={data.get('name')}: expected model.{key} to follow the data (leave it as "
+                    f"${{data.{key}}}, the default)."
+                )
+    if model.get("name") == "cnn" and len(model.get("input_shape") or []) != 3:
+        raise ConfigError(
+            f"model=cnn needs image data with data.input_shape [channels, height, width], "
+            f"but data={data.get('name')} gives {list(model.input_shape)}: use model=mlp or image data."
+        )
+
+
+def _check_monitor(cfg: DictConfig) -> None:
+    """``checkpoint.monitor`` must be a metric the model logs while fitting.
+
+    Aegis's models declare what they log (``LOGGED_METRICS``); a user's model that
+    declares nothing is not checked. ``test/*`` metrics exist only after fitting.
+    """
+    monitor = cfg.checkpoint.monitor
+    target = cfg.model.get("_target_")
+    logged = static_class_constant(target, LOGGED_METRICS_ATTR) if target else None
+    if not isinstance(logged, (list, tuple)):
+        return
+    during_fit = [m for m in logged if not str(m).startswith("test/")]
+    if monitor in during_fit:
+        return
+    when = " only after training" if monitor in logged else ""
+    raise ConfigError(
+        f"checkpoint.monitor={monitor} is not a metric {target.rpartition('.')[2]} logs{when or ' during training'}: "
+        f"expected one of {', '.join(during_fit)}."
+    )
+
+
+# ------------------------------------------------------------------ trainer
+
+
+def _batches(count: int, batch_size: int, limit: Any) -> int:
+    """Batches per epoch in one process, after Lightning's ``limit_*_batches``."""
+    batches = math.ceil(count / batch_size)
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        return min(batches, limit)
+    return int(batches * limit)
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    trainer = cfg.trainer
+    if trainer.get("min_epochs") is not None and trainer.min_epochs > trainer.max_epochs:
+        raise ConfigError(
+            f"trainer.min_epochs={trainer.min_epochs} exceeds trainer.max_epochs={trainer.max_epochs}: "
+            "expected min_epochs <= max_epochs."
+        )
+    size = _data_size(cfg.data)
+    if size is None or trainer.get("fast_dev_run") or trainer.get("overfit_batches"):
+        return
+    splits = _split_sizes(size[0], cfg.data.val_fraction, cfg.data.test_fraction)
+    batch_size = cfg.data.batch_size
+    for split in ("train", "val", "test"):
+        limit = trainer.get(f"limit_{split}_batches", 1.0)
+        if isinstance(limit, float) and 0 < limit < 1 and _batches(splits[split], batch_size, limit) == 0:
+            raise ConfigError(
+                f"trainer.limit_{split}_batches={limit} of the {math.ceil(splits[split] / batch_size)} {split} "
+                f"batches of data={cfg.data.get('name')} is less than one batch: expected at least "
+                f"{1 / math.ceil(splits[split] / batch_size):.3g}, a whole number of batches, or 0 to skip it."
+            )
+    interval = trainer.get("val_check_interval")
+    if isinstance(interval, int) and not isinstance(interval, bool) and trainer.get("limit_val_batches") != 0:
+        batches = _batches(splits["train"], batch_size, trainer.get("limit_train_batches", 1.0))
+        if interval > batches:
+            raise ConfigError(
+                f"trainer.val_check_interval={interval} exceeds the {batches} training batches per epoch of "
+                f"data={cfg.data.get('name')}: expected at most {batches} batches, or a fraction of an epoch "
+                "such as 0.5."
+            )
+
+
+# ------------------------------------------------------------------ where it runs
+
+
+def _hydra_launcher_target(cfg: DictConfig) -> Optional[str]:
+    if "hydra" in cfg:
+        return cfg.hydra.launcher.get("_target_")
+    if HydraConfig.initialized():
+        return HydraConfig.get().launcher.get("_target_")
+    return None
+
+
+def _trains_here(cfg: DictConfig) -> bool:
+    """The run trains on this machine: a local launcher, started by Hydra's own launcher."""
+    return cfg.launcher.name in LOCAL_LAUNCHERS and _hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
+
+
+def _check_accelerator(cfg: DictConfig) -> None:
+    accelerator = cfg.trainer.accelerator
+    if accelerator in ("gpu", "cuda"):
+        gpus = host.gpu_count()
+        if gpus == 0:
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} needs a GPU but this machine has none visible (no "
+                "/dev/nvidia*, or CUDA_VISIBLE_DEVICES hides them): expected trainer.accelerator=auto or cpu here, "
+                "or a cluster launcher with launcher.resources.gpu."
+            )
+        processes = cfg.launcher.get("nproc_per_node", 1)
+        if cfg.launcher.name == "torchrun" and processes > gpus:
+            raise ConfigError(
+                f"launcher.nproc_per_node={processes} starts one process per GPU but this machine has {gpus}: "
+                f"expected launcher.nproc_per_node <= {gpus}."
+            )
+    if accelerator == "mps" and not host.is_macos():
+        raise ConfigError(
+            f"trainer.accelerator=mps needs Apple silicon (macOS) but this is {sys.platform}: "
+            "expected auto, cpu, or gpu on a machine with one."
+        )
+    if accelerator == "tpu" and not host.has_torch_xla():
+        raise ConfigError(
+            "trainer.accelerator=tpu needs torch_xla, which is not installed here: expected auto, cpu or gpu."
+        )
+
+
+def _check_gang(cfg: DictConfig) -> None:
+    """DDP over several processes needs someone to start them (torchrun, SLURM)."""
+    strategy, launcher = cfg.strategy, cfg.launcher
+    if strategy.name != "ddp":
+        return
+    devices, nodes = strategy.get("devices"), strategy.get("num_nodes")
+    if launcher.name == "torchrun":
+        for key, value, flag in (("devices", devices, "nproc_per_node"), ("num_nodes", nodes, "nnodes")):
+            if value is not None and value != launcher[flag]:
+                raise ConfigError(
+                    f"strategy.{key}={value} disagrees with launcher.{flag}={launcher[flag]}: expected "
+                    f"strategy.{key}={launcher[flag]} or null (read from torchrun)."
+                )
+        return
+    if launcher.name != "local" or host.in_torchrun_gang() or host.in_slurm_gang():
+        return
+    if (devices or 1) > 1 or (nodes or 1) > 1:
+        key, value = ("devices", devices) if (devices or 1) > 1 else ("num_nodes", nodes)
+        flag = f"launcher.nproc_per_node={devices or 1}" + (f" launcher.nnodes={nodes}" if (nodes or 1) > 1 else "")
+        raise ConfigError(
+            f"strategy.{key}={value} needs one process per device, which launcher=local does not start: "
+            f"expected launcher=torchrun {flag} (or start train.py with torchrun)."
+        )
+
+
+def _check_torchrun(cfg: DictConfig) -> None:
+    launcher, strategy = cfg.launcher, cfg.strategy
+    if launcher.name != "torchrun":
+        return
+    if launcher.node_rank >= launcher.nnodes:
+        raise ConfigError(
+            f"launcher.node_rank={launcher.node_rank} is invalid: expected 0 <= node_rank < "
+            f"launcher.nnodes ({launcher.nnodes})."
+        )
+    if launcher.nnodes > 1 and launcher.master_port is None:
+        raise ConfigError(
+            "launcher.master_port must be set when launcher.nnodes > 1: every node has to "
+            "reach the same launcher.master_addr:master_port."
+        )
+    world = launcher.nproc_per_node * launcher.nnodes
+    if world > 1 and strategy.name != "ddp":
+        raise ConfigError(
+            f"launcher=torchrun starts {world} processes but strategy={strategy.name} trains in "
+            "one: add strategy=ddp."
+        )
+
+
+def _check_resume(cfg: DictConfig) -> None:
+    resume = cfg.resume
+    if resume in RESUME_KEYWORDS:
+        return
+    problem = host.checkpoint_problem(resume)
+    if problem:
+        raise ConfigError(
+            f"resume={resume} {problem}: expected 'auto' (continue from last.ckpt in the run dir), "
+            "'never', or the path of an existing checkpoint (.ckpt) file."
+        )
+
+
+def _check_paths_root(cfg: DictConfig) -> None:
+    root = cfg.paths.root
+    blocker = host.blocking_file(root)
+    if blocker is not None:
+        where = "" if os.path.abspath(root) == blocker else f" ({blocker} is a file)"
+        raise ConfigError(
+            f"paths.root={root} cannot hold run dirs{where}: expected a directory, or a path that can be created."
+        )
+
+
+def _check_host(cfg: DictConfig) -> None:
+    """What only this machine can answer, for runs that train on it."""
+    if not _trains_here(cfg):
+        return
+    _check_accelerator(cfg)
+    _check_resume(cfg)
+    _check_paths_root(cfg)
+
+
+# ------------------------------------------------------------------ tracking
+
+
+def _check_tracking(cfg: DictConfig) -> None:
+    logger = cfg.logger
+    if logger.get("name") != "mlflow":
+        return
+    uri = logger.get("tracking_uri")
+    if uri is not None:
+        if url_has_credentials(uri):
+            raise ConfigError(
+                f"logger.tracking_uri={mask_url_credentials(uri)} carries credentials, which would be written to "
+                ".hydra/, config.yaml and manifests: expected the URI without them, with MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_URI) set in the environment, and "
+                "launcher.secret_env for pods."
+            )
+        problem = names.tracking_uri_problem(uri)
+        if problem:
+            raise ConfigError(
+                f"logger.tracking_uri={uri} is not a tracking URI MLflow accepts ({problem}): expected "
+                f"{names.TRACKING_URI_FORMS}."
+            )
+    for tag in (logger.get("tags") or {}):
+        if not names.is_tag_key(str(tag)):
+            raise ConfigError(
+                f"logger.tags key {str(tag)!r} is not a valid MLflow tag name: expected at most "
+                f"{names.MAX_TAG_KEY} letters, digits, '_', '-', '.', ' ', ':' and '/', not a path such as '..'."
+            )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first problem found in a composed config."""
+    if cfg.launcher.name in K8S_LAUNCHERS:
+        from aegis.k8s.checks import check_unresolved  # before anything resolves ${oc.env:...}
+
+        check_unresolved(cfg)
+    _check_finite(cfg)
     _check_node(cfg, TrainConfig, "")
     _check_arguments(cfg)
-    _cross_checks(cfg)
-    if cfg.launcher.name in ("k8s-job", "pytorchjob"):
+    _check_data(cfg)
+    _check_model_matches_data(cfg)
+    _check_monitor(cfg)
+    _check_trainer(cfg)
+    _check_torchrun(cfg)
+    _check_gang(cfg)
+    _check_tracking(cfg)
+    _check_host(cfg)
+    if cfg.launcher.name in K8S_LAUNCHERS:
         from aegis.k8s.checks import check_config  # Kubernetes rules, only when asked for
 
         check_config(cfg)
@@ -155,6 +497,16 @@ class ValidateOnStart(Callback):
             check_slurm(config)
         except ConfigError as exc:
             print(f"Error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        except OmegaConfBaseException as exc:
+            key = getattr(exc, "full_key", None)
+            reason = str(exc).splitlines()[0].rstrip(".")
+            print(f"Error: {key + ' ' if key else ''}could not be read from the config: {reason}.", file=sys.stderr)
+            sys.exit(1)
+        except Exception:  # a bug in validation: Hydra would only warn and run anyway
+            import traceback
+
+            traceback.print_exc()
             sys.exit(1)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

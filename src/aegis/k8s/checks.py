@@ -7,16 +7,49 @@ image, quantity or name fails with one sentence naming the key and nothing exist
 from __future__ import annotations
 
 import re
-from omegaconf import DictConfig
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
 
 from aegis.errors import ConfigError
 from aegis.k8s import images, naming, quantities
+from aegis.redact import mask_url_credentials, url_has_credentials
 
 K8S_LAUNCHERS = ("k8s-job", "pytorchjob")
 
 # Env names that hold credentials: those belong in a Secret (launcher.secret_env).
 _CREDENTIAL = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY)", re.I)
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+# An interpolation that reads the submitting machine's environment (${oc.env:X}, legacy ${env:X}).
+_HOST_ENV = re.compile(r"\$\{\s*(oc\.env|env)\s*:")
+
+
+def _unresolved_strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from _unresolved_strings(item, f"{key}.{name}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _unresolved_strings(item, f"{key}[{i}]")
+    elif isinstance(value, str):
+        yield key, value
+
+
+def check_unresolved(cfg: DictConfig) -> None:
+    """Refuse ``${oc.env:...}`` anywhere under ``launcher``, read without resolving it.
+
+    Everything under ``launcher`` ends up in the manifest: resolving the interpolation
+    here would copy this machine's environment (often a credential) into a cluster
+    object, and print it. Secrets reach pods through ``launcher.secret_env``.
+    """
+    tree = OmegaConf.to_container(cfg.launcher, resolve=False)
+    for key, text in _unresolved_strings(tree, "launcher"):
+        if _HOST_ENV.search(text):
+            name = key.rpartition(".")[2] if key.startswith("launcher.env.") else "NAME"
+            raise ConfigError(
+                f"{key}={text!r} would copy this machine's environment into the manifest: expected a literal "
+                f"value, or a Secret key through +launcher.secret_env.{name}=<secret name>/<key>."
+            )
 
 
 def _image(launcher: DictConfig) -> None:
@@ -116,6 +149,12 @@ def _env(launcher: DictConfig) -> None:
             raise ConfigError(
                 f"launcher.env.{key} looks like a credential and would be written into the manifest in clear: "
                 f"put it in a Secret and set +launcher.secret_env.{key}=<secret name>/<key> instead."
+            )
+        if url_has_credentials(str(value)):
+            raise ConfigError(
+                f"launcher.env.{key}={mask_url_credentials(str(value))} carries credentials in its URL, which would "
+                "be written into the manifest in clear: expected the URL without them, and the credentials in a "
+                "Secret through +launcher.secret_env.<NAME>=<secret name>/<key> (e.g. MLFLOW_TRACKING_PASSWORD)."
             )
     for key, ref in launcher.secret_env.items():
         if not _ENV_NAME.fullmatch(key):

@@ -20,6 +20,11 @@ class ClassifierModule(L.LightningModule):
     """Subclasses spell out every argument in their own ``__init__`` (no ``**kwargs``), so
     a misspelt config key fails the signature check before anything is built."""
 
+    #: Every metric ``_step`` logs. Read from this source (not imported) by
+    #: ``aegis.config.validation`` so ``checkpoint.monitor`` is checked before a run starts;
+    #: a user's LightningModule may declare its own the same way.
+    LOGGED_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
+
     def __init__(self) -> None:
         super().__init__()
         # Collects the subclass's __init__ arguments. logger=False: Aegis logs the whole

@@ -1,0 +1,146 @@
+"""Hydra's composition errors, rewritten as one sentence naming the key and what is valid.
+
+Hydra reports an unknown key or a wrong type in three or more lines (its message, the
+OmegaConf cause with ``full_key``/``object_type``, and a hint about HYDRA_FULL_ERROR);
+everything Aegis refuses itself is one ``Error: ...`` line. :func:`sentence` turns the
+exceptions Hydra raises while composing into that form, from the exception's structured
+fields where it has them and its message otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from typing import Any, Optional
+
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
+
+_MERGING = re.compile(r"Error merging override (?P<line>.+)")
+_COULD_NOT_OVERRIDE = re.compile(r"Could not override '(?P<key>[^']+)'")
+_MISSING_OPTION = re.compile(r"Could not find '(?P<path>[^']+)'")
+_APPEND_EXISTING = re.compile(r"Could not append to config\. An item is already at '(?P<key>[^']+)'")
+_REMOVE_PREFIX = re.compile(r"Either remove \+ prefix: '(?P<line>[^']+)'")
+_MULTIPLE_VALUES = re.compile(r"Multiple values for (?P<group>\S+?)\. To override a value use 'override [^:]+: (?P<option>[^']+)'")
+_DELETE_MISSING = re.compile(r"Could not delete from config\. '(?P<key>[^']+)' does not exist")
+_DELETE_MISMATCH = re.compile(r"Could not delete from config\. The value of '(?P<key>[^']+)' is (?P<actual>.+) and not (?P<given>.+?)\.?$", re.M)
+_AMBIGUOUS = re.compile(r"Ambiguous value for argument '(?P<line>[^']+)'")
+# Hydra appends the offending value (often a whole config node) to some merge errors.
+_VALUE_TAIL = re.compile(r"\.? value: .*$", re.S)
+_MAX_GENERIC = 300
+
+_CONVERSIONS = {
+    "Integer": "expected a whole number",
+    "Float": "expected a number",
+    "Boolean": "expected true or false",
+}
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "").rstrip(".")
+
+
+def _keys_of(object_type: Any) -> list[str]:
+    if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
+        return [f.name for f in dataclasses.fields(object_type) if not f.name.startswith("_")]
+    return []
+
+
+def _unknown_key(full_key: str, object_type: Any) -> str:
+    parent, _, leaf = full_key.rpartition(".")
+    keys = _keys_of(object_type)
+    if not keys:
+        return f"{full_key} is not a key of the config: expected an existing key, or +{full_key}=<value> to add one."
+    close = difflib.get_close_matches(leaf, keys, n=1)
+    hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    where = f"{parent}" if parent else "the top level"
+    return f"{full_key} is not a key of {where}{hint}: expected one of {', '.join(keys)}."
+
+
+def _wrong_value(line: str, cause: Optional[BaseException]) -> str:
+    key, _, value = line.partition("=")
+    key = getattr(cause, "full_key", None) or key.lstrip("+~")
+    reason = _first_line(str(cause)) if cause is not None else ""
+    converted = re.search(r"could not be converted to (\w+)", reason)
+    choices = re.search(r"expected one of \[(?P<choices>[^\]]*)\]", reason)
+    if converted and converted.group(1) in _CONVERSIONS:
+        expected = _CONVERSIONS[converted.group(1)]
+    elif choices:
+        expected = f"expected one of {choices.group('choices')}"
+    elif "is not a ListConfig, list or tuple" in reason:
+        expected = "expected a list such as [1,2]"
+    elif "is not Optional" in reason:
+        expected = "this key cannot be null, expected a value"
+    elif "Cannot convert" in reason and "to string" in reason:
+        expected = "expected a single string"
+    elif "is not a subclass of" in reason:
+        expected = f"expected keys under {key} (e.g. {key}.<key>=<value>), not a single value"
+    else:
+        expected = reason[0].lower() + reason[1:] if reason else "Hydra could not merge it"
+    return f"{key}={value} is invalid: {expected}."
+
+
+def _missing_option(message: str) -> Optional[str]:
+    found = _MISSING_OPTION.search(message)
+    if found is None:
+        return None
+    group, _, option = found.group("path").rpartition("/")
+    listed = re.search(r"Available options in '[^']+':\n(?P<options>(?:\t.*\n?)*)", message)
+    options = [o.strip() for o in listed.group("options").splitlines()] if listed else []
+    options = [o for o in options if o and not o.endswith("_schema")]
+    if not group:
+        return f"{option} is not a config file: expected the name of a config in conf/."
+    valid = f"expected one of {', '.join(options)}" if options else "expected an option that exists in conf/"
+    return f"{group}={option} is not an option of the {group} group: {valid}."
+
+
+def sentence(exc: BaseException) -> Optional[str]:
+    """One sentence for a Hydra composition error, or None when it is not one of those."""
+    if not isinstance(exc, (HydraException, OmegaConfBaseException)):
+        return None
+    message = str(exc)
+    cause = exc.__cause__
+    if isinstance(exc, MissingConfigException):
+        return _missing_option(message) or _first_line(message) + "."
+    if isinstance(exc, OmegaConfBaseException):
+        key = getattr(exc, "full_key", None)
+        return f"{key + ': ' if key else ''}{_VALUE_TAIL.sub('', _first_line(message))}."
+    if not isinstance(exc, ConfigCompositionException):
+        return None
+    if (found := _COULD_NOT_OVERRIDE.search(message)) is not None:
+        return _unknown_key(getattr(cause, "full_key", None) or found.group("key"), getattr(cause, "object_type", None))
+    if (found := _MERGING.search(message)) is not None:
+        return _wrong_value(found.group("line").strip(), cause)
+    if (found := _APPEND_EXISTING.search(message)) is not None:
+        plain = _REMOVE_PREFIX.search(message)
+        line = plain.group("line") if plain else f"{found.group('key')}=<value>"
+        return (f"+{line} adds {found.group('key')}, which already exists: expected {line} to override it "
+                f"(or ++{line} to add or override).")
+    if (found := _MULTIPLE_VALUES.search(message)) is not None:
+        group, option = found.group("group"), found.group("option")
+        return f"+{group}={option} adds a second {group} option: expected {group}={option} to replace the default."
+    if (found := _DELETE_MISSING.search(message)) is not None:
+        key = found.group("key")
+        return f"~{key} removes {key}, which does not exist: expected the key of an existing value."
+    if (found := _DELETE_MISMATCH.search(message)) is not None:
+        key, actual, given = found.group("key", "actual", "given")
+        return (f"~{key}={given} removes {key} only if its value is {given}, but it is {actual}: "
+                f"expected ~{key} or ~{key}={actual}.")
+    if (found := _AMBIGUOUS.search(message)) is not None:
+        line = found.group("line")
+        return (f"{line} has several values: expected -m (--multirun) to sweep over them, [a,b] for a list, "
+                "or quotes for a string with commas.")
+    return _generic(message, cause)
+
+
+def _generic(message: str, cause: Optional[BaseException]) -> str:
+    """Hydra's message on one line, without the value dumps and ``full_key`` trailers."""
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line.strip().startswith(("full_key:", "object_type=", "reference_type="))]
+    text = _VALUE_TAIL.sub("", " ".join(lines)).rstrip(".")
+    if cause is not None and getattr(cause, "full_key", None):
+        text = f"{cause.full_key}: {text} ({_VALUE_TAIL.sub('', _first_line(str(cause)))})"
+    if len(text) > _MAX_GENERIC:
+        text = text[: _MAX_GENERIC - 3].rstrip() + "..."
+    return text + "."
