@@ -119,6 +119,7 @@ class ProcessPlan:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    run_dir: Path | None = None  # where the run it starts records itself
 
     def shell(self) -> str:
         import shlex

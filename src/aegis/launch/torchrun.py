@@ -3,7 +3,9 @@
 The parent never imports torch: it renders a ``torchrun`` command that re-enters the
 same entrypoint with the user's overrides, ``launcher=local`` and the run dir pinned,
 runs it, forwards SIGTERM (so a preempted gang checkpoints) and returns the gang's exit
-code.
+code. torchrun itself exits 1 when it is told to stop, however cleanly its workers
+checkpointed; after a SIGTERM the parent reads the run's record instead, and exits 143
+(preempted, resumable) when rank 0 recorded its preemption checkpoint.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from aegis.launch.base import Launcher, ProcessPlan, RunContext
+
+PREEMPTED_EXIT_CODE = 143
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +64,19 @@ class TorchrunLauncher(Launcher[ProcessPlan, subprocess.Popen]):
         if "OMP_NUM_THREADS" not in os.environ:
             env["OMP_NUM_THREADS"] = str(threads_per_process(cfg.launcher.nproc_per_node))
         world = cfg.launcher.nproc_per_node * cfg.launcher.nnodes
-        return ProcessPlan(argv, env, f"torchrun gang of {world} processes in {ctx.run_dir}")
+        return ProcessPlan(argv, env, f"torchrun gang of {world} processes in {ctx.run_dir}", run_dir=ctx.run_dir)
 
-    def submit(self, rendered: ProcessPlan) -> subprocess.Popen:
+    def submit(self, rendered: ProcessPlan) -> "Gang":
         log.info("Launching %s", rendered.description)
         log.info("Command: %s", rendered.shell())
-        return subprocess.Popen(rendered.argv, env={**os.environ, **rendered.env})
+        return Gang(subprocess.Popen(rendered.argv, env={**os.environ, **rendered.env}), rendered.run_dir)
 
-    def follow(self, handle: subprocess.Popen) -> int:
+    def follow(self, gang: "Gang") -> int:
+        handle = gang.process
+
         def forward(signum: int, _frame: object) -> None:
+            if signum == signal.SIGTERM:
+                gang.terminated = True
             handle.send_signal(signum)
 
         # SIGTERM (preemption) goes to torchrun, which stops its workers gracefully; a
@@ -80,4 +90,24 @@ class TorchrunLauncher(Launcher[ProcessPlan, subprocess.Popen]):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        return 128 - code if code < 0 else code
+        code = 128 - code if code < 0 else code
+        if gang.terminated and code != 0 and gang.checkpointed_preemption():
+            return PREEMPTED_EXIT_CODE
+        return code
+
+
+@dataclass
+class Gang:
+    process: subprocess.Popen
+    run_dir: Path | None
+    terminated: bool = field(default=False)
+
+    def checkpointed_preemption(self) -> bool:
+        """Rank 0 recorded this attempt as preempted: its last.ckpt holds the gang's state."""
+        from aegis.training.files import read_json
+
+        record = read_json(self.run_dir / "summary.json") if self.run_dir else None
+        if not record:
+            return False
+        latest = (record.get("attempts") or [record])[-1]
+        return latest.get("status") == "preempted"

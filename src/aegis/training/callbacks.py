@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -155,6 +156,54 @@ class MetricsSnapshot(L.Callback):
     def scalars(self) -> dict[str, float]:
         return {name: round(value, 6) for name, value in sorted(self.metrics.items())
                 if not name.endswith(("_step", "_epoch")) and math.isfinite(value)}
+
+
+class GangSigterm(L.Callback):
+    """SIGTERM that a whole gang acts on together, at the same batch.
+
+    Lightning 2.6's own SIGTERM handler runs a ``dist.broadcast`` inside the signal
+    handler, i.e. in the middle of whatever collective the rank was in: with torchrun
+    signalling every rank at slightly different moments, the gang deadlocked until
+    SIGKILL (observed: 30 s, exit 137, no checkpoint). Here the handler only notes the
+    signal; at each batch start the ranks all-reduce that note, and every rank then
+    raises Lightning's flag at once, so Lightning's per-batch broadcast stops them at the
+    same batch and the preemption checkpoint is written by the whole gang. A SIGTERM that
+    reached only one rank (one pod of a PyTorchJob) stops the gang too. In one process
+    the flag is raised directly.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._installed = False
+
+    def _install(self, trainer: L.Trainer) -> None:
+        if self._installed:
+            return
+        self._installed = True
+        gang = trainer.world_size > 1
+
+        def note(signum: int, _frame: Any) -> None:
+            if not self.pending:
+                log.info("Received SIGTERM on rank %d: stopping at the next batch to checkpoint.",
+                         trainer.global_rank)
+            self.pending = True
+            if not gang:
+                trainer._signal_connector.received_sigterm = True
+
+        signal.signal(signal.SIGTERM, note)  # Lightning restores the previous handler at teardown
+
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install(trainer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._install(trainer)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if trainer.world_size <= 1:
+            return
+        if trainer.strategy.reduce_boolean_decision(self.pending, all=False):
+            trainer._signal_connector.received_sigterm = True
 
 
 class PreemptionCheckpoint(L.Callback):

@@ -172,8 +172,8 @@ class _Attempt:
         import lightning.pytorch as L
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, LastCheckpoint,
-                                              MetricsSnapshot, PreemptionCheckpoint, StepTiming)
+        from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, GangSigterm,
+                                              LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint, StepTiming)
         from aegis.training.checkpoints import LAST, AtomicCheckpointIO, sweep_stale_temp_files
         from aegis.training.components import build, check_signature
         from aegis.training.topology import resolve_topology
@@ -224,8 +224,8 @@ class _Attempt:
         preemption = PreemptionCheckpoint(checkpoint_dir / LAST)
         self.timing = timing = StepTiming()
         self.snapshot = MetricsSnapshot()
-        trainer_callbacks: list[Any] = [EndStartupGCPause(startup), guard, self.snapshot, checkpointing, last,
-                                        preemption, timing, *callbacks]
+        trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
+                                        checkpointing, last, preemption, timing, *callbacks]
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
             trainer_callbacks.append(EpochLines())

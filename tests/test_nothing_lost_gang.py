@@ -1,0 +1,98 @@
+"""Nothing lost across processes (slow tier): kill -9 storms, a gang that loses a rank,
+and SIGTERM to the torchrun parent."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, TRAIN, run_train, summary
+
+pytestmark = pytest.mark.slow
+
+GANG = ["strategy=ddp", "launcher=torchrun", "launcher.nproc_per_node=2", "trainer.accelerator=cpu"]
+
+
+def _start(args: list[str], root: Path, log_path: Path, env: dict | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(root), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO, env=full_env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _epochs_logged(log_path: Path) -> int:
+    found = re.findall(r"epoch (\d+)/\d+ ", log_path.read_text())
+    return int(found[-1]) if found else 0
+
+
+def _wait_for_epoch(proc: subprocess.Popen, log_path: Path, epoch: int, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while _epochs_logged(log_path) < epoch:
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        assert time.time() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.05)
+
+
+def test_kill_9_at_random_moments_loses_at_most_one_epoch(tmp_path):
+    import torch
+
+    rng = random.Random(7)
+    args = ["data=synthetic", "data.num_samples=12000", "trainer.max_epochs=14", "logger=none", "run_id=storm",
+            "progress=lines", "test_after_fit=false"]
+    last = tmp_path / "train" / "runs" / "storm" / "checkpoints" / "last.ckpt"
+    lost = []
+    for kill in range(4):
+        log_path = tmp_path / f"attempt{kill}.log"
+        proc = _start(args, tmp_path, log_path)
+        done_before = int(torch.load(last, weights_only=False)["epoch"]) + 1 if last.exists() else 0
+        _wait_for_epoch(proc, log_path, done_before + 1)
+        time.sleep(rng.uniform(0.0, 1.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        logged = _epochs_logged(log_path)
+        saved = int(torch.load(last, weights_only=False)["epoch"]) + 1
+        lost.append(logged - saved)
+    assert max(lost) <= 1, lost  # epochs finished (logged) but not in last.ckpt
+
+    result = run_train(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = summary(last.parent.parent)
+    assert record["status"] == "completed" and record["epochs_completed"] == 14
+    assert [a["status"] for a in record["attempts"]] == ["killed"] * 4 + ["completed"]
+    assert torch.load(last, weights_only=False)["global_step"] == record["global_step"]
+
+
+def test_a_gang_whose_rank_dies_still_leaves_a_record(tmp_path):
+    args = [*GANG, "trainer=smoke", "logger=none", "run_id=dead", "model._target_=faults.DiesOnRankOne"]
+    result = run_train(args, tmp_path, env={"PYTHONPATH": str(REPO / "tests")}, timeout=240)
+    assert result.returncode != 0
+    record = summary(tmp_path / "train" / "runs" / "dead")
+    latest = record["attempts"][-1]
+    assert latest["status"] in ("failed", "preempted", "killed"), latest
+    assert latest["status"] != "running"
+
+
+def test_sigterm_to_the_torchrun_parent_exits_143_after_the_gang_checkpointed(tmp_path):
+    import torch
+
+    args = [*GANG, "data=synthetic", "data.num_samples=40000", "trainer.max_epochs=3", "logger=none",
+            "run_id=term", "progress=lines"]
+    log_path = tmp_path / "gang.log"
+    proc = _start(args, tmp_path, log_path)
+    _wait_for_epoch(proc, log_path, 1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)  # to the parent alone, as a scheduler would
+    assert proc.wait(timeout=120) == 143, log_path.read_text()[-3000:]
+    run_dir = tmp_path / "train" / "runs" / "term"
+    assert summary(run_dir)["attempts"][-1]["status"] == "preempted"
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] > 0
