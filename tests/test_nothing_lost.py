@@ -231,3 +231,27 @@ def test_kill_9_during_saves_always_leaves_a_loadable_checkpoint(tmp_path):
         state = _load(target)
         assert float(state["w"][0]) == state["global_step"]  # whole, and one consistent state
         assert candidates(target.parent)[:2] == [target, target.with_name("last.prev.ckpt")]
+
+
+@pytest.mark.parametrize("moment", ["start-up", "after training"])
+def test_sigterm_outside_fit_is_recorded_as_preempted_with_exit_143(tmp_path, moment):
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = ["trainer=smoke", "trainer.max_epochs=1", "run_id=t", "progress=lines"]
+    log_path = tmp_path / "out.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        record = tmp_path / "train" / "runs" / "t" / "summary.json"
+        needle = "Loaded model weights" if moment == "after training" else None  # trainer.test began
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if needle is None and record.exists():
+                break  # the attempt has started: imports and building are under way
+            if needle is not None and needle in log_path.read_text():
+                break  # fit is over: test and the model registration follow
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143, log_path.read_text()[-3000:]
+    latest = summary(tmp_path / "train" / "runs" / "t")["attempts"][-1]
+    assert latest["status"] == "preempted" and "SIGTERM during" in latest["cause"]

@@ -77,8 +77,10 @@ def test_a_gang_whose_rank_dies_still_leaves_a_record(tmp_path):
     assert result.returncode != 0
     record = summary(tmp_path / "train" / "runs" / "dead")
     latest = record["attempts"][-1]
-    assert latest["status"] in ("failed", "preempted", "killed"), latest
-    assert latest["status"] != "running"
+    # rank 0 sees its peer vanish in a collective (or torchrun's SIGTERM first): either way a record
+    assert latest["status"] in ("failed", "preempted"), latest
+    if latest["status"] == "failed":
+        assert "another rank of the gang stopped" in latest["cause"]
 
 
 def test_sigterm_to_the_torchrun_parent_exits_143_after_the_gang_checkpointed(tmp_path):

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import RunContext
 from aegis.training.record import RunRecord
+from aegis.training.signals import Preempted, SigtermOutsideFit
 from aegis.training.startup_gc import StartupGCPause
 
 if TYPE_CHECKING:
@@ -148,10 +149,11 @@ def _train(cfg: DictConfig, ctx: RunContext, startup: StartupGCPause, callbacks:
     record.update(run_id=ctx.run_id, run_dir=str(run_dir))
     record.write("running")
     attempt = _Attempt(cfg, ctx, record, checkpoint_dir, rank_zero)
-    try:
-        return attempt.run(startup, callbacks)
-    except BaseException as exc:
-        return attempt.fail(exc)
+    with attempt.sigterm:
+        try:
+            return attempt.run(startup, callbacks)
+        except BaseException as exc:
+            return attempt.fail(exc)
 
 
 class _Attempt:
@@ -167,6 +169,7 @@ class _Attempt:
         self.tracking: Any = None
         self.timing: Any = None
         self.snapshot: Any = None
+        self.sigterm = SigtermOutsideFit()
 
     def run(self, startup: StartupGCPause, callbacks: Sequence[Any]) -> Outcome:
         import lightning.pytorch as L
@@ -255,7 +258,8 @@ class _Attempt:
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+            with self.sigterm.fitting():
+                trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         except SIGTERMException:
             self._write("preempted", metrics=self.snapshot.scalars())
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
@@ -307,6 +311,11 @@ class _Attempt:
         """Record how the attempt ended; a failure Aegis can explain becomes one error line
         and exit 1, anything else is re-raised for its traceback."""
         metrics = self.snapshot.scalars() if self.snapshot is not None else {}
+        if isinstance(exc, Preempted):
+            self._write("preempted", cause=str(exc), metrics=metrics)
+            if self.rank_zero:
+                log.warning("Preempted (%s); re-run with the same run dir to resume.", exc)
+            return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.
             self._write("stopped", metrics=metrics)
