@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from omegaconf import DictConfig
@@ -33,6 +34,7 @@ log = logging.getLogger("aegis.training")
 TRACKING_FILE = "tracking.json"
 RUN_ID_TAG = "aegis.run_id"
 RUN_DIR_TAG = "aegis.run_dir"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 T = TypeVar("T")
 
@@ -68,7 +70,7 @@ def default_tracking_uri(paths_root: Path) -> str:
 
 def resolve_tracking_uri(logger_cfg: DictConfig, paths_root: Path) -> str:
     """logger.tracking_uri, else $MLFLOW_TRACKING_URI, else SQLite under paths.root."""
-    return logger_cfg.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(paths_root)
+    return logger_cfg.get("tracking_uri") or os.environ.get(TRACKING_URI_ENV) or default_tracking_uri(paths_root)
 
 
 def embedded_artifact_location(uri: str, paths_root: Path) -> Optional[str]:
@@ -164,8 +166,10 @@ class Tracking:
         client = MlflowClient(tracking_uri=target.uri)
         run_id, experiment_id, continued = self._call(
             f"Opening the MLflow run in {target.shown_uri}", lambda: _open_run(client, target))
-        self.logger = MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri, run_id=run_id,
-                                   artifact_location=target.artifact_location)
+        self.logger = logger = MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri,
+                                            run_id=run_id, artifact_location=target.artifact_location)
+        with _tracking_env_kept():
+            self._call("Opening the MLflow run in Lightning", lambda: logger.experiment)
         self.continued_run = continued
         record = {"logger": "mlflow", "tracking_uri": target.shown_uri, "experiment_id": experiment_id,
                   "run_id": run_id}
@@ -197,7 +201,6 @@ class Tracking:
         import torch
 
         run_id, uri = self.logger.run_id, self.uri
-        mlflow.set_tracking_uri(uri)
         # Pickle is chosen on purpose (pt2 needs an input example and a signature);
         # MLflow warns about it on every call.
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
@@ -217,8 +220,10 @@ class Tracking:
             with registry_lock(uri):
                 return mlflow.register_model(info.model_uri, name)
 
-        info = self._call(f"Logging the model of MLflow run {run_id}", log_model, retry=False)
-        version = self._call(f"Registering the model as {name!r}", register)
+        with _tracking_env_kept():
+            mlflow.set_tracking_uri(uri)  # log_model and register_model use MLflow's current URI
+            info = self._call(f"Logging the model of MLflow run {run_id}", log_model, retry=False)
+            version = self._call(f"Registering the model as {name!r}", register)
         self.registered = {"name": name, "version": int(version.version), "model_uri": info.model_uri}
         log.info("Registered model %s version %s", name, version.version)
 
@@ -244,6 +249,21 @@ class Tracking:
             text = str(exc).strip()
             reason = mask_url_credentials(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
             raise TrackingError(f"{what} failed: {reason}.") from exc
+
+
+@contextmanager
+def _tracking_env_kept() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` (Lightning's logger calls it) also exports $MLFLOW_TRACKING_URI;
+    a later run in this process (a multirun job, a test) would take this run's store for the
+    user's choice. The variable is put back as it was."""
+    before = os.environ.get(TRACKING_URI_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TRACKING_URI_ENV, None)
+        else:
+            os.environ[TRACKING_URI_ENV] = before
 
 
 def _open_run(client: Any, target: MLflowTarget) -> tuple[str, str, bool]:

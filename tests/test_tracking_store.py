@@ -1,0 +1,301 @@
+"""The embedded MLflow store under concurrency and damage, and one tracking run per run dir.
+
+Fast tests prepare stores and open tracking runs directly; the slow tier starts 12
+trainings together on a fresh outputs root, and one run against a real MLflow server
+whose URI carries a password.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, TRAIN, summary
+
+pytest.importorskip("mlflow")
+
+from aegis.training.mlflow_store import (StoreError, inspect_store, is_transient, prepare_store, retry_transient,
+                                         sqlite_path, store_lock)
+
+
+def _uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _opens_with_mlflow(uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert client.search_registered_models() == []
+
+
+# -- the store --------------------------------------------------------------------------------
+
+def test_sqlite_path_reads_absolute_relative_and_driver_uris():
+    assert sqlite_path("sqlite:////abs/dir/mlflow.db") == Path("/abs/dir/mlflow.db")
+    assert sqlite_path("sqlite:///rel/mlflow.db") == Path("rel/mlflow.db")
+    assert sqlite_path("sqlite+pysqlite:////abs/m.db?timeout=30") == Path("/abs/m.db")
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert sqlite_path("http://alice:pw@mlflow:5000") is None
+
+
+def test_processes_preparing_a_fresh_store_together_all_succeed(tmp_path):
+    """Without the lock, processes opening a fresh store together fail in alembic's migrations
+    ("table _alembic_tmp_* already exists") and leave it half-migrated."""
+    uri = _uri(tmp_path / "fresh" / "mlflow.db")
+    code = ("import sys; from aegis.training.mlflow_store import prepare_store; prepare_store(sys.argv[1]); "
+            "from mlflow.tracking import MlflowClient; MlflowClient(tracking_uri=sys.argv[1]).search_experiments()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(4)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(outputs)
+    state = inspect_store(tmp_path / "fresh" / "mlflow.db")
+    assert state.journal_mode == "wal" and not state.leftover_tmp_tables
+    _opens_with_mlflow(uri)
+
+
+def test_threads_preparing_a_fresh_store_together_all_succeed(tmp_path):
+    uri = _uri(tmp_path / "mlflow.db")
+    errors: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            prepare_store(uri)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prepare) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    _opens_with_mlflow(uri)
+
+
+def test_a_ready_store_is_checked_without_waiting_for_the_lock(tmp_path):
+    db = tmp_path / "mlflow.db"
+    prepare_store(_uri(db))
+    with store_lock(db):  # held elsewhere (here: by this test) for as long as it likes
+        started = time.perf_counter()
+        prepare_store(_uri(db))
+        assert time.perf_counter() - started < 1.0
+
+
+def test_a_store_mlflow_created_without_wal_is_switched_to_wal(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    MlflowClient(tracking_uri=_uri(db)).search_experiments()  # MLflow's own creation: rollback journal
+    assert inspect_store(db).journal_mode != "wal"
+    prepare_store(_uri(db))
+    assert inspect_store(db).journal_mode == "wal"
+
+
+def test_a_half_migrated_store_is_refused_naming_the_file(tmp_path):
+    db = tmp_path / "mlflow.db"
+    prepare_store(_uri(db))
+    with sqlite3.connect(db) as con:  # what an interrupted alembic batch migration leaves behind
+        con.execute("CREATE TABLE _alembic_tmp_runs (run_uuid VARCHAR(32))")
+        con.execute("UPDATE alembic_version SET version_num = '4465047574b1'")
+    with pytest.raises(StoreError, match=rf"{db} was left half-migrated.*_alembic_tmp_runs.*move it aside"):
+        prepare_store(_uri(db))
+
+
+def test_a_store_from_an_unknown_schema_is_refused_naming_the_file(tmp_path):
+    db = tmp_path / "mlflow.db"
+    prepare_store(_uri(db))
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    with pytest.raises(StoreError, match=rf"{db} has schema revision ffffffffffff, which this MLflow does not know"):
+        prepare_store(_uri(db))
+
+
+def test_a_file_that_is_not_sqlite_is_refused_naming_it(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_text("not a database, but long enough to be read as a header " * 4)
+    with pytest.raises(StoreError, match=rf"{db} cannot be read as SQLite"):
+        prepare_store(_uri(db))
+
+
+def test_busy_errors_are_retried_and_others_are_not():
+    from mlflow.exceptions import MlflowException
+
+    calls: list[int] = []
+
+    def busy_twice() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise MlflowException("(sqlite3.OperationalError) database is locked")
+        return "done"
+
+    assert retry_transient(busy_twice, "test") == "done" and len(calls) == 3
+    assert not is_transient(MlflowException("RESOURCE_DOES_NOT_EXIST: no such run"))
+    with pytest.raises(ValueError):
+        retry_transient(lambda: (_ for _ in ()).throw(ValueError("bad")), "test")
+
+
+# -- one tracking run per run dir -----------------------------------------------------------------
+
+@pytest.fixture()
+def tracking_for(compose, tmp_path, monkeypatch):
+    """``build_tracking`` for run dir ``tmp_path/root/<run_id>`` as rank 0 builds it."""
+    from aegis.training.tracking import build_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def _build(*overrides: str, root: Path = tmp_path / "root", run_id: str = "run1"):
+        cfg = compose(f"paths.root={root}", *overrides)
+        run_dir = root / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return build_tracking(cfg, run_dir, run_id, root.resolve(), continuing=True, rank_zero=True)
+
+    return _build
+
+
+@pytest.mark.parametrize("content", ["{not json", "", "[]", '{"logger": "mlflow"}'])
+def test_an_unreadable_tracking_json_is_an_error_naming_the_file(tracking_for, tmp_path, content):
+    from aegis.training.tracking import TrackingError
+
+    record = tmp_path / "root" / "runs" / "run1" / "tracking.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(content)
+    with pytest.raises(TrackingError, match=rf"{record} cannot be read .*logger.new_run=true"):
+        tracking_for()
+    tracking = tracking_for("logger.new_run=true")  # starting over on purpose
+    tracking.start()
+    assert tracking.run_id and json.loads(record.read_text())["run_id"] == tracking.run_id
+
+
+def test_a_moved_outputs_root_continues_its_tracking_run(tracking_for, tmp_path):
+    first = tracking_for(root=tmp_path / "a")
+    first.start()
+    first.logger.log_metrics({"x": 1.0}, step=0)
+    shutil.move(tmp_path / "a", tmp_path / "b")  # the whole outputs root, store included
+
+    moved = tracking_for(root=tmp_path / "b")
+    moved.start()
+    assert moved.run_id == first.run_id and moved.continued_run
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow exports it; the next run in this process must not see it
+    record = json.loads((tmp_path / "b" / "runs" / "run1" / "tracking.json").read_text())
+    assert record["tracking_uri"] == f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(tracking_uri=record["tracking_uri"]).get_run(first.run_id)
+    assert run.data.tags["aegis.run_dir"] == str(tmp_path / "b" / "runs" / "run1")
+
+
+def test_a_run_missing_by_id_is_found_by_its_run_id_tag(tracking_for, tmp_path):
+    first = tracking_for()
+    first.start()
+    record = tmp_path / "root" / "runs" / "run1" / "tracking.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "run_id": "0" * 32}))
+    again = tracking_for()
+    again.start()
+    assert again.run_id == first.run_id and again.continued_run
+
+
+def test_a_run_not_in_the_current_store_starts_a_new_one_with_one_warning(tracking_for, tmp_path, caplog):
+    first = tracking_for(root=tmp_path / "a")
+    first.start()
+    elsewhere = tmp_path / "b" / "runs" / "run1"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(tmp_path / "a" / "runs" / "run1" / "tracking.json", elsewhere)  # the dir moved, the store did not
+    with caplog.at_level(logging.WARNING, logger="aegis.training"):
+        fresh = tracking_for(root=tmp_path / "b")
+        fresh.start()
+    assert fresh.run_id != first.run_id and not fresh.continued_run
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == "aegis.training"]
+    assert len(warnings) == 1 and first.run_id in warnings[0] and "Starting a new MLflow run" in warnings[0]
+
+
+def test_credentials_in_the_tracking_uri_are_masked_in_the_description(tracking_for, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://alice:S3cret@mlflow.example.com")
+    tracking = tracking_for()
+    assert tracking.uri == "https://alice:S3cret@mlflow.example.com"  # what connects
+    assert tracking.describe()["tracking_uri"] == "https://alice:***@mlflow.example.com"
+
+
+# -- whole runs (slow tier) --------------------------------------------------------------------------
+
+def _train_env(root: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_twelve_first_runs_together_on_a_fresh_store_all_complete(tmp_path):
+    root = tmp_path / "fresh"
+    procs = {
+        f"c{i}": subprocess.Popen([sys.executable, str(TRAIN), "trainer=smoke", f"paths.root={root}", f"run_id=c{i}"],
+                                  cwd=REPO, env=_train_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        for i in range(12)
+    }
+    outputs = {name: proc.communicate(timeout=1200)[0] for name, proc in procs.items()}
+    failed = {name: outputs[name][-3000:] for name, proc in procs.items() if proc.returncode != 0}
+    assert not failed, failed
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted(r.data.tags["aegis.run_id"] for r in runs) == sorted(procs)
+    assert all("val/acc" in r.data.metrics and r.info.status == "FINISHED" for r in runs)
+    versions = client.search_model_versions("name = 'aegis-train'")
+    assert sorted(int(v.version) for v in versions) == list(range(1, 13))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_password_in_the_tracking_uri_reaches_the_server_but_no_file_or_output(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
+         str(tmp_path / "server-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
+                time.sleep(0.5)
+        root = tmp_path / "out"
+        uri = f"http://alice:S3cretPW@127.0.0.1:{port}"
+        args = [sys.executable, str(TRAIN), "trainer=smoke", "trainer.max_epochs=1", "run_id=k1"]
+        env = _train_env(root, MLFLOW_TRACKING_URI=uri)
+        runs = [subprocess.run(args + extra, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                for extra in ([], ["trainer.max_epochs=2", "logger.register_model=false"])]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    for done in runs:
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "S3cretPW" not in done.stdout + done.stderr
+    leaked = [p for p in root.rglob("*") if p.is_file() and b"S3cretPW" in p.read_bytes()]
+    assert leaked == []
+    record = summary(next(root.rglob("summary.json")).parent)["tracking"]
+    assert record["tracking_uri"] == f"http://alice:***@127.0.0.1:{port}" and record["continued_run"] is True
