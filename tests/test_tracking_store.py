@@ -228,6 +228,34 @@ def test_credentials_in_the_tracking_uri_are_masked_in_the_description(tracking_
     assert tracking.describe()["tracking_uri"] == "https://alice:***@mlflow.example.com"
 
 
+# -- pods ----------------------------------------------------------------------------------------------
+
+IMAGE = "registry.example.com/aegis:0.1.0"
+
+
+def _dry_run(tmp_path: Path, *overrides: str, host_uri: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path / "out"), "MLFLOW_TRACKING_URI": host_uri,
+           "KUBECONFIG": str(tmp_path / "none")}
+    return subprocess.run([sys.executable, str(TRAIN), "launcher=k8s-job", f"launcher.image={IMAGE}",
+                           "launcher.dry_run=true", *overrides], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_pods_without_a_tracking_server_are_announced_and_never_get_the_hosts_uri(tmp_path):
+    host_uri = "http://bob:HostPW@mlflow.internal:5000"
+    result = _dry_run(tmp_path, "run_id=p1", host_uri=host_uri)
+    assert result.returncode == 0, result.stderr[-2000:]
+    notices = [line for line in result.stderr.splitlines() if line.startswith("[k8s] tracking:")]
+    assert len(notices) == 1
+    assert "SQLite at /outputs/mlflow.db" in notices[0] and "logger.tracking_uri=http://" in notices[0]
+    assert "MLFLOW_TRACKING_URI is not passed to pods" in notices[0]
+    assert "MLFLOW_TRACKING_URI" not in result.stdout and "HostPW" not in result.stdout + result.stderr
+
+    named = _dry_run(tmp_path, "run_id=p2", "+launcher.env.MLFLOW_TRACKING_URI=http://mlflow:5000", host_uri=host_uri)
+    assert named.returncode == 0, named.stderr[-2000:]
+    assert "[k8s] tracking:" not in named.stderr
+
+
 # -- whole runs (slow tier) --------------------------------------------------------------------------
 
 def _train_env(root: Path, **extra: str) -> dict[str, str]:

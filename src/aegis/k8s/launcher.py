@@ -7,12 +7,14 @@ run dir, prints it (dry run) or submits it, and follows it to an exit code.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from omegaconf import DictConfig
 
+from aegis.k8s import pod
 from aegis.k8s.manifests import Plan
 from aegis.launch.base import Launcher, RunContext
 
@@ -26,6 +28,16 @@ class Submitted:
     cluster: Optional[object] = None
 
 
+def _print_tracking_notice(notice: Optional[str]) -> None:
+    """One line on where the pods track (``pod.tracking_notice``), saying so when this machine's
+    $MLFLOW_TRACKING_URI is set, since it does not reach the pods."""
+    if not notice:
+        return
+    if os.environ.get(pod.TRACKING_URI_ENV):
+        notice += f"; this machine's ${pod.TRACKING_URI_ENV} is not passed to pods"
+    print(f"[k8s] tracking: {notice}", file=sys.stderr, flush=True)
+
+
 class KubernetesLauncher(Launcher[Plan, Submitted]):
     """Subclasses name their object's renderer and validator; rendering always validates."""
 
@@ -35,6 +47,7 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
     def render(self, cfg: DictConfig, ctx: RunContext) -> Plan:
         plan = type(self).render_manifest(cfg, ctx)
         type(self).validate_manifest(plan.manifest)
+        plan.settings["tracking_notice"] = pod.tracking_notice(cfg)
         return plan
 
     def write(self, plan: Plan) -> None:
@@ -45,6 +58,7 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
     def submit(self, rendered: Plan) -> Submitted:
         self.write(rendered)
         settings = rendered.settings
+        _print_tracking_notice(settings.get("tracking_notice"))
         if settings.get("dry_run"):
             sys.stdout.write(rendered.to_yaml())
             sys.stdout.flush()

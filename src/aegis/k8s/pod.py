@@ -24,6 +24,7 @@ log = logging.getLogger("aegis.k8s")
 RUN_ID_LABEL = "aegis.dev/run-id"
 TASK_LABEL = "aegis.dev/task"
 RUN_DIR_ANNOTATION = "aegis.dev/run-dir"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def plain(node: Any) -> Any:
@@ -96,6 +97,33 @@ def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
         secret, _, secret_key = str(ref).partition("/")
         out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}})
     return out
+
+
+def tracking_notice(cfg: DictConfig) -> Optional[str]:
+    """Where the pods' MLflow tracking goes when the config names no server, as one line for
+    the submitter; None when it does (or the run does not use MLflow).
+
+    The pods never inherit the submitting machine's $MLFLOW_TRACKING_URI: it may name a
+    store only that machine can reach, and its credentials would land in the manifest. So
+    without ``logger.tracking_uri`` or an ``MLFLOW_TRACKING_URI`` in the pod env, each pod
+    logs to the embedded SQLite store on its outputs volume, which this line makes plain."""
+    logger = cfg.get("logger")
+    if logger is None or logger.get("name") != "mlflow" or logger.get("tracking_uri"):
+        return None
+    launcher = cfg.launcher
+    if TRACKING_URI_ENV in plain(launcher.env) or TRACKING_URI_ENV in plain(launcher.secret_env):
+        return None
+    outputs = launcher.outputs
+    if outputs.claim is not None:
+        volume = f"PersistentVolumeClaim {outputs.claim}"
+    elif outputs.host_path is not None:
+        volume = f"host path {outputs.host_path} of the pod's node"
+    else:
+        volume = "an emptyDir, deleted with the pod"
+    unless = f" (unless a launcher.env_from Secret sets {TRACKING_URI_ENV})" if launcher.env_from else ""
+    return (f"pods log to MLflow in SQLite at {PurePosixPath(outputs.mount_path) / 'mlflow.db'} on the outputs "
+            f"volume ({volume}){unless}; for a server pass logger.tracking_uri=http://... or "
+            f"+launcher.env.{TRACKING_URI_ENV}=... (with a password: +launcher.secret_env.{TRACKING_URI_ENV}=SECRET/KEY)")
 
 
 def resources(cfg: DictConfig) -> dict[str, Any]:
