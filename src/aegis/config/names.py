@@ -78,6 +78,8 @@ def tracking_uri_problem(uri: str) -> Optional[str]:
     except ValueError as exc:
         return f"it does not parse as a URI ({exc})"
     scheme = parsed.scheme.lower()
+    if uri in _DATABRICKS_SCHEMES:  # "databricks": the default profile
+        return None
     if scheme == "":
         return None if os.path.isabs(uri) else "it has no scheme and is not an absolute path"
     if scheme == "file":

@@ -64,6 +64,43 @@ def _parse_target(target: str) -> Optional[tuple[ast.Module, str]]:
         return None
 
 
+def _defines(tree: ast.Module, name: str) -> bool:
+    """The module binds ``name`` at top level: a class or function, an import, an assignment."""
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names):
+                return True
+            if any(alias.name == "*" for alias in node.names):
+                return True  # a star import could bind it: cannot tell
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return True
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return True
+        if isinstance(node, (ast.If, ast.Try)):
+            return True  # conditional definitions: cannot tell statically
+    return False
+
+
+def target_problem(target: str) -> Optional[str]:
+    """Why ``target`` (``pkg.module.Class``) cannot be imported, or None when it can (or
+    when its source cannot say: a compiled module, a conditional definition)."""
+    module_name, _, class_name = target.rpartition(".")
+    if not module_name:
+        return "is not a dotted import path"
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return f"names a module, {module_name}, that cannot be found"
+    parsed = _parse_target(target)
+    if parsed is not None and not _defines(parsed[0], class_name):
+        return f"names {class_name}, which {module_name} does not define"
+    return None
+
+
 def _find_constant(tree: ast.Module, class_name: str, name: str, depth: int = 0) -> Optional[ast.expr]:
     """The value expression of ``name = ...`` in the class body, or in a base in the same module."""
     cls = _find_class(tree, class_name)

@@ -26,6 +26,7 @@ from aegis.config import host, names
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.schema import TrainConfig
 from aegis.config.signature import HYDRA_KEYS, static_class_constant, static_signature
+from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import ConfigError
 from aegis.redact import mask_url_credentials, url_has_credentials
 
@@ -122,13 +123,26 @@ def _check_finite(cfg: DictConfig) -> None:
 # ------------------------------------------------------------------ field checks
 
 
+def _is_interpolation(node: DictConfig, name: str) -> bool:
+    """The value of ``node.name`` (or an item of it) is derived from another key."""
+    child = node._get_node(name)
+    if child is None:
+        return False
+    if child._is_interpolation():
+        return True
+    if isinstance(child, ListConfig) and not child._is_none() and not child._is_missing():
+        return any(child._get_node(i)._is_interpolation() for i in range(len(child)))
+    return False
+
+
 def _check_node(node: DictConfig, schema: type, prefix: str) -> None:
-    """Field checks of ``node``: its own values first, then its sub-nodes, so a bad
-    ``task_name`` is reported as itself, not as the ``aegis-${task_name}`` it feeds."""
+    """Field checks of ``node``: values the user wrote first, then values interpolated from
+    others, then sub-nodes, so a bad ``task_name`` or ``data.num_features`` is reported as
+    itself, not as the ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds."""
     subtrees = []
-    for f in dataclasses.fields(schema):
-        if f.name not in node:
-            continue
+    fields = [f for f in dataclasses.fields(schema) if f.name in node]
+    fields.sort(key=lambda f: _is_interpolation(node, f.name))
+    for f in fields:
         key = f"{prefix}{f.name}"
         value = _get(node, f.name, key)
         if isinstance(value, DictConfig):
@@ -150,10 +164,20 @@ def _check_tree(node: DictConfig, prefix: str) -> None:
 
 
 def _check_arguments(cfg: DictConfig) -> None:
-    """Keys of ``data``/``model`` against their class's ``__init__``, read from source."""
+    """``data``/``model``: the class exists and takes these keys (its ``__init__``, read from source).
+
+    Under a cluster launcher the class is imported in the image, which may hold code this
+    machine lacks, so only the keys of classes found here are checked there.
+    """
     for key in ("data", "model"):
         node = cfg[key]
         target = node.get("_target_")
+        problem = static_target_problem(target) if target and cfg.launcher.name not in K8S_LAUNCHERS else None
+        if problem:
+            raise ConfigError(
+                f"{key}._target_={target} {problem}: expected the import path of a class, e.g. "
+                f"{'aegis.training.models.MLPClassifier' if key == 'model' else 'aegis.training.data.DigitsDataModule'}."
+            )
         signature = static_signature(target) if target else None
         if signature is None:
             continue
@@ -166,7 +190,7 @@ def _check_arguments(cfg: DictConfig) -> None:
             )
         missing = [p for p in signature.required if p not in given]
         if missing:
-            raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set.")
+            raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set: expected +{key}.{missing[0]}=<value>.")
 
 
 # ------------------------------------------------------------------ data and model
@@ -212,7 +236,7 @@ def _check_data(cfg: DictConfig) -> None:
     shape = list(data.get("input_shape") or [])
     if shape and math.prod(shape) != values:
         raise ConfigError(
-            f"data.input_shape={shape} holds {math.prod(shape)} values but each data={name} sample has "
+            f"data.input_shape={_shown(shape)} holds {math.prod(shape)} values but each data={name} sample has "
             f"{values}: expected a shape whose product is {values}."
         )
     for split, count in _split_sizes(samples, val, test).items():
@@ -481,6 +505,50 @@ def validate(cfg: DictConfig) -> None:
         check_config(cfg)
 
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# Composing a job's config costs ~0.05 s: larger sweeps are checked job by job as they start.
+MAX_SWEEP_JOBS_CHECKED = 64
+
+
+def _sweep_jobs(config: DictConfig) -> Optional[list[list[str]]]:
+    """The override lists of every job Hydra's basic sweeper will launch, or None when it
+    is another sweeper, the sweep is too large, or it has one job (the base config)."""
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(lines)
+    if not any(override.is_sweep_override() for override in parsed):
+        return None
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return jobs if 1 < len(jobs) <= MAX_SWEEP_JOBS_CHECKED else None
+
+
+def validate_sweep(config: DictConfig) -> None:
+    """Validate every job of a multirun before the sweep dir or any job exists.
+
+    Hydra's callback sees only the base config; a bad value among the sweep's values
+    (``model.lr=1e-3,inf``) would otherwise be found when its job starts, after the
+    jobs before it ran. Each job is composed as the launcher will compose it.
+    """
+    jobs = _sweep_jobs(config)
+    if not jobs:
+        return
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    try:
+        for overrides in jobs:
+            job = loader.load_sweep_config(config, list(overrides))
+            HydraConfig.instance().set_config(job)
+            validate(job)
+    finally:
+        HydraConfig.instance().set_config(config)
+
+
 class ValidateOnStart(Callback):
     """Hydra callback: validate before Hydra creates the run (or sweep) directory.
 
@@ -488,10 +556,12 @@ class ValidateOnStart(Callback):
     failure here prints its one sentence and exits 1 itself.
     """
 
-    def _validate(self, config: DictConfig) -> None:
+    def _validate(self, config: DictConfig, sweep: bool = False) -> None:
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} resolve here
         try:
             validate(config)
+            if sweep:
+                validate_sweep(config)
             from aegis.launch.slurm import check as check_slurm  # hydra/launcher=submitit_slurm rules
 
             check_slurm(config)
@@ -513,4 +583,4 @@ class ValidateOnStart(Callback):
         self._validate(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._validate(config)
+        self._validate(config, sweep=True)

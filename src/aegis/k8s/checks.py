@@ -124,7 +124,10 @@ def _names(launcher: DictConfig) -> None:
                 f"launcher.{key}.claim={claim!r} is not a valid PersistentVolumeClaim name: expected a DNS-1123 subdomain."
             )
         if not str(volume.mount_path).startswith("/"):
-            raise ConfigError(f"launcher.{key}.mount_path={volume.mount_path!r} must be an absolute path in the container.")
+            raise ConfigError(
+                f"launcher.{key}.mount_path={volume.mount_path!r} is relative: it must be an absolute path in the "
+                "container, e.g. /outputs."
+            )
     if launcher.outputs.claim is not None and launcher.outputs.host_path is not None:
         raise ConfigError(
             "launcher.outputs.claim and launcher.outputs.host_path are both set: choose one (set the other to null)."
@@ -133,7 +136,10 @@ def _names(launcher: DictConfig) -> None:
                            ("node_selector", launcher.node_selector)):
         for key, value in mapping.items():
             if not naming.is_label_key(key):
-                raise ConfigError(f"launcher.{group} key {key!r} is not a valid Kubernetes label key.")
+                raise ConfigError(
+                    f"launcher.{group} key {key!r} is not a valid Kubernetes label key: expected [prefix/]name, the "
+                    "name at most 63 letters, digits, '-', '_' and '.', e.g. example.com/team."
+                )
             if group != "annotations" and not naming.is_label_value(str(value)):
                 raise ConfigError(
                     f"launcher.{group}.{key}={value!r} is not a valid label value: at most 63 characters of "
@@ -144,7 +150,10 @@ def _names(launcher: DictConfig) -> None:
 def _env(launcher: DictConfig) -> None:
     for key, value in launcher.env.items():
         if not _ENV_NAME.fullmatch(key):
-            raise ConfigError(f"launcher.env.{key} is not a valid environment variable name.")
+            raise ConfigError(
+                f"launcher.env.{key} is not a valid environment variable name: expected letters, digits, '_', '-' "
+                "and '.', not starting with a digit."
+            )
         if _CREDENTIAL.search(key):
             raise ConfigError(
                 f"launcher.env.{key} looks like a credential and would be written into the manifest in clear: "
@@ -158,7 +167,10 @@ def _env(launcher: DictConfig) -> None:
             )
     for key, ref in launcher.secret_env.items():
         if not _ENV_NAME.fullmatch(key):
-            raise ConfigError(f"launcher.secret_env.{key} is not a valid environment variable name.")
+            raise ConfigError(
+                f"launcher.secret_env.{key} is not a valid environment variable name: expected letters, digits, "
+                "'_', '-' and '.', not starting with a digit."
+            )
         secret, _, secret_key = str(ref).partition("/")
         if not naming.is_dns_1123_subdomain(secret) or not re.fullmatch(r"[-._a-zA-Z0-9]+", secret_key):
             raise ConfigError(
@@ -177,11 +189,14 @@ def _tolerations(launcher: DictConfig) -> None:
                 f"{key}.effect={tol.effect!r} is invalid: expected NoSchedule, PreferNoSchedule, NoExecute or null."
             )
         if tol.operator == "Exists" and tol.value is not None:
-            raise ConfigError(f"{key}.value must be null when {key}.operator is Exists.")
+            raise ConfigError(f"{key}.value must be null when {key}.operator is Exists: expected no value, or operator Equal.")
         if tol.operator == "Equal" and tol.key is None:
-            raise ConfigError(f"{key}.key is required when {key}.operator is Equal.")
+            raise ConfigError(f"{key}.key is required when {key}.operator is Equal: expected a taint key, or operator Exists.")
         if tol.toleration_seconds is not None and tol.effect != "NoExecute":
-            raise ConfigError(f"{key}.toleration_seconds applies only with effect NoExecute.")
+            raise ConfigError(
+                f"{key}.toleration_seconds applies only with effect NoExecute: expected null, or "
+                f"{key}.effect=NoExecute."
+            )
 
 
 def _pytorchjob(cfg: DictConfig, launcher: DictConfig) -> None:

@@ -1,0 +1,427 @@
+"""Bad overrides in every config group: one sentence naming the key, exit 1, nothing created.
+
+Every case is checked in-process, as ``ValidateOnStart`` checks it before Hydra creates a
+run dir: Hydra composes (its own errors are rewritten by ``aegis.config.hydra_errors``),
+then ``validate`` runs. ~150 subprocesses would cost minutes, so ``python train.py`` itself
+runs a representative subset and every Hydra composition error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import pytest
+from omegaconf import OmegaConf, open_dict
+
+from aegis.config import host, names
+from aegis.config.hydra_errors import sentence
+from aegis.config.schema import SyntheticDataConfig
+from aegis.config.validation import _field_check, validate
+from aegis.errors import ConfigError
+from helpers import run_train
+
+K8S = ["launcher=k8s-job", "launcher.image=reg.example.com/ml/aegis:1"]
+PTJ = ["strategy=ddp", "launcher=pytorchjob", "launcher.image=reg.example.com/ml/aegis:1"]
+TORCHRUN = ["strategy=ddp", "launcher=torchrun"]
+SYNTHETIC = ["data=synthetic"]
+
+# (overrides, what the one sentence must name). "{files}" is a folder of test files:
+# empty.ckpt (empty), text.ckpt (not a checkpoint).
+BAD = [
+    # top level
+    (["run_id=../../escape"], "run_id='../../escape'"),
+    (["run_id=a/b"], "run_id='a/b'"),
+    (["run_id=" + "r" * 300], "run_id='rrr"),
+    (["run_id=.hidden"], "run_id='.hidden'"),
+    (["run_id=''"], "run_id=''"),
+    (["task_name=../../../x"], "task_name='../../../x'"),
+    (["task_name='a: b'"], "task_name='a: b'"),
+    (["task_name=a/b"], "task_name='a/b'"),
+    (["seed=-5"], "seed=-5"),
+    (["seed=4294967296"], "seed=4294967296"),
+    (["resume=/no/such/file.ckpt"], "resume=/no/such/file.ckpt"),
+    (["resume=/etc/hostname"], "resume=/etc/hostname"),
+    (["resume={files}"], "resume="),
+    (["resume={files}/empty.ckpt"], "empty.ckpt is an empty file"),
+    (["resume={files}/text.ckpt"], "text.ckpt is not a checkpoint"),
+    (["resume=''"], "resume=''"),
+    # data
+    (["data.batch_size=0"], "data.batch_size=0"),
+    (["data.val_fraction=0"], "data.val_fraction=0"),
+    (["data.test_fraction=1.0"], "data.test_fraction=1.0"),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], "data.test_fraction"),
+    (["data.num_workers=-1"], "data.num_workers=-1"),
+    (["data.split_seed=-1"], "data.split_seed=-1"),
+    (["data.num_classes=5"], "data.num_classes=5"),
+    (["data.input_shape=[1,4,4]"], "data.input_shape=[1,4,4]"),
+    (["data.input_shape=[]"], "data.input_shape=[]"),
+    (["data.input_shape=[0,8,8]"], "data.input_shape=[0,8,8]"),
+    (["data._target_=nope.Module"], "data._target_=nope.Module"),
+    (SYNTHETIC + ["data.num_classes=1"], "data.num_classes=1"),
+    (SYNTHETIC + ["data.class_sep=inf"], "data.class_sep=inf"),
+    (SYNTHETIC + ["data.class_sep=0"], "data.class_sep=0"),
+    (SYNTHETIC + ["data.noise=inf"], "data.noise=inf"),
+    (SYNTHETIC + ["data.noise=-1"], "data.noise=-1"),
+    (SYNTHETIC + ["data.num_samples=5"], "data.num_samples=5"),
+    (SYNTHETIC + ["data.num_samples=10"], "data.val_fraction=0.1 with data.test_fraction=0.1"),
+    (SYNTHETIC + ["data.num_features=0"], "data.num_features=0"),
+    (SYNTHETIC + ["data.seed=-1"], "data.seed=-1"),
+    (SYNTHETIC + ["data.input_shape=[3,3]"], "data.input_shape=[3,3]"),
+    # model
+    (["model.lr=inf"], "model.lr=inf"),
+    (["model.lr=nan"], "model.lr=nan"),
+    (["model.lr=-inf"], "model.lr=-inf"),
+    (["model.lr=0"], "model.lr=0"),
+    (["model.lr=-1e-3"], "model.lr=-0.001"),
+    (["model.weight_decay=inf"], "model.weight_decay=inf"),
+    (["model.weight_decay=-0.1"], "model.weight_decay=-0.1"),
+    (["model.dropout=1.0"], "model.dropout=1.0"),
+    (["model.dropout=nan"], "model.dropout=nan"),
+    (["model.hidden_dims=[]"], "model.hidden_dims=[]"),
+    (["model.hidden_dims=[64,0]"], "model.hidden_dims=[64,0]"),
+    (["model.num_classes=3"], "model.num_classes=3"),
+    (["model.input_shape=[1,9,9]"], "model.input_shape=[1,9,9]"),
+    (["model=cnn", "model.input_shape=[3,8,8]"], "model.input_shape=[3,8,8]"),
+    (["model=cnn", "model.channels=[]"], "model.channels=[]"),
+    (["model=cnn", "model.hidden_dim=0"], "model.hidden_dim=0"),
+    (["model=cnn", "data=synthetic"], "model=cnn"),
+    (["model._target_=aegis.training.models.Transformer"], "model._target_=aegis.training.models.Transformer"),
+    (["+model.hiden=3"], "model.hiden"),
+    # trainer
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+    (["trainer.min_epochs=30"], "trainer.min_epochs=30"),
+    (["trainer.precision=fp8"], "trainer.precision='fp8'"),
+    (["trainer.accelerator=npu"], "trainer.accelerator='npu'"),
+    (["trainer.gradient_clip_val=inf"], "trainer.gradient_clip_val=inf"),
+    (["trainer.gradient_clip_val=0"], "trainer.gradient_clip_val=0"),
+    (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches=0"),
+    (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0"),
+    (["trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch=0"),
+    (["trainer.num_sanity_val_steps=-2"], "trainer.num_sanity_val_steps=-2"),
+    (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5"),
+    (["trainer.limit_train_batches=0.01"], "trainer.limit_train_batches=0.01"),
+    (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches=-1"),
+    (["trainer.overfit_batches=inf"], "trainer.overfit_batches=inf"),
+    (["trainer.fast_dev_run=-1"], "trainer.fast_dev_run=-1"),
+    (["trainer.val_check_interval=5.5"], "trainer.val_check_interval=5.5"),
+    (["trainer.val_check_interval=0"], "trainer.val_check_interval=0"),
+    (["trainer.val_check_interval=500"], "trainer.val_check_interval=500"),
+    (["trainer.max_time=1h"], "trainer.max_time='1h'"),
+    (["trainer.max_time=00:00:00:00"], "trainer.max_time='00:00:00:00'"),
+    (["trainer.deterministic=maybe"], "trainer.deterministic='maybe'"),
+    # strategy
+    (["strategy=ddp", "strategy.devices=2"], "launcher=torchrun launcher.nproc_per_node=2"),
+    (["strategy=ddp", "strategy.num_nodes=2"], "strategy.num_nodes=2"),
+    (["strategy=ddp", "strategy.devices=0"], "strategy.devices=0"),
+    (["strategy=ddp", "strategy.timeout_s=0"], "strategy.timeout_s=0"),
+    (["strategy=ddp", "strategy.process_group_backend=fast"], "strategy.process_group_backend='fast'"),
+    # launcher=torchrun
+    (TORCHRUN + ["launcher.nproc_per_node=0"], "launcher.nproc_per_node=0"),
+    (TORCHRUN + ["launcher.nnodes=0"], "launcher.nnodes=0"),
+    (TORCHRUN + ["launcher.node_rank=-1"], "launcher.node_rank=-1"),
+    (TORCHRUN + ["launcher.nnodes=2", "launcher.node_rank=2", "launcher.master_port=29400"], "launcher.node_rank=2"),
+    (TORCHRUN + ["launcher.nnodes=2"], "launcher.master_port"),
+    (TORCHRUN + ["launcher.master_port=70000"], "launcher.master_port=70000"),
+    (TORCHRUN + ["launcher.max_restarts=-1"], "launcher.max_restarts=-1"),
+    (TORCHRUN + ["launcher.monitor_interval_s=inf"], "launcher.monitor_interval_s=inf"),
+    (TORCHRUN + ["launcher.master_addr=''"], "launcher.master_addr=''"),
+    (TORCHRUN + ["strategy.devices=4"], "strategy.devices=4"),
+    (["launcher=torchrun"], "strategy=ddp"),
+    # launcher=k8s-job
+    (["launcher=k8s-job", "launcher.image=null"], "launcher.image"),
+    (["launcher=k8s-job", "launcher.image=aegis"], "launcher.image='aegis'"),
+    (K8S + ["launcher.resources.cpu=lots"], "launcher.resources.cpu='lots'"),
+    (K8S + ["launcher.resources.memory=1Gi", "launcher.resources.memory_limit=512Mi"], "launcher.resources.memory_limit="),
+    (K8S + ["launcher.resources.gpu=-1"], "launcher.resources.gpu=-1"),
+    (K8S + ["launcher.namespace=Bad_NS"], "launcher.namespace='Bad_NS'"),
+    (K8S + ["launcher.job_name=Bad_Name"], "launcher.job_name='Bad_Name'"),
+    (K8S + ["+launcher.env.FOO=${oc.env:AWS_SECRET_ACCESS_KEY}"], "launcher.secret_env.FOO"),
+    (K8S + ["+launcher.labels.team=${oc.env:USER}"], "launcher.labels.team="),
+    (K8S + ["+launcher.env.MLFLOW_TRACKING_URI=https://u:p@mlflow.example.com"], "launcher.env.MLFLOW_TRACKING_URI="),
+    (K8S + ["+launcher.env.DB_PASSWORD=hunter2"], "launcher.env.DB_PASSWORD"),
+    (K8S + ["+launcher.secret_env.TOKEN=nokey"], "launcher.secret_env.TOKEN='nokey'"),
+    (K8S + ["launcher.backoff_limit=-1"], "launcher.backoff_limit=-1"),
+    (K8S + ["launcher.poll_interval_s=nan"], "launcher.poll_interval_s=nan"),
+    (K8S + ["launcher.image_pull_policy=Sometimes"], "launcher.image_pull_policy='Sometimes'"),
+    (K8S + ["launcher.outputs.mount_path=outputs"], "launcher.outputs.mount_path='outputs'"),
+    (K8S + ["launcher.shm_size=lots"], "launcher.shm_size='lots'"),
+    (K8S + ["launcher.dry_run=true", "launcher.server_dry_run=true"], "launcher.dry_run=true"),
+    (K8S + ["logger.tracking_uri=https://alice:PW@mlflow.example.com"], "logger.tracking_uri=https://alice:***@"),
+    # launcher=pytorchjob
+    (PTJ + ["launcher.nodes=0"], "launcher.nodes=0"),
+    (PTJ + ["launcher.nproc_per_node=0"], "launcher.nproc_per_node=0"),
+    (PTJ + ["launcher.clean_pod_policy=Some"], "launcher.clean_pod_policy='Some'"),
+    (PTJ + ["launcher.elastic.enabled=true", "launcher.nodes=1"], "launcher.elastic.enabled=true"),
+    (PTJ + ["launcher.resources.gpu=1", "launcher.nproc_per_node=2"], "launcher.nproc_per_node=2"),
+    (PTJ + ["strategy.num_nodes=3"], "strategy.num_nodes=3"),
+    (PTJ + ["launcher.job_name=" + "j" * 60], "launcher.job_name='jjj"),
+    # logger
+    (["logger.registered_model_name=bad/name"], "logger.registered_model_name='bad/name'"),
+    (["logger.registered_model_name=bad:name"], "logger.registered_model_name='bad:name'"),
+    (["logger.registered_model_name=.."], "logger.registered_model_name='..'"),
+    (["logger.experiment_name=''"], "logger.experiment_name=''"),
+    (["logger.tracking_uri=::notauri"], "logger.tracking_uri=::notauri"),
+    (["logger.tracking_uri=relative/dir"], "logger.tracking_uri=relative/dir"),
+    (["logger.tracking_uri=ftp://host/x"], "logger.tracking_uri=ftp://host/x"),
+    (["logger.tracking_uri=sqlite://"], "logger.tracking_uri=sqlite://"),
+    (["logger.tracking_uri=http://"], "logger.tracking_uri=http://"),
+    (["logger.tracking_uri=https://alice:PW@mlflow.example.com"], "logger.tracking_uri=https://alice:***@"),
+    # paths
+    (["paths.root=''"], "paths.root=''"),
+    (["paths.root=/etc/hostname"], "paths.root=/etc/hostname"),
+    (["paths.root=/etc/hostname/sub"], "paths.root=/etc/hostname/sub"),
+    # checkpoint
+    (["checkpoint.monitor=val/nonexistent"], "checkpoint.monitor=val/nonexistent"),
+    (["checkpoint.monitor=test/acc"], "checkpoint.monitor=test/acc"),
+    (["checkpoint.monitor=''"], "checkpoint.monitor=''"),
+    (["checkpoint.save_top_k=-2"], "checkpoint.save_top_k=-2"),
+    (["checkpoint.every_n_steps=0"], "checkpoint.every_n_steps=0"),
+    (["checkpoint.every_minutes=inf"], "checkpoint.every_minutes=inf"),
+]
+if not host.is_macos():
+    BAD.append((["trainer.accelerator=mps"], "trainer.accelerator=mps"))
+if host.gpu_count() == 0:
+    BAD.append((["trainer.accelerator=gpu"], "trainer.accelerator=gpu"))
+    BAD.append((["trainer.accelerator=cuda"], "trainer.accelerator=cuda"))
+
+# Hydra's own composition errors (unknown keys and options, wrong types), rewritten.
+HYDRA_ERRORS = [
+    (["seeed=1"], "seeed"),
+    (["model.hiden=3"], "model.hiden"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc"),
+    (["progress=fancy"], "progress=fancy"),
+    (["model=transformer"], "model=transformer"),
+    (["logger=wandb"], "logger=wandb"),
+    (["strategy=fsdp"], "strategy=fsdp"),
+    (["experiment=nope"], "experiment=nope"),
+    (["+seed=3"], "seed=3"),
+    (["+model=cnn"], "model=cnn"),
+    (["data.batch_size=1.5"], "data.batch_size=1.5"),
+    (["model.optimizer=rmsprop"], "model.optimizer=rmsprop"),
+    (["checkpoint.mode=avg"], "checkpoint.mode=avg"),
+    (["test_after_fit=maybe"], "test_after_fit=maybe"),
+    (["tags=x"], "tags=x"),
+    (["model.hidden_dims=abc"], "model.hidden_dims=abc"),
+    (["trainer.max_epochs=null"], "trainer.max_epochs=null"),
+    (["checkpoint=foo"], "checkpoint=foo"),
+    (["~nokey"], "nokey"),
+    (["trainer=default,smoke"], "trainer=default,smoke"),
+    (["launcher=torchrun", "launcher.foo=1"], "launcher.foo"),
+    (["hydra.foo=1"], "hydra.foo"),
+    (["strategy.devices=2"], "strategy.devices"),
+    (["logger=csv", "logger.tracking_uri=http://x"], "logger.tracking_uri"),
+]
+
+# Run through `python train.py` as well: one or more of every kind of check.
+SUBPROCESS = [
+    (["run_id=../../escape"], "run_id='../../escape'"),
+    (["run_id=" + "r" * 300], "run_id='rrr"),
+    (["task_name=../../../x"], "task_name='../../../x'"),
+    (["task_name='a: b'"], "task_name='a: b'"),
+    (["logger.registered_model_name=bad/name"], "logger.registered_model_name='bad/name'"),
+    (["model.lr=inf"], "model.lr=inf"),
+    (SYNTHETIC + ["data.num_classes=1"], "data.num_classes=1"),
+    (["checkpoint.monitor=val/nonexistent"], "checkpoint.monitor=val/nonexistent"),
+    (["resume=/etc/hostname"], "resume=/etc/hostname"),
+    (["seed=-5"], "seed=-5"),
+    (["logger.tracking_uri=::notauri"], "logger.tracking_uri=::notauri"),
+    (["model=cnn", "model.input_shape=[1,9,9]"], "model.input_shape=[1,9,9]"),
+    (["trainer.val_check_interval=5.5"], "trainer.val_check_interval=5.5"),
+    (["strategy=ddp", "strategy.devices=2"], "launcher=torchrun launcher.nproc_per_node=2"),
+    (["paths.root=/etc/hostname/sub"], "paths.root=/etc/hostname/sub"),
+    (K8S + ["launcher.dry_run=true", "+launcher.env.FOO=${oc.env:AWS_SECRET_ACCESS_KEY}"], "launcher.env.FOO="),
+]
+
+# Good values at the edges of what the checks allow: these must keep validating.
+GOOD = [
+    ["trainer.val_check_interval=5"], ["trainer.val_check_interval=0.5"], ["trainer.val_check_interval=1.0"],
+    ["trainer.max_time=00:00:10:00"], ["trainer.deterministic=warn"], ["seed=0"], ["seed=4294967295"],
+    ["seed=null"], ["run_id=exp-1.a_b"], ["task_name=My_Task-2"], ["logger.registered_model_name='my model'"],
+    ["logger.tracking_uri=http://localhost:5000"], ["logger.tracking_uri=sqlite:////tmp/x/mlflow.db"],
+    ["logger.tracking_uri=file:///tmp/mlruns"], ["logger.tracking_uri=/tmp/mlruns"], ["logger.tracking_uri=databricks"],
+    ["logger.tracking_uri=postgresql+psycopg2://db.example.com/mlflow"],
+    ["strategy=ddp"], ["strategy=ddp", "strategy.process_group_backend='cpu:gloo,cuda:nccl'"],
+    ["model=cnn", "data=synthetic", "data.input_shape=[1,8,8]"], ["checkpoint.monitor=train/loss", "checkpoint.mode=min"],
+    SYNTHETIC + ["data.num_samples=200", "data.num_classes=3"], ["trainer.limit_train_batches=0.05"],
+    K8S + ["+launcher.env.LOG_LEVEL=debug", "+launcher.secret_env.MLFLOW_TRACKING_PASSWORD=mlflow/password",
+           "logger.tracking_uri=https://mlflow.example.com"],
+    ["launcher=k8s-job", "launcher.image=reg.example.com/a:1", "trainer.accelerator=gpu", "launcher.resources.gpu=1"],
+]
+
+
+def _compose_and_validate(compose, overrides: list[str]) -> str:
+    """The one sentence train.py would print for ``overrides`` (raises if there is none)."""
+    try:
+        cfg = compose(*overrides)
+    except Exception as exc:  # Hydra's composition errors
+        line = sentence(exc)
+        assert line is not None, f"not rewritten: {exc!r}"
+        return line
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    return str(info.value)
+
+
+def _materialize(overrides: list[str], files) -> list[str]:
+    """Placeholders to paths; ``key=''`` as compose() wants an empty string."""
+    out = [o.replace("{files}", str(files)) for o in overrides]
+    return [o[:-2] if o.endswith("=''") else o for o in out]
+
+
+@pytest.fixture
+def files(tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "empty.ckpt").write_bytes(b"")
+    (folder / "text.ckpt").write_text("not a checkpoint\n")
+    return folder
+
+
+@pytest.mark.parametrize("overrides,expected", BAD, ids=[" ".join(o)[:80] for o, _ in BAD])
+def test_bad_value_is_one_sentence_naming_the_key(compose, files, tmp_path, monkeypatch, overrides, expected):
+    root = tmp_path / "root"
+    monkeypatch.setenv("AEGIS_OUTPUT_ROOT", str(root))
+    message = _compose_and_validate(compose, _materialize(overrides, files))
+    assert "\n" not in message and message.endswith("."), message
+    assert expected in message, message
+    assert ": " in message, "the sentence goes on to say what would be valid"
+    assert "PW" not in message and ":p@" not in message, "a credential was echoed"
+    assert not root.exists(), "validation must not create anything"
+
+
+@pytest.mark.parametrize("overrides,expected", HYDRA_ERRORS, ids=[" ".join(o) for o, _ in HYDRA_ERRORS])
+def test_hydra_composition_error_is_one_sentence_in_process(compose, overrides, expected):
+    message = _compose_and_validate(compose, overrides)
+    assert "\n" not in message and expected in message, message
+
+
+def _assert_refused(result, root, expected: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not root.exists() or not any(root.iterdir()), "a rejected config must not create anything"
+
+
+@pytest.mark.parametrize("overrides,expected", SUBPROCESS, ids=[" ".join(o)[:60] for o, _ in SUBPROCESS])
+def test_train_py_refuses_before_anything_exists(tmp_path, overrides, expected):
+    root = tmp_path / "root"
+    result = run_train(overrides, root, env={"AWS_SECRET_ACCESS_KEY": "do-not-print-me"})
+    _assert_refused(result, root, expected)
+    assert "do-not-print-me" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("overrides,expected", HYDRA_ERRORS, ids=[" ".join(o) for o, _ in HYDRA_ERRORS])
+def test_train_py_rewrites_hydra_errors_into_one_sentence(tmp_path, overrides, expected):
+    root = tmp_path / "root"
+    _assert_refused(run_train(overrides, root), root, expected)
+
+
+def test_credentials_in_the_tracking_uri_never_reach_the_screen(tmp_path):
+    root = tmp_path / "root"
+    result = run_train(["logger.tracking_uri=https://alice:S3cret@mlflow.example.com"], root)
+    _assert_refused(result, root, "MLFLOW_TRACKING_PASSWORD")
+    assert "S3cret" not in result.stderr + result.stdout
+
+
+def test_a_bad_value_among_sweep_values_refuses_the_whole_multirun(tmp_path):
+    root = tmp_path / "root"
+    result = run_train(["-m", "model.lr=1e-3,inf", "trainer=smoke", "logger=none"], root)
+    _assert_refused(result, root, "model.lr=inf")
+
+
+def test_hydra_full_error_still_shows_hydras_own_report(tmp_path):
+    result = run_train(["seeed=1"], tmp_path / "root", env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize("overrides", GOOD, ids=[" ".join(o)[:80] for o in GOOD])
+def test_good_values_at_the_edges_still_validate(compose, overrides):
+    validate(compose(*overrides))
+
+
+def test_a_real_checkpoint_is_accepted_as_resume(compose, tmp_path):
+    torch = pytest.importorskip("torch")
+    for name, zipped in (("new.ckpt", True), ("legacy.ckpt", False)):
+        path = tmp_path / name
+        torch.save({"state_dict": {}}, path, _use_new_zipfile_serialization=zipped)
+        assert host.checkpoint_problem(str(path)) is None
+        validate(compose(f"resume={path}"))
+
+
+def test_mlflow_tag_keys_are_checked(compose):
+    cfg = compose()
+    with open_dict(cfg):
+        cfg.logger.tags = {"../escape": "x"}
+    with pytest.raises(ConfigError, match=r"logger.tags key '../escape'"):
+        validate(cfg)
+
+
+def test_a_subclass_field_keeps_the_check_of_the_field_it_redefines():
+    check = _field_check(SyntheticDataConfig, "num_classes")
+    assert check is not None and not check(1) and check(2)
+
+
+def test_gpu_requests_pass_where_a_gpu_is_visible(compose, monkeypatch):
+    monkeypatch.setattr(host, "gpu_count", lambda: 2)
+    validate(compose("trainer.accelerator=gpu"))
+    validate(compose("trainer.accelerator=gpu", *TORCHRUN, "launcher.nproc_per_node=2"))
+    with pytest.raises(ConfigError, match=r"launcher.nproc_per_node=3 .* has 2"):
+        validate(compose("trainer.accelerator=gpu", *TORCHRUN, "launcher.nproc_per_node=3"))
+
+
+@pytest.mark.parametrize("value,visible", [("", 0), ("-1", 0), ("0", 1), ("0,1", 2), ("GPU-a,GPU-b,GPU-c", 3)])
+def test_cuda_visible_devices_limits_the_gpus_seen(monkeypatch, value, visible):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+    assert host._visible_limit() == visible
+
+
+def test_a_ddp_gang_started_by_torchrun_may_ask_for_its_devices(compose, monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "gang")
+    validate(compose("strategy=ddp", "strategy.devices=2"))
+
+
+# MLflow's own validators are the reference for the names mirrored in aegis.config.names.
+MODEL_NAMES = ["aegis-train", "my model", "a.b_c-d", "bad/name", "bad:name", "..", ".", "/abs", "a/../b", " ", "", "x" * 300]
+EXPERIMENT_NAMES = ["train", "/Users/a/exp", "", "x" * 500, "x" * 501]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_registered_model_names_match_mlflows_rule(name):
+    validation = pytest.importorskip("mlflow.utils.validation")
+    try:
+        validation._validate_model_name(name)
+        accepted = True
+    except Exception:
+        accepted = False
+    assert names.is_registered_model_name(name) == accepted
+
+
+@pytest.mark.parametrize("name", EXPERIMENT_NAMES)
+def test_experiment_names_match_mlflows_rule(name):
+    validation = pytest.importorskip("mlflow.utils.validation")
+    try:
+        validation._validate_experiment_name(name)
+        accepted = True
+    except Exception:
+        accepted = False
+    assert names.is_experiment_name(name) == accepted
+
+
+def test_split_sizes_match_scikit_learns():
+    """``validation._split_sizes`` predicts ArrayDataModule's two stratified splits."""
+    pytest.importorskip("sklearn")
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from aegis.config.validation import _split_sizes
+
+    for samples, val, test in ((1797, 0.1, 0.2), (20000, 0.1, 0.1), (101, 0.15, 0.25), (57, 0.3, 0.3)):
+        labels = np.arange(samples) % 2
+        rest, test_part = train_test_split(labels, test_size=test, random_state=0, stratify=labels)
+        train_part, val_part = train_test_split(rest, test_size=val / (1 - test), random_state=0, stratify=rest)
+        expected = {"train": len(train_part), "val": len(val_part), "test": len(test_part)}
+        assert _split_sizes(samples, val, test) == expected
