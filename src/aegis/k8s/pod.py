@@ -123,7 +123,7 @@ def tracking_notice(cfg: DictConfig) -> Optional[str]:
     unless = f" (unless a launcher.env_from Secret sets {TRACKING_URI_ENV})" if launcher.env_from else ""
     return (f"pods log to MLflow in SQLite at {PurePosixPath(outputs.mount_path) / 'mlflow.db'} on the outputs "
             f"volume ({volume}){unless}; for a server pass logger.tracking_uri=http://... or "
-            f"+launcher.env.{TRACKING_URI_ENV}=... (with a password: +launcher.secret_env.{TRACKING_URI_ENV}=SECRET/KEY)")
+            f"+launcher.env.{TRACKING_URI_ENV}=... (credentials from a Secret: docs/tracking.md)")
 
 
 def resources(cfg: DictConfig) -> dict[str, Any]:
