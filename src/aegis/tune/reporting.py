@@ -4,7 +4,7 @@ A report per epoch is what lets ASHA compare trials at its rungs and stop the wo
 ones early. The checkpoint itself stays in the trial's run dir (Aegis's own
 ``last.ckpt``/``best-*.ckpt``), which is also what a resumed trial continues from, so
 nothing is copied into Ray's storage. The report goes out at the end of the training
-epoch, after validation and after ``ModelCheckpoint`` has written that epoch's
+epoch, after validation and after ``LastCheckpoint`` has written that epoch's
 ``last.ckpt``: a trial ASHA stops at this report still leaves its checkpoint behind.
 """
 
@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Checkpoint
 
 class TuneReport(Checkpoint):
     """A ``Checkpoint`` only so that Lightning orders it with the checkpoint callbacks,
-    after ``ModelCheckpoint``: by the time Ray Tune hears of an epoch (and perhaps stops
+    after ``LastCheckpoint``: by the time Ray Tune hears of an epoch (and perhaps stops
     the trial) that epoch's ``last.ckpt`` is on disk."""
 
     def __init__(self, trial_id: str) -> None:
