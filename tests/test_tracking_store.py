@@ -179,6 +179,19 @@ def test_an_unreadable_tracking_json_is_an_error_naming_the_file(tracking_for, t
     assert tracking.run_id and json.loads(record.read_text())["run_id"] == tracking.run_id
 
 
+def test_a_damaged_store_stops_the_run_before_anything_is_logged(tracking_for, tmp_path):
+    from aegis.training.tracking import TrackingError
+
+    db = tmp_path / "root" / "mlflow.db"
+    prepare_store(_uri(db))
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE _alembic_tmp_tags (key VARCHAR(250))")
+    tracking = tracking_for()
+    with pytest.raises(TrackingError, match=rf"{db} was left half-migrated"):
+        tracking.start()
+    assert not (tmp_path / "root" / "runs" / "run1" / "tracking.json").exists()
+
+
 def test_a_moved_outputs_root_continues_its_tracking_run(tracking_for, tmp_path):
     first = tracking_for(root=tmp_path / "a")
     first.start()

@@ -129,7 +129,7 @@ class Tracking:
     kind: str
     run_dir: Path
     logger: Optional[Logger] = None
-    uri: Optional[str] = None  # the real URI (credentials included): connect with it, show describe()'s
+    uri: Optional[str] = None  # as given, credentials included: connect with it; describe() masks it
     experiment_name: Optional[str] = None
     continued_run: bool = False
     registered: dict[str, Any] = field(default_factory=dict)
@@ -157,10 +157,7 @@ class Tracking:
         if url_has_credentials(target.uri):
             # MLflow prints a run's URL, built from the URI with its password, when the run ends.
             os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-        try:
-            prepare_store(target.uri)
-        except StoreError as exc:
-            raise TrackingError(str(exc)) from exc
+        self._call(f"Preparing the MLflow store {target.shown_uri}", lambda: prepare_store(target.uri), retry=False)
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=target.uri)
@@ -169,11 +166,12 @@ class Tracking:
         self.logger = logger = MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri,
                                             run_id=run_id, artifact_location=target.artifact_location)
         with _tracking_env_kept():
-            self._call("Opening the MLflow run in Lightning", lambda: logger.experiment)
+            self._call(f"Reopening MLflow run {run_id} for Lightning", lambda: logger.experiment)
         self.continued_run = continued
         record = {"logger": "mlflow", "tracking_uri": target.shown_uri, "experiment_id": experiment_id,
                   "run_id": run_id}
-        write_json(self.run_dir / TRACKING_FILE, record)
+        self._call(f"Writing {self.run_dir / TRACKING_FILE}", lambda: write_json(self.run_dir / TRACKING_FILE, record),
+                   retry=False)
         self._call("Tagging the MLflow run with its run dir",
                    lambda: client.set_tag(run_id, RUN_DIR_TAG, str(self.run_dir)))
 
@@ -245,6 +243,8 @@ class Tracking:
             return retry_transient(action, what) if retry else action()
         except TrackingError:
             raise
+        except StoreError as exc:  # already one sentence naming the file
+            raise TrackingError(str(exc)) from exc
         except Exception as exc:
             text = str(exc).strip()
             reason = mask_url_credentials(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
