@@ -95,13 +95,13 @@ def _finite_expectation(check: Optional[Check]) -> str:
 def _leaves(node: Any, prefix: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Any, Optional[type], Any]]:
     """(full key, resolved value, schema of the parent node, name in the parent) of every leaf."""
     if isinstance(node, ListConfig):
-        names: list[Any] = list(range(len(node)))
+        children: list[Any] = list(range(len(node)))
         schema = None
     else:
-        names = [name for name in node.keys() if name not in skip]
+        children = [name for name in node.keys() if name not in skip]
         schema = OmegaConf.get_type(node)
         schema = schema if schema is not None and dataclasses.is_dataclass(schema) else None
-    for name in names:
+    for name in children:
         key = f"{prefix}[{name}]" if isinstance(node, ListConfig) else f"{prefix}{name}"
         value = _get(node, name, key)
         if isinstance(value, DictConfig):
@@ -239,14 +239,14 @@ def _check_data(cfg: DictConfig) -> None:
             f"data.input_shape={_shown(shape)} holds {math.prod(shape)} values but each data={name} sample has "
             f"{values}: expected a shape whose product is {values}."
         )
+    fractions = {"train": f"data.val_fraction={val} with data.test_fraction={test}",
+                 "val": f"data.val_fraction={val}", "test": f"data.test_fraction={test}"}
     for split, count in _split_sizes(samples, val, test).items():
         if count < classes:
-            key = f"data.{split}_fraction={val if split == 'val' else test}" if split != "train" else \
-                f"data.val_fraction={val} with data.test_fraction={test}"
             raise ConfigError(
-                f"{key} leaves the {split} split of data={name} ({samples} samples) {count} samples, fewer than "
-                f"its {classes} classes, which the stratified split needs: expected a split of at least {classes} "
-                "samples (more data.num_samples or a different fraction)."
+                f"{fractions[split]} leaves the {split} split of data={name} ({samples} samples) {count} samples, "
+                f"fewer than its {classes} classes, which the stratified split needs: expected a split of at least "
+                f"{classes} samples (more data.num_samples or a different fraction)."
             )
 
 
@@ -264,7 +264,8 @@ def _check_model_matches_data(cfg: DictConfig) -> None:
     if model.get("name") == "cnn" and len(model.get("input_shape") or []) != 3:
         raise ConfigError(
             f"model=cnn needs image data with data.input_shape [channels, height, width], "
-            f"but data={data.get('name')} gives {list(model.input_shape)}: use model=mlp or image data."
+            f"but data={data.get('name')} gives {list(model.input_shape)}: expected model=mlp, or image data "
+            "such as data=digits."
         )
 
 
@@ -282,19 +283,18 @@ def _check_monitor(cfg: DictConfig) -> None:
     during_fit = [m for m in logged if not str(m).startswith("test/")]
     if monitor in during_fit:
         return
-    when = " only after training" if monitor in logged else ""
-    raise ConfigError(
-        f"checkpoint.monitor={monitor} is not a metric {target.rpartition('.')[2]} logs{when or ' during training'}: "
-        f"expected one of {', '.join(during_fit)}."
-    )
+    model = target.rpartition(".")[2]
+    what = f"is logged by {model} only after training" if monitor in logged else \
+        f"is not a metric {model} logs during training"
+    raise ConfigError(f"checkpoint.monitor={monitor} {what}: expected one of {', '.join(during_fit)}.")
 
 
 # ------------------------------------------------------------------ trainer
 
 
-def _batches(count: int, batch_size: int, limit: Any) -> int:
-    """Batches per epoch in one process, after Lightning's ``limit_*_batches``."""
-    batches = math.ceil(count / batch_size)
+def _batches(batches: int, limit: Any) -> int:
+    """Batches per epoch in one process after Lightning's ``limit_*_batches`` (an upper
+    bound under DDP, where each rank gets a share)."""
     if isinstance(limit, int) and not isinstance(limit, bool):
         return min(batches, limit)
     return int(batches * limit)
@@ -309,26 +309,39 @@ def _check_trainer(cfg: DictConfig) -> None:
         )
     size = _data_size(cfg.data)
     if size is None or trainer.get("fast_dev_run") or trainer.get("overfit_batches"):
-        return
+        return  # both replace the epoch's batches with their own
     splits = _split_sizes(size[0], cfg.data.val_fraction, cfg.data.test_fraction)
-    batch_size = cfg.data.batch_size
-    for split in ("train", "val", "test"):
-        limit = trainer.get(f"limit_{split}_batches", 1.0)
-        if isinstance(limit, float) and 0 < limit < 1 and _batches(splits[split], batch_size, limit) == 0:
+    full = {split: math.ceil(count / cfg.data.batch_size) for split, count in splits.items()}
+    _check_limits(cfg, full)
+    _check_val_check_interval(cfg, full["train"])
+
+
+def _check_limits(cfg: DictConfig, full: dict[str, int]) -> None:
+    """A fraction of a split that rounds down to no batch: Lightning refuses it at fit time."""
+    for split, batches in full.items():
+        limit = cfg.trainer.get(f"limit_{split}_batches", 1.0)
+        if isinstance(limit, float) and 0 < limit < 1 and _batches(batches, limit) == 0:
+            least = math.ceil(1000 / batches) / 1000
             raise ConfigError(
-                f"trainer.limit_{split}_batches={limit} of the {math.ceil(splits[split] / batch_size)} {split} "
-                f"batches of data={cfg.data.get('name')} is less than one batch: expected at least "
-                f"{1 / math.ceil(splits[split] / batch_size):.3g}, a whole number of batches, or 0 to skip it."
+                f"trainer.limit_{split}_batches={limit} of the {batches} {split} batches of "
+                f"data={cfg.data.get('name')} is less than one batch: expected at least {least:g}, a whole "
+                "number of batches, or 0 to skip it."
             )
+
+
+def _check_val_check_interval(cfg: DictConfig, train_batches: int) -> None:
+    """A whole number of batches between validations must fit in an epoch (Lightning's rule)."""
+    trainer = cfg.trainer
     interval = trainer.get("val_check_interval")
-    if isinstance(interval, int) and not isinstance(interval, bool) and trainer.get("limit_val_batches") != 0:
-        batches = _batches(splits["train"], batch_size, trainer.get("limit_train_batches", 1.0))
-        if interval > batches:
-            raise ConfigError(
-                f"trainer.val_check_interval={interval} exceeds the {batches} training batches per epoch of "
-                f"data={cfg.data.get('name')}: expected at most {batches} batches, or a fraction of an epoch "
-                "such as 0.5."
-            )
+    if not isinstance(interval, int) or isinstance(interval, bool) or trainer.get("limit_val_batches") == 0:
+        return
+    batches = _batches(train_batches, trainer.get("limit_train_batches", 1.0))
+    if interval > batches:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval} exceeds the {batches} training batches per epoch of "
+            f"data={cfg.data.get('name')}: expected at most {batches} batches, or a fraction of an epoch "
+            "such as 0.5."
+        )
 
 
 # ------------------------------------------------------------------ where it runs
