@@ -255,3 +255,19 @@ def test_sigterm_outside_fit_is_recorded_as_preempted_with_exit_143(tmp_path, mo
         assert proc.wait(timeout=120) == 143, log_path.read_text()[-3000:]
     latest = summary(tmp_path / "train" / "runs" / "t")["attempts"][-1]
     assert latest["status"] == "preempted" and "SIGTERM during" in latest["cause"]
+
+
+def test_an_unreadable_tracking_record_fails_in_one_line_and_keeps_the_completed_record(tmp_path):
+    args = ["trainer=smoke", "trainer.max_epochs=1", "run_id=t", "logger.register_model=false"]
+    assert run_train(args, tmp_path).returncode == 0
+    run_dir = tmp_path / "train" / "runs" / "t"
+    (run_dir / "tracking.json").write_text("{not json")
+    result = run_train([*args[:1], "trainer.max_epochs=2", *args[2:]], tmp_path)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "Run failed" in line]
+    assert "tracking.json" in line and "logger.new_run=true" in line
+    record = summary(run_dir)
+    assert record["status"] == "completed"
+    assert record["attempts"][-1]["status"] == "failed" and "tracking.json" in record["attempts"][-1]["cause"]

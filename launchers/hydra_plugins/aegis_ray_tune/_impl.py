@@ -166,7 +166,7 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         log.info("Written: %s", files[-1])
     failed = [t for t in trials if t.error]
     if parent:
-        mark_stopped([t.run_dir for t in trials if t.run_dir])
+        mark_stopped([t.run_dir for t in trials if t.run_dir], parent["tracking_uri"])
     finish_parent(parent, record, files, ok=best is not None and not budget.exceeded)
     if budget.exceeded:
         raise SearchFailed(

@@ -41,6 +41,8 @@ log = logging.getLogger("aegis.training")
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; the message says when and what to try."""
 
+    explained = True  # aegis.training.run: one error line, no traceback
+
 
 class FiniteLossGuard(L.Callback):
     """Stops training when the loss is no longer finite.

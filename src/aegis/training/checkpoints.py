@@ -40,6 +40,8 @@ _TMP_MARK = ".tmp-"
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written; the message names the file and the cause."""
 
+    explained = True  # aegis.training.run: one error line, no traceback
+
 
 class CheckpointUnreadable(ValueError):
     """A checkpoint file that is not a whole torch checkpoint."""

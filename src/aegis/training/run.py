@@ -86,8 +86,11 @@ def resume_checkpoint(resume: str, checkpoint_dir: Path, *, rank_zero: bool = Tr
 
 
 class RunFailed(RuntimeError):
-    """A failure the run explains in one sentence (no traceback): bad resume source,
-    non-finite loss, a full disk."""
+    """A failure the run explains in one sentence (no traceback), such as a resume source
+    that is not a whole checkpoint. Exceptions of other modules opt in the same way, with
+    ``explained = True``: a NaN loss, a full disk, a tracking store that cannot be used."""
+
+    explained = True
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -143,14 +146,15 @@ def _train(cfg: DictConfig, ctx: RunContext, startup: StartupGCPause, callbacks:
     run_dir = ctx.run_dir
     checkpoint_dir = run_dir / "checkpoints"
     rank_zero = global_rank() == 0
-    if rank_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(run_dir, rank_zero)
-    record.update(run_id=ctx.run_id, run_dir=str(run_dir))
-    record.write("running")
-    attempt = _Attempt(cfg, ctx, record, checkpoint_dir, rank_zero)
-    with attempt.sigterm:
+    with SigtermOutsideFit() as sigterm:  # a SIGTERM from here on is held until the attempt can record it
+        if rank_zero:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        record = RunRecord(run_dir, rank_zero)
+        record.update(run_id=ctx.run_id, run_dir=str(run_dir))
+        attempt = _Attempt(cfg, ctx, record, checkpoint_dir, rank_zero, sigterm)
         try:
+            record.write("running")
+            sigterm.arm()
             return attempt.run(startup, callbacks)
         except BaseException as exc:
             return attempt.fail(exc)
@@ -160,7 +164,7 @@ class _Attempt:
     """The state one attempt builds up, so that its record can be written from any point."""
 
     def __init__(self, cfg: DictConfig, ctx: RunContext, record: RunRecord, checkpoint_dir: Path,
-                 rank_zero: bool) -> None:
+                 rank_zero: bool, sigterm: SigtermOutsideFit) -> None:
         self.cfg, self.ctx, self.record = cfg, ctx, record
         self.checkpoint_dir = checkpoint_dir
         self.rank_zero = rank_zero
@@ -169,7 +173,7 @@ class _Attempt:
         self.tracking: Any = None
         self.timing: Any = None
         self.snapshot: Any = None
-        self.sigterm = SigtermOutsideFit()
+        self.sigterm = sigterm
 
     def run(self, startup: StartupGCPause, callbacks: Sequence[Any]) -> Outcome:
         import lightning.pytorch as L
@@ -330,10 +334,7 @@ class _Attempt:
 
 
 def _explained(exc: BaseException) -> bool:
-    from aegis.training.callbacks import NonFiniteLoss
-    from aegis.training.checkpoints import CheckpointWriteError
-
-    return isinstance(exc, (RunFailed, NonFiniteLoss, CheckpointWriteError))
+    return bool(getattr(exc, "explained", False))
 
 
 def failure_cause(exc: BaseException) -> str:

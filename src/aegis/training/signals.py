@@ -28,6 +28,8 @@ class SigtermOutsideFit:
         self._fitting = False
         self._previous: Any = None
         self._installed = False
+        self._armed = False
+        self._held = False
 
     def __enter__(self) -> "SigtermOutsideFit":
         if threading.current_thread() is threading.main_thread():
@@ -42,7 +44,16 @@ class SigtermOutsideFit:
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self._fitting:  # Lightning composes this handler into its own: fit handles it
             return
+        if not self._armed:  # the record cannot say so yet: hold it until arm()
+            self._held = True
+            return
         raise Preempted(f"SIGTERM during {self.phase}")
+
+    def arm(self) -> None:
+        """From now on a SIGTERM outside fit raises ``Preempted`` (at once, if one was held)."""
+        self._armed = True
+        if self._held:
+            raise Preempted(f"SIGTERM during {self.phase}")
 
     @contextmanager
     def fitting(self) -> Iterator[None]:

@@ -42,6 +42,8 @@ T = TypeVar("T")
 class TrackingError(RuntimeError):
     """Tracking could not start, continue or record; the message is one sentence for the user."""
 
+    explained = True  # aegis.training.run: one error line, no traceback
+
 
 class ResumableCSVLogger(CSVLogger):
     """A CSVLogger that keeps the rows of earlier attempts when a run resumes.

@@ -23,16 +23,20 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
         return None
     from mlflow.tracking import MlflowClient
 
+    from aegis.redact import mask_url_credentials
     from aegis.training.files import read_json, write_json
+    from aegis.training.mlflow_store import prepare_store
     from aegis.training.tracking import embedded_artifact_location, resolve_tracking_uri
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     paths_root = Path(cfg.paths.root).resolve()
     uri = resolve_tracking_uri(cfg.logger, paths_root)
+    shown = mask_url_credentials(uri)  # what goes to disk; the real URI stays in memory
     record_path = sweep_dir / PARENT_FILE
     record = read_json(record_path)
-    if record and record.get("tracking_uri") == uri:
-        return record
+    if record and record.get("tracking_uri") == shown:
+        return {**record, "tracking_uri": uri}
+    prepare_store(uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
     if experiment is None:
@@ -43,9 +47,9 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
         experiment_id = experiment.experiment_id
     run = client.create_run(experiment_id, run_name=name, tags={"aegis.sweep_dir": str(sweep_dir),
                                                                 "aegis.kind": "search"})
-    record = {"tracking_uri": uri, "experiment_id": experiment_id, "run_id": run.info.run_id}
+    record = {"tracking_uri": shown, "experiment_id": experiment_id, "run_id": run.info.run_id}
     write_json(record_path, record)
-    return record
+    return {**record, "tracking_uri": uri}
 
 
 def finish_parent(record: Optional[dict[str, Any]], best: Optional[dict[str, Any]], files: list[Path],
@@ -71,10 +75,11 @@ def finish_parent(record: Optional[dict[str, Any]], best: Optional[dict[str, Any
     client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
 
-def mark_stopped(run_dirs: list[Path]) -> None:
+def mark_stopped(run_dirs: list[Path], tracking_uri: str) -> None:
     """Trials the scheduler stopped early are KILLED, not FAILED (Lightning closes an MLflow
     run as FAILED on any exception, and Ray Tune stops a trial by raising SystemExit in it).
-    Done by the driver after the search: a stopped trial's worker may be gone by then."""
+    Done by the driver after the search: a stopped trial's worker may be gone by then.
+    ``tracking_uri`` is the search's own (run dirs keep it with credentials masked)."""
     from aegis.training.files import read_json
 
     for run_dir in run_dirs:
@@ -84,4 +89,4 @@ def mark_stopped(run_dirs: list[Path]) -> None:
             continue
         from mlflow.tracking import MlflowClient
 
-        MlflowClient(record["tracking_uri"]).set_terminated(record["run_id"], "KILLED")
+        MlflowClient(tracking_uri).set_terminated(record["run_id"], "KILLED")
