@@ -327,10 +327,15 @@ def test_credentials_in_the_tracking_uri_never_reach_the_screen(tmp_path):
     assert "S3cret" not in result.stderr + result.stdout
 
 
-def test_a_bad_value_among_sweep_values_refuses_the_whole_multirun(tmp_path):
+@pytest.mark.parametrize("sweep,expected", [
+    ("model.lr=1e-3,inf", "model.lr=inf"),
+    ("trainer.max_epochs=1,abc", "trainer.max_epochs=abc"),
+    ("model=mlp,transformer", "model=transformer"),
+])
+def test_a_bad_value_among_sweep_values_refuses_the_whole_multirun(tmp_path, sweep, expected):
     root = tmp_path / "root"
-    result = run_train(["-m", "model.lr=1e-3,inf", "trainer=smoke", "logger=none"], root)
-    _assert_refused(result, root, "model.lr=inf")
+    result = run_train(["-m", sweep, "trainer=smoke", "logger=none"], root)
+    _assert_refused(result, root, expected)
 
 
 def test_hydra_full_error_still_shows_hydras_own_report(tmp_path):

@@ -552,10 +552,17 @@ def validate_sweep(config: DictConfig) -> None:
         return
     from hydra.core.global_hydra import GlobalHydra
 
+    from hydra.errors import HydraException
+
+    from aegis.config.hydra_errors import sentence
+
     loader = GlobalHydra.instance().config_loader()
     try:
         for overrides in jobs:
-            job = loader.load_sweep_config(config, list(overrides))
+            try:
+                job = loader.load_sweep_config(config, list(overrides))
+            except (HydraException, OmegaConfBaseException) as exc:  # e.g. trainer.max_epochs=1,abc
+                raise ConfigError(sentence(exc) or str(exc)) from None
             HydraConfig.instance().set_config(job)
             validate(job)
     finally:
