@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -192,7 +193,8 @@ class GangSigterm(L.Callback):
             if not gang:
                 trainer._signal_connector.received_sigterm = True
 
-        signal.signal(signal.SIGTERM, note)  # Lightning restores the previous handler at teardown
+        if threading.current_thread() is threading.main_thread():  # a Ray Tune trial runs in a thread
+            signal.signal(signal.SIGTERM, note)  # Lightning restores the previous handler at teardown
 
     def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._install(trainer)
