@@ -4,7 +4,9 @@ A launcher does three things, in the manner of TorchX's schedulers:
 ``render`` turns the config into the exact request (a command line, a manifest) with no
 side effects, no cluster and no torch import, so that everything checkable is checked
 there and a dry run can print it; ``submit`` acts on it and returns a handle; ``follow``
-reports progress until a terminal state and returns the exit code.
+reports progress until a terminal state and returns the exit code. After submission,
+``status``/``logs``/``cancel`` work from a ``JobRef`` (``job.json`` in the run dir), so
+any later process can reattach.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Iterator, Optional, TypeVar
 
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from aegis.launch.lifecycle import JobRef, JobStatus
 
 Rendered = TypeVar("Rendered")
 Handle = TypeVar("Handle")
@@ -111,6 +116,22 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     def launch(self, cfg: DictConfig, ctx: RunContext) -> int:
         return self.follow(self.submit(self.render(cfg, ctx)))
 
+    # After submission, from any process: the job as ``job.json`` describes it
+    # (``aegis.launch.lifecycle``). ``aegis status/logs/cancel RUN`` call these.
+
+    def status(self, ref: "JobRef") -> "JobStatus":
+        """The job's state now, per replica, with exit code and reason when it ended."""
+        raise NotImplementedError(f"launcher {self.name} does not report status yet")
+
+    def logs(self, ref: "JobRef", replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
+        """Lines of one replica's log (the primary one by default); ``follow`` waits for more
+        until the replica stops."""
+        raise NotImplementedError(f"launcher {self.name} does not serve logs yet")
+
+    def cancel(self, ref: "JobRef") -> None:
+        """Stop the job: a process gets SIGTERM (it checkpoints), a cluster object is deleted."""
+        raise NotImplementedError(f"launcher {self.name} cannot cancel yet")
+
 
 @dataclass
 class ProcessPlan:
@@ -120,6 +141,7 @@ class ProcessPlan:
     env: dict[str, str] = field(default_factory=dict)
     description: str = ""
     run_dir: Path | None = None  # where the run it starts records itself
+    run_id: str | None = None
 
     def shell(self) -> str:
         import shlex

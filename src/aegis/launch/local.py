@@ -1,18 +1,40 @@
-"""``launcher=local``: train in this process (CPU or GPU, or one rank of a gang)."""
+"""``launcher=local``: train in this process (CPU or GPU, or one rank of a gang).
+
+A run started here is a job like any other: ``job.json`` names this process, so
+``aegis status/logs/cancel`` find it from another terminal. A process that a parent
+launcher supervises (a torchrun gang it started, a pod) leaves ``job.json`` to that
+parent, which sets ``AEGIS_SUPERVISED``.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
+from typing import Iterator, Optional
 
 from omegaconf import DictConfig
 
+from aegis.config.resolvers import global_rank
+from aegis.launch import process
 from aegis.launch.base import Launcher, RunContext
+from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus
+
+SUPERVISED_ENV = "AEGIS_SUPERVISED"
 
 
 @dataclass
 class LocalPlan:
     cfg: DictConfig
     ctx: RunContext
+
+
+def claim_run_dir(launcher: str, ctx: RunContext, pid: int) -> JobRef:
+    """Record ``pid`` as the run's job and forget an earlier attempt's cancel request."""
+    (ctx.run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    ref = JobRef(launcher=launcher, run_id=ctx.run_id, run_dir=str(ctx.run_dir), pid=pid, host=socket.gethostname())
+    ref.write()
+    return ref
 
 
 class LocalLauncher(Launcher[LocalPlan, int]):
@@ -25,7 +47,18 @@ class LocalLauncher(Launcher[LocalPlan, int]):
         # Imported here: this is where torch and lightning are first needed.
         from aegis.training.run import train
 
+        if global_rank() == 0 and not os.environ.get(SUPERVISED_ENV):
+            claim_run_dir(self.name, rendered.ctx, os.getpid())
         return train(rendered.cfg, rendered.ctx).exit_code
 
     def follow(self, handle: int) -> int:
         return handle
+
+    def status(self, ref: JobRef) -> JobStatus:
+        return process.process_status(ref)
+
+    def logs(self, ref: JobRef, replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
+        return process.process_logs(ref, replica, follow)
+
+    def cancel(self, ref: JobRef) -> None:
+        process.process_cancel(ref)

@@ -17,10 +17,14 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Optional
 
 from omegaconf import DictConfig
 
+from aegis.launch import process
 from aegis.launch.base import Launcher, ProcessPlan, RunContext
+from aegis.launch.lifecycle import JobRef, JobStatus
+from aegis.launch.local import SUPERVISED_ENV, claim_run_dir
 
 PREEMPTED_EXIT_CODE = 143
 
@@ -60,16 +64,33 @@ class TorchrunLauncher(Launcher[ProcessPlan, subprocess.Popen]):
     def render(self, cfg: DictConfig, ctx: RunContext) -> ProcessPlan:
         argv = [sys.executable, "-m", "torch.distributed.run", *torchrun_flags(cfg.launcher)]
         argv += [ctx.entrypoint, *hydra_flags(ctx), *ctx.child_overrides(launcher="local")]
-        env = {}
+        env = {SUPERVISED_ENV: "1"}  # job.json names this parent, not a rank
         if "OMP_NUM_THREADS" not in os.environ:
             env["OMP_NUM_THREADS"] = str(threads_per_process(cfg.launcher.nproc_per_node))
         world = cfg.launcher.nproc_per_node * cfg.launcher.nnodes
-        return ProcessPlan(argv, env, f"torchrun gang of {world} processes in {ctx.run_dir}", run_dir=ctx.run_dir)
+        return ProcessPlan(argv, env, f"torchrun gang of {world} processes in {ctx.run_dir}", run_dir=ctx.run_dir,
+                           run_id=ctx.run_id)
 
     def submit(self, rendered: ProcessPlan) -> "Gang":
         log.info("Launching %s", rendered.description)
         log.info("Command: %s", rendered.shell())
+        if rendered.run_dir is not None:
+            claim_run_dir(self.name, self._ctx_of(rendered), os.getpid())  # cancel signals this parent
         return Gang(subprocess.Popen(rendered.argv, env={**os.environ, **rendered.env}), rendered.run_dir)
+
+    @staticmethod
+    def _ctx_of(rendered: ProcessPlan) -> RunContext:
+        assert rendered.run_dir is not None and rendered.run_id is not None
+        return RunContext(run_dir=rendered.run_dir, run_id=rendered.run_id, task_overrides=(), config_name="")
+
+    def status(self, ref: JobRef) -> JobStatus:
+        return process.process_status(ref)
+
+    def logs(self, ref: JobRef, replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
+        return process.process_logs(ref, replica, follow)
+
+    def cancel(self, ref: JobRef) -> None:
+        process.process_cancel(ref)  # the parent forwards SIGTERM: the gang checkpoints together
 
     def follow(self, gang: "Gang") -> int:
         handle = gang.process
@@ -110,4 +131,4 @@ class Gang:
         if not record:
             return False
         latest = (record.get("attempts") or [record])[-1]
-        return latest.get("status") == "preempted"
+        return latest.get("status") in ("preempted", "cancelled")

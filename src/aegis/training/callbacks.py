@@ -133,7 +133,7 @@ class LastCheckpoint(Checkpoint):
             return
         if self.guard is not None:
             self.guard.check(trainer)
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_step = trainer.global_step
         self._saved_at = time.monotonic()
 
@@ -218,7 +218,7 @@ class PreemptionCheckpoint(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
             return
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)
         self.saved = self.last_path
         if trainer.is_global_zero:
             log.warning(

@@ -265,7 +265,7 @@ class _Attempt:
             with self.sigterm.fitting():
                 trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         except SIGTERMException:
-            self._write("preempted", metrics=self.snapshot.scalars())
+            self._write(self._stopped_by(), metrics=self.snapshot.scalars())
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
 
         metrics = _scalars(trainer.callback_metrics)
@@ -286,6 +286,13 @@ class _Attempt:
             shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "val/")))
             log.info("Done: %s; run dir %s", shown, self.ctx.run_dir)
         return Outcome(0, summary)
+
+    def _stopped_by(self) -> str:
+        """A SIGTERM that ``aegis cancel`` sent (it leaves a marker first) is a cancellation;
+        any other is a preemption. Both saved ``last.ckpt`` and resume the same way."""
+        from aegis.launch.lifecycle import CANCEL_FILE
+
+        return "cancelled" if (self.ctx.run_dir / CANCEL_FILE).exists() else "preempted"
 
     @staticmethod
     def _existing(path: Optional[str]) -> Optional[str]:
@@ -316,7 +323,7 @@ class _Attempt:
         and exit 1, anything else is re-raised for its traceback."""
         metrics = self.snapshot.scalars() if self.snapshot is not None else {}
         if isinstance(exc, Preempted):
-            self._write("preempted", cause=str(exc), metrics=metrics)
+            self._write(self._stopped_by(), cause=str(exc), metrics=metrics)
             if self.rank_zero:
                 log.warning("Preempted (%s); re-run with the same run dir to resume.", exc)
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))

@@ -1,0 +1,179 @@
+"""``aegis`` (or ``python -m aegis``): the life of runs after they were started.
+
+    aegis list                                  recent runs: id, launcher, state, age, key metric
+    aegis status RUN [--json]                   the state word first, then per-replica detail
+    aegis logs RUN [--follow] [--replica R]     a replica's log (rank0 / the master by default)
+    aegis cancel RUN                            SIGTERM a local run or gang (it checkpoints); delete a cluster job
+
+Every command reads only the run dir (``job.json``, ``summary.json``, logs) and whatever
+the job's launcher reaches from there; no torch, no Hydra composition. Errors are one
+sentence and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from aegis.errors import AegisError
+from aegis.launch.lifecycle import JobRef, JobStatus, State
+from aegis.runs import RunDir, default_root, find_run, iter_runs
+
+_KEY_METRICS = ("test/acc", "val/acc", "test/loss", "val/loss")
+
+
+def _ref(run: RunDir) -> JobRef:
+    """The run's job; a run dir without ``job.json`` (a search trial, an older run) is read
+    as a local process that has ended."""
+    return JobRef.read(run.path) or JobRef(launcher="local", run_id=run.run_id, run_dir=str(run.path))
+
+
+def _launcher(ref: JobRef):
+    from aegis.launch import get_launcher
+
+    return get_launcher(ref.launcher)
+
+
+def _status(ref: JobRef) -> JobStatus:
+    return _launcher(ref).status(ref)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _key_metric(status: JobStatus) -> str:
+    metrics = status.details.get("metrics") or {}
+    for name in _KEY_METRICS:
+        if name in metrics:
+            return f"{name}={metrics[name]:.4f}"
+    return ""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    runs = sorted(iter_runs(args.root), key=lambda r: r.modified, reverse=True)
+    if not args.all:
+        runs = runs[: args.limit]
+    if not runs:
+        print(f"no runs under {args.root}", file=sys.stderr)
+        return 0
+    rows = [("RUN ID", "LAUNCHER", "STATE", "AGE", "METRIC")]
+    now = time.time()
+    for run in runs:
+        ref = _ref(run)
+        try:
+            status = _status(ref)
+            state, metric = status.state.value, _key_metric(status)
+        except AegisError as exc:  # an unreachable cluster must not hide the other runs
+            state, metric = "unreachable", str(exc)[:40]
+        rows.append((run.run_id, ref.launcher, state, _age(now - run.modified), metric))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    run = find_run(args.run, args.root)
+    ref = _ref(run)
+    status = _status(ref)
+    if args.json:
+        print(json.dumps({"run_id": run.run_id, "run_dir": str(run.path), "launcher": ref.launcher,
+                          **status.as_dict()}, indent=2, default=str))
+        return 0
+    print(status.state.value)
+    where = f"{ref.kind} {ref.namespace}/{ref.name}" if ref.name else (f"pid {ref.pid} on {ref.host}" if ref.pid else "")
+    lines = [("run", f"{run.run_id} (launcher {ref.launcher}{', ' + where if where else ''})"),
+             ("run dir", str(run.path))]
+    if status.reason:
+        lines.append(("reason", status.reason))
+    if status.exit_code is not None:
+        lines.append(("exit code", str(status.exit_code)))
+    for replica in status.replicas:
+        extra = ", ".join(x for x in (f"exit {replica.exit_code}" if replica.exit_code is not None else "",
+                                      replica.reason or "", f"node {replica.node}" if replica.node else "") if x)
+        lines.append(("replica", f"{replica.name} {replica.state.value}" + (f" ({extra})" if extra else "")))
+    metrics = status.details.get("metrics") or {}
+    if metrics:
+        lines.append(("metrics", " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))))
+    for key in ("epochs_completed", "global_step", "tracking_run_id"):
+        if status.details.get(key) is not None:
+            lines.append((key.replace("_", " "), str(status.details[key])))
+    for label, value in lines:
+        print(f"{label:<18}{value}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    ref = _ref(find_run(args.run, args.root))
+    try:
+        for line in _launcher(ref).logs(ref, replica=args.replica, follow=args.follow):
+            print(line, flush=args.follow)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    run = find_run(args.run, args.root)
+    ref = _ref(run)
+    launcher = _launcher(ref)
+    launcher.cancel(ref)
+    print(f"cancel requested for {run.run_id}", file=sys.stderr)
+    if args.wait:
+        deadline = time.time() + args.timeout
+        while time.time() < deadline:
+            state = launcher.status(ref).state
+            if state.terminal:
+                print(state.value)
+                return 0 if state in (State.cancelled, State.preempted, State.succeeded) else 1
+            time.sleep(0.2)
+        print(f"Error: run {run.run_id} did not stop within {args.timeout:g} s; see python -m aegis status "
+              f"{run.run_id}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="aegis", description="List, inspect, follow and cancel Aegis runs.")
+    top.add_argument("--root", type=Path, default=None,
+                     help="where runs live (default: $AEGIS_OUTPUT_ROOT, else ./outputs)")
+    sub = top.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="recent runs")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--all", action="store_true")
+    listing.set_defaults(fn=cmd_list)
+    status = sub.add_parser("status", help="a run's state")
+    status.add_argument("run", help="run id, unique prefix, or run dir")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(fn=cmd_status)
+    logs = sub.add_parser("logs", help="a run's log")
+    logs.add_argument("run")
+    logs.add_argument("--follow", "-f", action="store_true")
+    logs.add_argument("--replica", default=None, help="rank1, worker-1, a pod name ... (default: the primary)")
+    logs.set_defaults(fn=cmd_logs)
+    cancel = sub.add_parser("cancel", help="stop a run (it checkpoints) or delete its cluster job")
+    cancel.add_argument("run")
+    cancel.add_argument("--no-wait", dest="wait", action="store_false", help="return once the request is sent")
+    cancel.add_argument("--timeout", type=float, default=120.0)
+    cancel.set_defaults(fn=cmd_cancel)
+    return top
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    args.root = (args.root or default_root()).resolve()
+    try:
+        return args.fn(args)
+    except AegisError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `aegis logs RUN | head`
+        return 0

@@ -1,0 +1,120 @@
+"""A job's life after submission, the same for every launcher (as TorchX's schedulers).
+
+``submit`` returns a ``JobRef``: plain data, written to the run dir as ``job.json``, so
+that any later process (``aegis status RUN`` in another terminal, days later) can find
+the job again without the process that started it. From a ref a launcher answers
+``status`` (a ``JobStatus``: one state word, per-replica detail, exit code and reason),
+``logs`` (an iterator of lines, any replica's) and ``cancel``. Following a job in the
+terminal is built from those two, once (``aegis.launch.follow``).
+
+Nothing here imports torch, lightning or the kubernetes client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+JOB_FILE = "job.json"
+CANCEL_FILE = "cancel.requested"  # written by ``aegis cancel`` before it signals a local run
+
+
+class State(str, Enum):
+    pending = "pending"  # accepted, not yet placed (a pod being scheduled, an image pulled)
+    queued = "queued"  # held by a queue (Kueue, SLURM) before it may start
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"  # stopped on request (``aegis cancel``, a deleted object)
+    preempted = "preempted"  # stopped by the platform, checkpointed: the same command resumes
+    unknown = "unknown"  # no longer observable (a deleted object, a process that left no record)
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.succeeded, State.failed, State.cancelled, State.preempted, State.unknown)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Where a job is and how to reach it again; all plain values."""
+
+    launcher: str
+    run_id: str
+    run_dir: str
+    kind: str = "process"  # process (local, torchrun) or the Kubernetes kind (Job, PyTorchJob, ...)
+    name: Optional[str] = None  # the cluster object's name
+    namespace: Optional[str] = None
+    uid: Optional[str] = None
+    context: Optional[str] = None  # kube context it was submitted to
+    pid: Optional[int] = None  # the process to signal (local, the torchrun parent)
+    host: Optional[str] = None  # where that pid lives
+    submitted_at: float = field(default_factory=time.time)
+
+    def write(self) -> Path:
+        """``job.json`` in the run dir, atomically (a reader never sees half of it)."""
+        from aegis.training.files import write_json
+
+        path = Path(self.run_dir) / JOB_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, run_dir: Path) -> Optional["JobRef"]:
+        try:
+            data = json.loads((Path(run_dir) / JOB_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not {"launcher", "run_id", "run_dir"} <= data.keys():
+            return None
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ReplicaStatus:
+    """One process of a gang or one pod of a cluster job."""
+
+    name: str  # rank0, worker-1, <pod name>
+    state: State
+    exit_code: Optional[int] = None
+    reason: Optional[str] = None  # OOMKilled, ImagePullBackOff, a cause from the run's record
+    node: Optional[str] = None
+
+
+@dataclass
+class JobStatus:
+    state: State
+    replicas: list[ReplicaStatus] = field(default_factory=list)
+    exit_code: Optional[int] = None
+    reason: Optional[str] = None  # one phrase: why it is in this state
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the run's key metrics
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        for replica in data["replicas"]:
+            replica["state"] = replica["state"].value
+        return data
+
+
+def process_alive(pid: Optional[int], host: Optional[str]) -> Optional[bool]:
+    """Whether ``pid`` still runs; None when it lives on another host (cannot tell from here)."""
+    import socket
+
+    if pid is None:
+        return False
+    if host and host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,136 @@
+"""Status, logs and cancel for jobs that are processes on this machine (local, torchrun).
+
+The truth about such a job is in its run dir: ``job.json`` names the process to signal,
+``summary.json`` is the run's own record of each attempt (``aegis.training.record``),
+and ``train.log`` / ``train.rank<N>.log`` are each rank's log. A record that says
+``running`` while its process is gone means the process was killed outright.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from aegis.errors import AegisError
+from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus, ReplicaStatus, State, process_alive
+
+LOG_FILE = "train.log"
+# The run's record status -> the job's state.
+_RECORDED = {
+    "completed": State.succeeded,
+    "failed": State.failed,
+    "preempted": State.preempted,
+    "cancelled": State.cancelled,
+    "stopped": State.cancelled,  # a search stopped the trial early
+    "killed": State.failed,
+}
+_EXIT_CODES = {State.succeeded: 0, State.failed: 1, State.preempted: 143, State.cancelled: 143}
+
+
+class JobNotRunning(AegisError):
+    """A request (cancel) for a job that is not running."""
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    from aegis.training.files import read_json
+
+    return read_json(Path(run_dir) / "summary.json") or {}
+
+
+def latest_attempt(record: dict[str, Any]) -> dict[str, Any]:
+    attempts = record.get("attempts") or []
+    return attempts[-1] if attempts else record
+
+
+def process_status(ref: JobRef) -> JobStatus:
+    record = read_record(Path(ref.run_dir))
+    attempt = latest_attempt(record)
+    recorded = attempt.get("status")
+    alive = process_alive(ref.pid, ref.host)
+    if recorded in _RECORDED:
+        state = _RECORDED[recorded]
+        reason = attempt.get("cause") or (attempt.get("error") if state is State.failed else None)
+    elif recorded == "running" and alive is False:
+        state, reason = State.failed, "the process ended without a record (kill -9, the OOM killer, a lost node)"
+    elif recorded == "running":
+        state, reason = State.running, None
+    elif alive:
+        state, reason = State.pending, "starting (no record yet)"
+    else:
+        state, reason = State.unknown, "no record in the run dir and no process"
+    details = {key: record.get(key) for key in ("metrics", "epochs_completed", "global_step", "world_size")
+               if record.get(key) is not None}
+    if (record.get("tracking") or {}).get("run_id"):
+        details["tracking_run_id"] = record["tracking"]["run_id"]
+    replicas = [ReplicaStatus(name, state, reason=None) for name in sorted(_rank_logs(Path(ref.run_dir)))]
+    return JobStatus(state, replicas, exit_code=_EXIT_CODES.get(state), reason=reason, details=details)
+
+
+def _rank_logs(run_dir: Path) -> dict[str, Path]:
+    """rank0 -> train.log, rank1 -> train.rank1.log, ..."""
+    found = {}
+    if (run_dir / LOG_FILE).is_file():
+        found["rank0"] = run_dir / LOG_FILE
+    for path in run_dir.glob("train.rank*.log"):
+        found[path.name[len("train."):-len(".log")]] = path
+    return found
+
+
+def process_logs(ref: JobRef, replica: Optional[str] = None, follow: bool = False,
+                 poll_s: float = 0.2) -> Iterator[str]:
+    logs = _rank_logs(Path(ref.run_dir))
+    name = replica or "rank0"
+    if name not in logs:
+        if replica is None and follow:
+            logs[name] = Path(ref.run_dir) / LOG_FILE  # not written yet: wait for it
+        else:
+            known = ", ".join(sorted(logs)) or "none yet"
+            raise AegisError(f"run {ref.run_id} has no log for replica {name!r}: its replicas are {known}.")
+    yield from _tail(logs[name], lambda: not process_status(ref).state.terminal, follow, poll_s)
+
+
+def _tail(path: Path, still_running: Any, follow: bool, poll_s: float) -> Iterator[str]:
+    """Lines of ``path``; with ``follow``, new lines as they come until the job ends."""
+    position, partial = 0, ""
+    while True:
+        running = follow and still_running()  # asked before reading: no line written before the end is missed
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+        except FileNotFoundError:
+            chunk = ""
+        text = partial + chunk
+        lines = text.split("\n")
+        partial = lines.pop()
+        yield from lines
+        if not running:
+            if partial:
+                yield partial
+            return
+        time.sleep(poll_s)
+
+
+def process_cancel(ref: JobRef) -> None:
+    """SIGTERM to the job's process: training saves ``last.ckpt`` and records ``cancelled``."""
+    state = process_status(ref).state
+    if state.terminal:
+        raise JobNotRunning(f"run {ref.run_id} is not running (it is {state.value}): there is nothing to cancel.")
+    alive = process_alive(ref.pid, ref.host)
+    if alive is None:
+        raise JobNotRunning(f"run {ref.run_id} runs on host {ref.host}, not this one: cancel it there "
+                            f"(python -m aegis cancel {ref.run_id}).")
+    if not alive:
+        raise JobNotRunning(f"run {ref.run_id} has no live process (pid {ref.pid}): there is nothing to cancel.")
+    marker = Path(ref.run_dir) / CANCEL_FILE
+    marker.write_text(f"{time.time()}\n")
+    try:
+        os.kill(int(ref.pid), signal.SIGTERM)  # type: ignore[arg-type]
+    except ProcessLookupError:
+        marker.unlink(missing_ok=True)
+        raise JobNotRunning(f"run {ref.run_id} ended before it could be cancelled.") from None
