@@ -151,11 +151,13 @@ def test_pytorchjob_failure(tmp_path, fake_cluster, capsys):
     assert launch(tmp_path, "pytorchjob") == 1
 
 
-def test_wait_false_prints_the_name_and_returns(tmp_path, fake_cluster, capsys):
+def test_wait_false_prints_the_run_id_and_returns(tmp_path, fake_cluster, capsys):
     assert launch(tmp_path, "k8s-job", "launcher.wait=false") == 0
     out, err = capsys.readouterr()
-    [(_, _, name)] = fake_cluster.objects
-    assert out.strip() == name and "kubectl logs -f" in err
+    [obj] = fake_cluster.objects.values()
+    run_id = out.strip()
+    assert run_id and obj["metadata"]["annotations"]["aegis.dev/run-id"] == run_id
+    assert f"python -m aegis status {run_id}" in err and f"python -m aegis logs {run_id} --follow" in err
 
 
 def test_server_dry_run_creates_nothing(tmp_path, fake_cluster, capsys):
@@ -224,8 +226,9 @@ def test_ctrl_c_stops_following_and_optionally_cancels(tmp_path, fake_cluster, c
         assert "deleted Job default/" in err
         [(plural, ns, name, propagation)] = fake_cluster.deleted
         assert propagation == "Background" and fake_cluster.objects == {}
+        [run_dir] = (tmp_path / "out").rglob("cancel.requested")  # so status says cancelled
     else:
-        assert "keeps running. Follow again: kubectl logs -f" in err
+        assert "keeps running. Follow again: python -m aegis logs " in err and "kubectl logs -f" in err
         assert fake_cluster.deleted == [] and len(fake_cluster.objects) == 1
 
 

@@ -1,8 +1,9 @@
 """The kubernetes-client calls Aegis makes, with API failures as one-sentence errors.
 
-Imported only when a job is submitted or followed: the render and dry-run path never
-loads the client. Objects are handled as plain dicts (``sanitize_for_serialization``)
-so the Job and the PyTorchJob (a custom object) look alike to ``follow``.
+Imported only when a cluster is contacted: the render and dry-run path never loads the
+client. Every kind goes through the custom-objects API (it serves built-in groups too:
+/apis/batch/v1/namespaces/{ns}/jobs), so objects arrive as plain dicts and one code path,
+parameterised by a ``Kind``, serves the Job, the PyTorchJob and whatever kind comes next.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from aegis.errors import AegisError
+from aegis.k8s.kinds import Kind, kind_of
 
-GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
+IN_CLUSTER = "in-cluster"  # the context name recorded for the pod's service account
 
 
 class ClusterError(AegisError):
@@ -33,8 +35,19 @@ def _reason(exc: ApiException) -> tuple[str, dict[str, Any]]:
     return str(body.get("message") or exc.reason or "").strip(), body
 
 
-def api_error(exc: ApiException, *, action: str, kind: str, name: str, namespace: str, context: str) -> ClusterError:
-    """One sentence per failure a user meets: credentials, RBAC, namespace, CRD, name clash."""
+def _object_missing(exc: ApiException, name: str) -> bool:
+    """A 404 about the named object itself, not its namespace or its API."""
+    details = _reason(exc)[1].get("details") or {}
+    return exc.status == 404 and details.get("name") == name and details.get("kind") != "namespaces"
+
+
+def api_error(exc: ApiException, *, action: str, kind: str, name: str, namespace: str, context: str,
+              api: Optional[Kind] = None) -> ClusterError:
+    """One sentence per failure a user meets: credentials, RBAC, namespace, CRD, name clash.
+
+    ``api`` is the kind whose endpoint was called, so a 404 of the API itself (its CRD not
+    installed) can say what to install.
+    """
     message, body = _reason(exc)
     details = body.get("details") or {}
     if exc.status == 401:
@@ -52,15 +65,15 @@ def api_error(exc: ApiException, *, action: str, kind: str, name: str, namespace
             f"launcher.namespace={namespace} does not exist in kube context {context}: create it "
             f"(kubectl create namespace {namespace}) or set launcher.namespace."
         )
-    if exc.status == 404 and kind == "PyTorchJob" and details.get("kind") in (None, "", PLURAL) and not details.get("name"):
+    if (exc.status == 404 and api is not None and api.missing_api_hint
+            and details.get("kind") in (None, "", api.plural) and not details.get("name")):
         return ClusterError(
-            f"kube context {context} has no PyTorchJob API (kubeflow.org/v1 pytorchjobs, 404): install the Kubeflow "
-            "Training Operator v1 (kubectl apply --server-side -k "
-            "\"github.com/kubeflow/trainer.git/manifests/overlays/standalone?ref=v1.9.4\") or use launcher=k8s-job."
+            f"kube context {context} has no {api.name} API ({api.api_version} {api.plural}, 404): "
+            f"{api.missing_api_hint}."
         )
     if exc.status == 404:
         return ClusterError(f"{kind} {namespace}/{name} was not found in kube context {context} (404: {message}).")
-    if exc.status == 409:
+    if exc.status == 409 and action == "create":
         return ClusterError(
             f"a {kind} named {name} already exists in namespace {namespace}: set launcher.job_name to a new name, "
             f"or delete the old one (kubectl delete {kind.lower()} {name} -n {namespace})."
@@ -77,11 +90,12 @@ class Cluster:
         self.context = context or "(current)"
         self.api_client = self._load(context)
         self.core = client.CoreV1Api(self.api_client)
-        self.batch = client.BatchV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
 
     def _load(self, context: Optional[str]) -> client.ApiClient:
         configuration = client.Configuration()
+        if context == IN_CLUSTER:  # recorded by a submission from inside a pod
+            return self._in_cluster(configuration, context)
         # $KUBECONFIG read now, not when the client was imported.
         kubeconfig = os.environ.get("KUBECONFIG") or None
         try:
@@ -96,77 +110,104 @@ class Cluster:
                     f"launcher.context={context} cannot be used: {kube_exc}. List contexts with "
                     "kubectl config get-contexts."
                 ) from None
-            try:
-                config.load_incluster_config(client_configuration=configuration)
-                self.context = "in-cluster"
-                return client.ApiClient(configuration)
-            except ConfigException:
-                where = os.environ.get("KUBECONFIG", "~/.kube/config")
-                raise ClusterError(
-                    f"no Kubernetes context: no usable kubeconfig at {where} and not running in a cluster; "
-                    "create one (e.g. kind create cluster) or set launcher.context, or use launcher.dry_run=true."
-                ) from None
+            return self._in_cluster(configuration, context)
 
-    def _call(self, fn, *args, action: str, kind: str, name: str, namespace: str, **kwargs) -> Any:
+    def _in_cluster(self, configuration: client.Configuration, context: Optional[str]) -> client.ApiClient:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException:
+            if context == IN_CLUSTER:
+                raise ClusterError(
+                    "this job was submitted from inside a cluster (its service account) and can only be "
+                    "reached from a pod of that cluster."
+                ) from None
+            where = os.environ.get("KUBECONFIG", "~/.kube/config")
+            raise ClusterError(
+                f"no Kubernetes context: no usable kubeconfig at {where} and not running in a cluster; "
+                "create one (e.g. kind create cluster) or set launcher.context, or use launcher.dry_run=true."
+            ) from None
+        self.context = IN_CLUSTER
+        return client.ApiClient(configuration)
+
+    def _call(self, fn, *args, action: str, kind: str, name: str, namespace: str, api: Optional[Kind] = None,
+              **kwargs) -> Any:
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
-            raise api_error(exc, action=action, kind=kind, name=name, namespace=namespace, context=self.context) from None
+            raise api_error(exc, action=action, kind=kind, name=name, namespace=namespace, context=self.context,
+                            api=api) from None
         except Urllib3Error as exc:
-            host = self.api_client.configuration.host
-            raise ClusterError(
-                f"cannot reach the API server {host} of kube context {self.context}: {type(exc).__name__}; "
-                "check the cluster is running and launcher.context."
-            ) from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> ClusterError:
+        host = self.api_client.configuration.host
+        return ClusterError(
+            f"cannot reach the API server {host} of kube context {self.context}: {type(exc).__name__}; "
+            "check the cluster is running and launcher.context."
+        )
 
     def plain(self, obj: Any) -> dict[str, Any]:
         return obj if isinstance(obj, dict) else self.api_client.sanitize_for_serialization(obj)
 
     # --------------------------------------------------------------- the object
 
+    @staticmethod
+    def _where(action: str, kind: Kind, name: str, namespace: str) -> dict[str, Any]:
+        return dict(action=action, kind=kind.name, name=name, namespace=namespace, api=kind)
+
     def create(self, manifest: dict[str, Any], *, server_dry_run: bool = False) -> dict[str, Any]:
-        kind, meta = manifest["kind"], manifest["metadata"]
+        kind, meta = kind_of(manifest["kind"]), manifest["metadata"]
         kw = {"dry_run": "All"} if server_dry_run else {}
-        where = dict(action="create", kind=kind, name=meta["name"], namespace=meta["namespace"])
-        if kind == "Job":
-            obj = self._call(self.batch.create_namespaced_job, meta["namespace"], manifest, **where, **kw)
-        else:
-            obj = self._call(self.custom.create_namespaced_custom_object, GROUP, VERSION, meta["namespace"], PLURAL,
-                             manifest, **where, **kw)
+        obj = self._call(self.custom.create_namespaced_custom_object, kind.group, kind.version, meta["namespace"],
+                         kind.plural, manifest, **self._where("create", kind, meta["name"], meta["namespace"]), **kw)
         return self.plain(obj)
 
-    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
-        where = dict(action="read", kind=kind, name=name, namespace=namespace)
-        if kind == "Job":
-            return self.plain(self._call(self.batch.read_namespaced_job, name, namespace, **where))
-        return self.plain(self._call(self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
-                                     name, **where))
+    def get(self, kind: Kind, name: str, namespace: str, *, missing_ok: bool = False) -> Optional[dict[str, Any]]:
+        """The object; None when it no longer exists and ``missing_ok``."""
+        try:
+            obj = self.custom.get_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
+        except ApiException as exc:
+            if missing_ok and _object_missing(exc, name):
+                return None
+            raise api_error(exc, context=self.context, **self._where("read", kind, name, namespace)) from None
+        except Urllib3Error as exc:
+            raise self._unreachable(exc) from None
+        return self.plain(obj)
 
-    def watch(self, kind: str, name: str, namespace: str, timeout_s: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    def watch(self, kind: Kind, name: str, namespace: str, timeout_s: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event type, object) as the object changes, for up to ``timeout_s`` seconds."""
         w = watch.Watch()
-        if kind == "Job":
-            fn, args = self.batch.list_namespaced_job, (namespace,)
-        else:
-            fn, args = self.custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL)
-        where = dict(action="watch", kind=kind, name=name, namespace=namespace)
+        where = self._where("watch", kind, name, namespace)
         try:
-            for event in w.stream(fn, *args, field_selector=f"metadata.name={name}", timeout_seconds=timeout_s):
+            for event in w.stream(self.custom.list_namespaced_custom_object, kind.group, kind.version, namespace,
+                                  kind.plural, field_selector=f"metadata.name={name}", timeout_seconds=timeout_s):
                 yield event["type"], self.plain(event["object"])
         except ApiException as exc:
             raise api_error(exc, context=self.context, **where) from None
+        except Urllib3Error as exc:
+            raise self._unreachable(exc) from None
         finally:
             w.stop()
 
-    def delete(self, kind: str, name: str, namespace: str) -> None:
-        """Delete with background propagation: the Job's pods go with it, none orphaned."""
-        body = client.V1DeleteOptions(propagation_policy="Background")
-        where = dict(action="delete", kind=kind, name=name, namespace=namespace)
-        if kind == "Job":
-            self._call(self.batch.delete_namespaced_job, name, namespace, body=body, **where)
-        else:
-            self._call(self.custom.delete_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name,
-                       body=body, **where)
+    def delete(self, kind: Kind, name: str, namespace: str, *, uid: Optional[str] = None,
+               missing_ok: bool = False) -> bool:
+        """Delete with background propagation: the object's pods go with it, none orphaned.
+
+        ``uid`` makes the API server refuse (409) if a newer object has taken the name.
+        False when it was already gone and ``missing_ok``.
+        """
+        preconditions = client.V1Preconditions(uid=uid) if uid else None
+        body = client.V1DeleteOptions(propagation_policy="Background", preconditions=preconditions)
+        try:
+            self.custom.delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name,
+                                                        body=body)
+        except ApiException as exc:
+            if missing_ok and _object_missing(exc, name):
+                return False
+            raise api_error(exc, context=self.context, **self._where("delete", kind, name, namespace)) from None
+        except Urllib3Error as exc:
+            raise self._unreachable(exc) from None
+        return True
 
     # ------------------------------------------------------------- pods, events
 
@@ -184,9 +225,10 @@ class Cluster:
             out.extend(self.plain(e) for e in found.items)
         return out
 
-    def stream_logs(self, pod: str, namespace: str, container: str, since_seconds: Optional[int] = None) -> Iterator[str]:
-        """Lines of a container's log, following until the container stops."""
-        kw: dict[str, Any] = {"container": container, "follow": True, "_preload_content": False}
+    def stream_logs(self, pod: str, namespace: str, container: str, *, follow: bool = True,
+                    since_seconds: Optional[int] = None) -> Iterator[str]:
+        """Lines of a container's log; with ``follow``, until the container stops."""
+        kw: dict[str, Any] = {"container": container, "follow": follow, "_preload_content": False}
         if since_seconds is not None:
             kw["since_seconds"] = since_seconds
         where = dict(action="read logs of", kind="Pod", name=pod, namespace=namespace)

@@ -1,91 +1,55 @@
-"""Follow a submitted Job or PyTorchJob like a local run: status, logs, exit code.
+"""Follow a submitted Kubernetes object like a local run: status, logs, exit code.
 
-The object is watched to a terminal condition while a second thread streams the logs
-of the Job's pod (the PyTorchJob's master), through Pending and restarts; warnings
-that explain a stall (FailedScheduling, ImagePullBackOff, OOMKilled, ...) are printed
-as they appear. Training logs go to stdout, Aegis's own lines to stderr.
+The object is watched to a terminal condition (its ``Kind`` says which) while a second
+thread streams the primary replica's logs (the Job's pod, the PyTorchJob's master)
+through Pending, restarts and retried pods; warnings that explain a stall
+(FailedScheduling, ImagePullBackOff, OOMKilled, ...) are printed as they appear.
+Training logs go to stdout, Aegis's own lines to stderr. Nothing here names a kind.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, TextIO
 
 from aegis.k8s.client import Cluster, ClusterError
+from aegis.k8s.kinds import Kind
+from aegis.k8s.logs import ContainerLogs
+from aegis.k8s.status import STALLED, exit_code, phrase
+from aegis.launch.lifecycle import CANCEL_FILE, State
 
-MASTER_SELECTOR = "training.kubeflow.org/job-name={name},training.kubeflow.org/job-role=master"
-JOB_SELECTOR = "job-name={name}"
-# Container states that mean the pod will not make progress by itself.
-STALLED = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
-           "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+CANCELLED_EXIT_CODE = 143  # as a cancelled local run: 128 + SIGTERM
 
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # Job | PyTorchJob
+    kind: Kind
     name: str
     namespace: str
-    container: str
+    run_id: Optional[str] = None
+    run_dir: Optional[Path] = None  # where ``aegis cancel`` leaves its marker
 
     @property
-    def pod_selector(self) -> str:
-        return (JOB_SELECTOR if self.kind == "Job" else MASTER_SELECTOR).format(name=self.name)
+    def what(self) -> str:
+        return f"{self.kind.name} {self.namespace}/{self.name}"
 
-    @property
-    def all_pods_selector(self) -> str:
-        """Every pod of the job: workers stall too (image pulls, scheduling)."""
-        return JOB_SELECTOR.format(name=self.name) if self.kind == "Job" else f"training.kubeflow.org/job-name={self.name}"
+    def cancel_requested(self) -> bool:
+        return self.run_dir is not None and (Path(self.run_dir) / CANCEL_FILE).exists()
 
     def follow_again(self) -> str:
-        return (f"kubectl logs -f -n {self.namespace} -l {self.pod_selector} -c {self.container}  "
-                f"(status: kubectl get {self.kind.lower()} {self.name} -n {self.namespace})")
+        kubectl = (f"kubectl logs -f -n {self.namespace} -l {self.kind.primary_selector(self.name)} "
+                   f"-c {self.kind.container}")
+        if self.run_id is None:
+            return kubectl
+        return f"python -m aegis logs {self.run_id} --follow (or {kubectl})"
 
-
-def _true_conditions(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
-
-
-def outcome(kind: str, obj: dict[str, Any]) -> Optional[bool]:
-    """True: succeeded; False: failed; None: not finished."""
-    types = {c["type"] for c in _true_conditions(obj)}
-    if kind == "Job":
-        if "Complete" in types:
-            return True
-        if "Failed" in types:
-            return False
-        return None
-    if "Succeeded" in types:
-        return True
-    if "Failed" in types:
-        return False
-    return None
-
-
-def state(kind: str, obj: dict[str, Any]) -> str:
-    """A short phrase for the object's current state."""
-    conditions = _true_conditions(obj)
-    status = obj.get("status") or {}
-    if conditions:
-        last = conditions[-1]
-        words = last["type"]
-        if last.get("reason") or last.get("message"):
-            words += f" ({': '.join(x for x in (last.get('reason'), last.get('message')) if x)})"
-        return words
-    if kind == "Job":
-        if status.get("active"):
-            return f"Active ({status['active']} pod{'s' if status['active'] != 1 else ''})"
-        return "Created"
-    return "Created"
-
-
-def _container_status(pod: dict[str, Any], container: str) -> dict[str, Any]:
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-        if cs.get("name") == container:
-            return cs
-    return {}
+    def cancel_hint(self) -> str:
+        if self.run_id is None:
+            return f"kubectl delete {self.kind.plural} {self.name} -n {self.namespace}"
+        return f"python -m aegis cancel {self.run_id}"
 
 
 class Follower:
@@ -104,50 +68,13 @@ class Follower:
 
     # ------------------------------------------------------------------ logs
 
-    def _stream_pass(self, streamed: set[tuple[str, int]], last_pod: list[str]) -> bool:
-        """Stream the next container start not yet streamed; False when there is none."""
-        t = self.target
-        pods = sorted(self.cluster.pods(t.namespace, t.pod_selector),
-                      key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
-        for pod in pods:
-            cs = _container_status(pod, t.container)
-            started = "running" in (cs.get("state") or {}) or "terminated" in (cs.get("state") or {})
-            key = (pod["metadata"].get("uid") or pod["metadata"]["name"], int(cs.get("restartCount") or 0))
-            if not started or key in streamed:
-                continue
-            name = pod["metadata"]["name"]
-            try:
-                lines = self.cluster.stream_logs(name, t.namespace, t.container)
-                first = next(lines, None)
-            except ClusterError:  # the container is between states: try again next pass
-                return False
-            if last_pod and last_pod[-1] != name:
-                self.say(f"now following pod {name}")
-            elif last_pod:
-                self.say(f"pod {name} restarted (restart {key[1]}): following the new container")
-            last_pod.append(name)
-            streamed.add(key)
-            if first is None:
-                return True
-            print(f"{self.prefix}{first}", file=self.out, flush=True)
-            for line in lines:
-                print(f"{self.prefix}{line}", file=self.out, flush=True)
-                if self._stop.is_set():
-                    return False
-            return True
-        return False
-
     def _logs(self) -> None:
-        streamed: set[tuple[str, int]] = set()
-        last_pod: list[str] = []
+        t = self.target
+        stream = ContainerLogs(self.cluster, t.kind, t.name, t.namespace, poll_s=self.poll_s, stop=self._stop,
+                               notice=self.say)
         try:
-            while not self._stop.is_set():
-                finishing = self._finished.is_set()
-                if self._stream_pass(streamed, last_pod):
-                    continue
-                if finishing:
-                    return
-                self._stop.wait(min(self.poll_s, 0.5))
+            for line in stream.follow(self._finished.is_set):
+                print(f"{self.prefix}{line}", file=self.out, flush=True)
         except BaseException as exc:  # reported by the main thread
             self._log_error = exc
 
@@ -160,7 +87,7 @@ class Follower:
 
     def _surface_once(self) -> None:
         t = self.target
-        pods = self.cluster.pods(t.namespace, t.all_pods_selector)
+        pods = self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
         for pod in pods:
             name = pod["metadata"]["name"]
             phase = (pod.get("status") or {}).get("phase")
@@ -202,47 +129,47 @@ class Follower:
 
     # ------------------------------------------------------------------ main
 
-    def _exit_code(self, succeeded: bool) -> int:
-        if succeeded:
-            return 0
+    def _watch_to_the_end(self) -> Optional[State]:
+        """The object's terminal state; None when it was deleted by ``aegis cancel``."""
         t = self.target
-        codes = []
-        pods = sorted(self.cluster.pods(t.namespace, t.pod_selector),
-                      key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        for pod in pods:
-            term = (_container_status(pod, t.container).get("state") or {}).get("terminated") or {}
-            if term.get("exitCode"):
-                codes.append(int(term["exitCode"]))
-        return codes[-1] if codes else 1
+        last_phrase = None
+        while True:
+            for event, obj in self.cluster.watch(t.kind, t.name, t.namespace, timeout_s=max(1, round(self.poll_s))):
+                if event == "DELETED":
+                    if t.cancel_requested():
+                        return None
+                    raise ClusterError(f"{t.what} was deleted before it finished.")
+                now = phrase(obj)
+                if now != last_phrase:
+                    self.say(f"{t.what}: {now}")
+                    last_phrase = now
+                state, _ = t.kind.condition_state(obj)
+                if state is not None and state.terminal:
+                    return state
+            if self._log_error is not None:
+                raise self._log_error
 
     def run(self) -> int:
         t = self.target
         logs = threading.Thread(target=self._logs, name="aegis-k8s-logs", daemon=True)
         logs.start()
         threading.Thread(target=self._monitor, name="aegis-k8s-monitor", daemon=True).start()
-        last_state = None
-        result: Optional[bool] = None
         try:
-            while result is None:
-                for kind, obj in self.cluster.watch(t.kind, t.name, t.namespace, timeout_s=max(1, round(self.poll_s))):
-                    if kind == "DELETED":
-                        raise ClusterError(f"{t.kind} {t.namespace}/{t.name} was deleted before it finished.")
-                    now = state(t.kind, obj)
-                    if now != last_state:
-                        self.say(f"{t.kind} {t.namespace}/{t.name}: {now}")
-                        last_state = now
-                    result = outcome(t.kind, obj)
-                    if result is not None:
-                        break
-                if self._log_error is not None:
-                    raise self._log_error
+            state = self._watch_to_the_end()
             self._finished.set()
-            logs.join(timeout=30)
+            if state is not None:
+                logs.join(timeout=30)
         finally:
             self._stop.set()
+        if state is None:
+            self.say(f"{t.what} was cancelled (deleted on request)")
+            return CANCELLED_EXIT_CODE
         self._surface()
-        code = self._exit_code(result)
-        self.say(f"{t.kind} {t.namespace}/{t.name} {'succeeded' if result else f'failed (exit code {code})'}")
+        if state is State.succeeded:
+            code = 0
+        else:
+            code = exit_code(t.kind, self.cluster.pods(t.namespace, t.kind.pods_selector(t.name)))
+        self.say(f"{t.what} {'succeeded' if code == 0 else f'failed (exit code {code})'}")
         return code
 
     def interrupt(self) -> None:

@@ -14,10 +14,11 @@ import yaml
 from omegaconf import DictConfig
 
 from aegis.k8s import naming, pod
+from aegis.k8s.kinds import JOB, PYTORCHJOB
 from aegis.launch.base import RunContext
 
-JOB_CONTAINER = "train"
-PYTORCH_CONTAINER = "pytorch"  # the Training Operator finds its container by this name
+JOB_CONTAINER = JOB.container
+PYTORCH_CONTAINER = PYTORCHJOB.container  # the Training Operator finds its container by this name
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Plan:
     """A rendered, validated object plus what submitting and following it needs."""
 
     manifest: dict[str, Any]
-    kind: str  # "Job" or "PyTorchJob"
+    kind: str  # a name in aegis.k8s.kinds.KINDS
     name: str
     namespace: str
     run_id: str
@@ -39,7 +40,7 @@ class Plan:
 
     @property
     def file_name(self) -> str:
-        return "job.yaml" if self.kind == "Job" else "pytorchjob.yaml"
+        return f"{self.kind.lower()}.yaml"
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -92,8 +93,8 @@ def render_job(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None) ->
         "metadata": {"labels": template_labels, "annotations": pod.annotations(cfg, ctx.run_id)},
         "spec": pod.pod_spec(cfg, main, restart_policy="Never"),
     }
-    manifest = {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(cfg, name, ctx.run_id), "spec": spec}
-    return Plan(manifest, "Job", name, launcher.namespace, ctx.run_id, ctx.run_dir,
+    manifest = {"apiVersion": JOB.api_version, "kind": JOB.name, "metadata": _metadata(cfg, name, ctx.run_id), "spec": spec}
+    return Plan(manifest, JOB.name, name, launcher.namespace, ctx.run_id, ctx.run_dir,
                 pod.pod_run_dir(cfg, ctx.run_id), JOB_CONTAINER, _settings(cfg))
 
 
@@ -137,10 +138,10 @@ def render_pytorchjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = N
         }
     spec["pytorchReplicaSpecs"] = replicas
     manifest = {
-        "apiVersion": "kubeflow.org/v1",
-        "kind": "PyTorchJob",
+        "apiVersion": PYTORCHJOB.api_version,
+        "kind": PYTORCHJOB.name,
         "metadata": _metadata(cfg, name, ctx.run_id),
         "spec": spec,
     }
-    return Plan(manifest, "PyTorchJob", name, launcher.namespace, ctx.run_id, ctx.run_dir,
+    return Plan(manifest, PYTORCHJOB.name, name, launcher.namespace, ctx.run_id, ctx.run_dir,
                 pod.pod_run_dir(cfg, ctx.run_id), PYTORCH_CONTAINER, _settings(cfg))

@@ -40,7 +40,8 @@ def defer(handle: Any) -> None:
 
 def follow_all(handles: list[Any], out: Optional[Any] = None) -> int:
     """Follow every handle concurrently; the worst exit code (0 when all succeeded)."""
-    from aegis.k8s.follow import Follower, Target
+    from aegis.k8s.follow import Follower
+    from aegis.k8s.launcher import detach
 
     out = out or sys.stdout
     followers, codes, errors = [], {}, {}
@@ -55,8 +56,7 @@ def follow_all(handles: list[Any], out: Optional[Any] = None) -> int:
     threads = []
     for i, handle in enumerate(handles):
         plan = handle.plan
-        target = Target(plan.kind, plan.name, plan.namespace, plan.container)
-        follower = Follower(handle.cluster, target, poll_s=float(plan.settings.get("poll_interval_s", 2.0)),
+        follower = Follower(handle.cluster, handle.target(), poll_s=float(plan.settings.get("poll_interval_s", 2.0)),
                             prefix=f"[{plan.name}] ")
         followers.append(follower)
         t = threading.Thread(target=one, args=(i, follower), daemon=True)
@@ -69,13 +69,7 @@ def follow_all(handles: list[Any], out: Optional[Any] = None) -> int:
     except KeyboardInterrupt:
         for follower, handle in zip(followers, handles):
             follower.interrupt()
-            plan = handle.plan
-            if plan.settings.get("cancel_on_interrupt"):
-                handle.cluster.delete(plan.kind, plan.name, plan.namespace)
-                print(f"[k8s] deleted {plan.kind} {plan.namespace}/{plan.name}", file=sys.stderr)
-            else:
-                print(f"[k8s] {plan.kind} {plan.namespace}/{plan.name} keeps running; follow again: "
-                      f"{follower.target.follow_again()}", file=sys.stderr)
+            print(detach(handle), file=sys.stderr)
         return 130
     print("[k8s] sweep outcome:", file=sys.stderr)
     for i, handle in enumerate(handles):
