@@ -1,5 +1,6 @@
-"""Kubernetes: render, check and validate manifests; submit and follow them.
+"""Kubernetes: render, check and validate manifests; submit, follow, and reattach to jobs.
 
-Rendering and checking import neither torch nor the ``kubernetes`` client; only
-``client`` and ``follow`` need the client, and they import it when a job is submitted.
+Rendering and checking import neither torch nor the ``kubernetes`` client; ``client``,
+``follow`` and ``logs`` need the client and are imported only when a cluster is
+contacted. Everything that differs between kinds (Job, PyTorchJob) is in ``kinds``.
 """
