@@ -151,8 +151,10 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
         if not follow:
             return stream.snapshot()
 
-        def finished() -> bool:
-            return _status(cluster, kind, ref).state.terminal
+        def finished() -> bool:  # the object alone decides; its pods need not be listed
+            obj = _current(cluster, kind, ref)
+            state = kind.condition_state(obj)[0] if obj is not None else None
+            return obj is None or (state is not None and state.terminal)
 
         return stream.follow(finished)
 
