@@ -29,7 +29,7 @@ def test_torchrun_launcher_runs_one_gang_in_one_run_dir_with_one_tracking_run(tm
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.run_id for r in runs] == [record["tracking"]["run_id"]]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if p.suffix == ".ckpt") == [
-        "best-epoch001.ckpt", "last.ckpt"]
+        "best-epoch001.ckpt", "last.ckpt", "last.prev.ckpt"]
 
 
 def test_torchrun_started_by_hand_agrees_on_one_run_dir(tmp_path):
