@@ -5,6 +5,11 @@ Hydra rejects unknown keys and wrong types while composing, and
 ``aegis.config.validation`` applies the range checks carried in field metadata. A user
 who points ``model._target_`` at their own LightningModule writes a YAML option without
 a schema; their keys are then checked against the class signature before training.
+
+One source of defaults: every default lives here. A YAML option states only what differs
+from its schema (``trainer=smoke`` against the schema ``trainer=default`` also uses), and
+the ``__init__`` defaults of Aegis's own classes equal these, so a number is never
+written twice with different values (``tests/test_config_defaults.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class DigitsDataConfig(DataConfig):
 class SyntheticDataConfig(DataConfig):
     _target_: str = "aegis.training.data.SyntheticDataModule"
     name: str = "synthetic"
+    # Larger batches and a smaller test split than digits: 20,000 samples by default.
+    batch_size: int = 128
+    test_fraction: float = 0.1
     num_samples: int = field(default=20000, metadata=meta(c.at_least(10)))
     num_features: int = field(default=64, metadata=meta(c.at_least(1)))
     num_classes: int = 10
@@ -109,6 +117,11 @@ class CNNConfig(ModelConfig):
         default_factory=lambda: [32, 64], metadata=meta(c.non_empty_positive_ints())
     )
     hidden_dim: int = field(default=128, metadata=meta(c.at_least(1)))
+    # What the CNN has always trained with (the range checks are ModelConfig's).
+    dropout: float = 0.2
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    optimizer: Optimizer = Optimizer.adamw
 
 
 # ------------------------------------------------------------------------ trainer
@@ -248,7 +261,7 @@ class NoLoggerConfig(LoggerConfig):
 
 @dataclass
 class PathsConfig:
-    root: str = field(default="outputs", metadata=meta(c.non_empty()))
+    root: str = field(default="${oc.env:AEGIS_OUTPUT_ROOT,outputs}", metadata=meta(c.non_empty()))
 
 
 # ---------------------------------------------------------------------- top level
@@ -279,9 +292,13 @@ class TrainConfig:
     launcher: Any = MISSING
     logger: Any = MISSING
     paths: Any = MISSING
+    # Extra Lightning callbacks by name, each a ``_target_`` node (the ``callbacks`` group),
+    # built after Aegis's own, which are always on (see conf/callbacks/default.yaml).
+    callbacks: Dict[str, Any] = field(default_factory=dict)
     # Both name directories (<paths.root>/<task_name>/runs/<run_id>) and MLflow entities.
     task_name: str = field(default="train", metadata=meta(c.path_component()))
-    run_id: str = field(default=MISSING, metadata=meta(c.path_component()))
+    # A fresh timestamp + random suffix; set it (``run_id=my-exp``) for a stable dir a re-run resumes.
+    run_id: str = field(default="${aegis.stamp:}", metadata=meta(c.path_component()))
     seed: Optional[int] = field(default=42, metadata=meta(c.between(0, 2**32 - 1)))
     resume: str = field(
         default="auto",

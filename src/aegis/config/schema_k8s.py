@@ -85,7 +85,10 @@ class K8sLauncherConfig(LauncherConfig):
 
     name: str = MISSING
 
-    image: Optional[str] = None  # required; checked by aegis.k8s.checks
+    # What docker/build.sh tags (load it into kind/minikube as is); on a real cluster set
+    # launcher.image=<registry>/<repo>:<tag> (or <repo>@sha256:<digest>) after pushing.
+    # null is refused by aegis.k8s.checks.
+    image: Optional[str] = "aegis-training:0.1.0"
     image_pull_policy: str = field(
         default="IfNotPresent", metadata=meta(c.one_of("Always", "IfNotPresent", "Never"))
     )
@@ -149,7 +152,7 @@ class PyTorchJobLauncherConfig(K8sLauncherConfig):
 
     name: str = "pytorchjob"
     nodes: int = field(default=2, metadata=meta(c.at_least(1)))
-    nproc_per_node: int = field(default=1, metadata=meta(c.at_least(1)))
+    nproc_per_node: int = field(default=1, metadata=meta(c.at_least(1)))  # per pod: one per GPU on GPU nodes
     clean_pod_policy: str = field(default="None", metadata=meta(c.one_of("None", "Running", "All")))
     elastic: ElasticConfig = field(default_factory=ElasticConfig)
 

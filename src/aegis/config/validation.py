@@ -163,34 +163,97 @@ def _check_tree(node: DictConfig, prefix: str) -> None:
         _check_node(node, schema, prefix)
 
 
-def _check_arguments(cfg: DictConfig) -> None:
-    """``data``/``model``: the class exists and takes these keys (its ``__init__``, read from source).
+def _check_component(node: DictConfig, key: str, example: str, cluster: bool) -> None:
+    """The node's ``_target_`` exists and takes the node's keys (its ``__init__``, read from source).
 
     Under a cluster launcher the class is imported in the image, which may hold code this
     machine lacks, so only the keys of classes found here are checked there.
     """
-    for key in ("data", "model"):
-        node = cfg[key]
-        target = node.get("_target_")
-        problem = static_target_problem(target) if target and cfg.launcher.name not in K8S_LAUNCHERS else None
-        if problem:
-            raise ConfigError(
-                f"{key}._target_={target} {problem}: expected the import path of a class, e.g. "
-                f"{'aegis.training.models.MLPClassifier' if key == 'model' else 'aegis.training.data.DigitsDataModule'}."
-            )
-        signature = static_signature(target) if target else None
-        if signature is None:
+    target = node.get("_target_")
+    problem = static_target_problem(target) if target and not cluster else None
+    if problem:
+        raise ConfigError(f"{key}._target_={target} {problem}: expected the import path of a class, e.g. {example}.")
+    signature = static_signature(target) if target else None
+    if signature is None:
+        return
+    given = [k for k in node.keys() if k not in HYDRA_KEYS]
+    unknown = [k for k in given if k not in signature.parameters]
+    if unknown:
+        raise ConfigError(
+            f"{key}.{unknown[0]} is not an argument of {target}: it accepts {', '.join(signature.parameters)}."
+        )
+    missing = [p for p in signature.required if p not in given]
+    if missing:
+        raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set: expected +{key}.{missing[0]}=<value>.")
+
+
+def _check_arguments(cfg: DictConfig) -> None:
+    """``data``/``model``: the class exists and takes these keys."""
+    cluster = cfg.launcher.name in K8S_LAUNCHERS
+    _check_component(cfg.data, "data", "aegis.training.data.DigitsDataModule", cluster)
+    _check_component(cfg.model, "model", "aegis.training.models.MLPClassifier", cluster)
+
+
+# ------------------------------------------------------------------ callbacks
+
+CALLBACK_EXAMPLE = "lightning.pytorch.callbacks.EarlyStopping"
+# Lightning callbacks that raise at fit start when the trainer has no logger.
+NEEDS_LOGGER = ("LearningRateMonitor", "DeviceStatsMonitor")
+
+
+def _lightning_class(target: Any) -> Optional[str]:
+    """The class name of a Lightning callback target (either package's spelling), else None."""
+    if not isinstance(target, str) or not target.startswith(("lightning.pytorch.", "pytorch_lightning.")):
+        return None
+    return target.rpartition(".")[2]
+
+
+def _duplicates_best_checkpoint(cfg: DictConfig, node: DictConfig) -> bool:
+    """A user ModelCheckpoint with the built-in best checkpoint's identity (monitor, mode and
+    schedule: Lightning's ``state_key``), which Lightning refuses when the trainer is built."""
+    steps, epochs, interval = (node.get(k) for k in ("every_n_train_steps", "every_n_epochs", "train_time_interval"))
+    schedule = (0, 1, None) if steps is None and epochs is None and interval is None else (steps or 0, epochs or 0, interval)
+    mode = str(getattr(cfg.checkpoint.mode, "value", cfg.checkpoint.mode))
+    return (schedule == (0, 1, None) and node.get("monitor") == cfg.checkpoint.monitor
+            and str(_plain(node.get("mode", "min"))) == mode)
+
+
+def _check_callbacks(cfg: DictConfig) -> None:
+    """``callbacks``: each entry a ``_target_`` node that exists, takes its keys, watches a
+    metric the model logs, and can run with this config (a logger, no clash with the
+    built-in checkpoints). ``null`` entries are dropped options."""
+    callbacks = cfg.get("callbacks")
+    if not callbacks:
+        return
+    cluster = cfg.launcher.name in K8S_LAUNCHERS
+    for name in callbacks.keys():
+        key = f"callbacks.{name}"
+        node = _get(callbacks, name, key)
+        if node is None:
             continue
-        given = [k for k in node.keys() if k not in HYDRA_KEYS]
-        unknown = [k for k in given if k not in signature.parameters]
-        if unknown:
+        if not isinstance(node, DictConfig) or not node.get("_target_"):
+            shown = "" if isinstance(node, DictConfig) else f"={_shown(node)}"
             raise ConfigError(
-                f"{key}.{unknown[0]} is not an argument of {target}: it accepts "
-                f"{', '.join(signature.parameters)}."
+                f"{key}{shown} has no _target_: expected callbacks={name} to add the option of that name "
+                f"(conf/callbacks/{name}.yaml), or +{key}._target_=<import path of a Lightning callback> "
+                f"such as {CALLBACK_EXAMPLE}."
             )
-        missing = [p for p in signature.required if p not in given]
-        if missing:
-            raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set: expected +{key}.{missing[0]}=<value>.")
+        _check_component(node, key, CALLBACK_EXAMPLE, cluster)
+        monitor = node.get("monitor")
+        if isinstance(monitor, str):
+            _check_monitored(cfg, f"{key}.monitor", monitor)
+        kind = _lightning_class(node._target_)
+        if kind in NEEDS_LOGGER and cfg.logger.get("name") == "none":
+            raise ConfigError(
+                f"{key} ({kind}) logs to the run's logger but logger=none has none: expected logger=mlflow "
+                f"or logger=csv, or {key}=null."
+            )
+        if kind == "ModelCheckpoint" and _duplicates_best_checkpoint(cfg, node):
+            raise ConfigError(
+                f"{key} is a ModelCheckpoint of checkpoint.monitor={cfg.checkpoint.monitor} with the same mode and "
+                "schedule as Aegis's best checkpoint, which Lightning refuses to run twice: expected "
+                "checkpoint.save_top_k to keep more best checkpoints, or another monitor, mode or every_n_epochs."
+            )
 
 
 # ------------------------------------------------------------------ data and model
@@ -270,12 +333,15 @@ def _check_model_matches_data(cfg: DictConfig) -> None:
 
 
 def _check_monitor(cfg: DictConfig) -> None:
-    """``checkpoint.monitor`` must be a metric the model logs while fitting.
+    _check_monitored(cfg, "checkpoint.monitor", cfg.checkpoint.monitor)
+
+
+def _check_monitored(cfg: DictConfig, key: str, monitor: str) -> None:
+    """``key`` (a checkpoint's or callback's ``monitor``) must be a metric the model logs while fitting.
 
     Aegis's models declare what they log (``LOGGED_METRICS``); a user's model that
     declares nothing is not checked. ``test/*`` metrics exist only after fitting.
     """
-    monitor = cfg.checkpoint.monitor
     target = cfg.model.get("_target_")
     logged = static_class_constant(target, LOGGED_METRICS_ATTR) if target else None
     if not isinstance(logged, (list, tuple)):
@@ -286,7 +352,7 @@ def _check_monitor(cfg: DictConfig) -> None:
     model = target.rpartition(".")[2]
     what = f"is logged by {model} only after training" if monitor in logged else \
         f"is not a metric {model} logs during training"
-    raise ConfigError(f"checkpoint.monitor={monitor} {what}: expected one of {', '.join(during_fit)}.")
+    raise ConfigError(f"{key}={monitor} {what}: expected one of {', '.join(during_fit)}.")
 
 
 # ------------------------------------------------------------------ trainer
@@ -507,6 +573,7 @@ def validate(cfg: DictConfig) -> None:
     _check_data(cfg)
     _check_model_matches_data(cfg)
     _check_monitor(cfg)
+    _check_callbacks(cfg)
     _check_trainer(cfg)
     _check_torchrun(cfg)
     _check_gang(cfg)

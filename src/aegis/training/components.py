@@ -8,7 +8,7 @@ key, not a traceback from deep inside ``__init__``.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Optional
 
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -42,3 +42,25 @@ def build(node: DictConfig, key: str, **extra: Any) -> Any:
     check_signature(node, key)
     plain = OmegaConf.create(OmegaConf.to_container(node, resolve=True, enum_to_str=True))
     return instantiate(plain, _convert_="all", **extra)
+
+
+def build_callbacks(nodes: Optional[DictConfig]) -> list[Any]:
+    """The ``callbacks`` group's Lightning callbacks, in the config's order.
+
+    A ``null`` entry is an option switched off (``callbacks.early_stopping=null``). The
+    trainer gets these after Aegis's own, which are not config and so cannot be dropped.
+    """
+    from lightning.pytorch import Callback
+
+    built = []
+    for name, node in (nodes or {}).items():
+        if node is None:
+            continue
+        callback = build(node, f"callbacks.{name}")
+        if not isinstance(callback, Callback):
+            raise ConfigError(
+                f"callbacks.{name}._target_={node.get('_target_')} builds a {type(callback).__name__}, not a "
+                "Lightning callback: expected a subclass of lightning.pytorch.Callback."
+            )
+        built.append(callback)
+    return built

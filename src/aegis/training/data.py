@@ -17,17 +17,23 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 class ArrayDataModule(L.LightningDataModule):
-    """Split ``(features, labels)`` arrays into loaders; subclasses provide ``load``."""
+    """Split ``(features, labels)`` arrays into loaders; subclasses provide ``load``.
+
+    Every argument is required here: each concrete module spells out its own defaults,
+    equal to its config schema's (``aegis.config.schema``), so no number lives in a base
+    class where it would hold for one dataset and not another.
+    """
 
     def __init__(
         self,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        num_workers: int = 0,
-        split_seed: int = 1234,
-        num_classes: int = 10,
-        input_shape: Sequence[int] = (64,),
+        *,
+        batch_size: int,
+        val_fraction: float,
+        test_fraction: float,
+        num_workers: int,
+        split_seed: int,
+        num_classes: int,
+        input_shape: Sequence[int],
         name: Optional[str] = None,
     ) -> None:
         super().__init__()
@@ -87,6 +93,21 @@ class ArrayDataModule(L.LightningDataModule):
 class DigitsDataModule(ArrayDataModule):
     """scikit-learn's 8x8 handwritten digits, scaled to [0, 1]."""
 
+    def __init__(
+        self,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        num_workers: int = 0,
+        split_seed: int = 1234,
+        num_classes: int = 10,
+        input_shape: Sequence[int] = (1, 8, 8),
+        name: Optional[str] = None,
+    ) -> None:
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
+                         num_workers=num_workers, split_seed=split_seed, num_classes=num_classes,
+                         input_shape=input_shape, name=name)
+
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
 
@@ -113,8 +134,9 @@ class SyntheticDataModule(ArrayDataModule):
         input_shape: Optional[Sequence[int]] = None,
         name: Optional[str] = None,
     ) -> None:
-        super().__init__(batch_size, val_fraction, test_fraction, num_workers, split_seed, num_classes,
-                         input_shape or (num_features,), name)
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
+                         num_workers=num_workers, split_seed=split_seed, num_classes=num_classes,
+                         input_shape=input_shape or (num_features,), name=name)
         self.save_hyperparameters(logger=False)
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:

@@ -231,8 +231,11 @@ class _Attempt:
         preemption = PreemptionCheckpoint(checkpoint_dir / LAST)
         self.timing = timing = StepTiming()
         self.snapshot = MetricsSnapshot()
+        from aegis.training.components import build_callbacks  # the `callbacks` group: after Aegis's own
+
         trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
-                                        checkpointing, last, preemption, timing, *callbacks]
+                                        checkpointing, last, preemption, timing, *callbacks,
+                                        *build_callbacks(cfg.get("callbacks"))]
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
             trainer_callbacks.append(EpochLines())
