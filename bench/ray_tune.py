@@ -2,7 +2,7 @@
 
 (a) ``python train.py -m <grid>``: Hydra's basic sweeper trains the 8 configurations one
     after another in one process, each to ``trainer.max_epochs``.
-(b) ``python train.py launcher=ray-tune <same grid as tag(grid,...)>``: a local Ray,
+(b) ``python train.py search=ray-tune <same grid as tag(grid,...)>``: a local Ray,
     2 trials at a time (one CPU each), ASHA stopping the worse ones early.
 
 Reports the wall time of each (process launch to exit, Ray's start included), their
@@ -49,7 +49,7 @@ def basic_sweeper(workload: list[str]) -> tuple[float, float]:
 def ray_tune_asha(workload: list[str]) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-tune-"))
     try:
-        _, wall = run([PYTHON, "train.py", "launcher=ray-tune", "run_id=bench",
+        _, wall = run([PYTHON, "train.py", "search=ray-tune", "run_id=bench",
                        f"model.lr=tag(grid,choice({','.join(LRS)}))",
                        f"model.hidden_dims=tag(grid,choice({','.join(HIDDEN)}))",
                        "hydra.sweeper.num_samples=1", "hydra.sweeper.scheduler.name=asha",
@@ -79,7 +79,7 @@ def main() -> None:
     print("| search | wall s | best val/acc |")
     print("|---|---|---|")
     print(f"| (a) Hydra basic sweeper, 8 runs in sequence | {median(basic_wall):.1f} | {median(basic_acc):.4f} |")
-    print(f"| (b) launcher=ray-tune, ASHA, 2 concurrent | {median(tune_wall):.1f} | {median(tune_acc):.4f} |")
+    print(f"| (b) search=ray-tune, ASHA, 2 concurrent | {median(tune_wall):.1f} | {median(tune_acc):.4f} |")
     print(f"\nwall time ratio (b)/(a): {ratio:.2f} (target <= 0.6)  "
           f"best val/acc gap: {gap:+.2f} points (target within 1)  repeats: {repeats}  workload: {name} "
           f"{' '.join(workload)}")

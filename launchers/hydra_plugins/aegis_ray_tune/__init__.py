@@ -1,1 +1,1 @@
-"""Aegis's Ray Tune sweeper for Hydra (``hydra/sweeper=ray_tune``, or ``launcher=ray-tune``)."""
+"""Aegis's Ray Tune sweeper for Hydra (``hydra/sweeper=ray_tune``, selected by ``search=ray-tune``)."""

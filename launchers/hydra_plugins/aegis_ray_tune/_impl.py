@@ -2,8 +2,9 @@
 imports here cost nothing until a search runs).
 
 Order matters: every check (sweeper keys, search-space expressions, a trial config
-composed at both ends of the space and validated like a single run, the resume state)
-happens before the sweep dir exists or Ray starts.
+composed at both ends of the space and validated like a single run, the command that
+will rerun the best trial, the resume state) happens before the sweep dir exists or Ray
+starts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any, List
 
 from hydra.core.singleton import Singleton
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from aegis.config.resolvers import register_resolvers
 from aegis.config.validation import validate
@@ -56,6 +59,33 @@ def _check_trials_compose(sweeper: Any, space: SearchSpace, pinned: list[str]) -
             detail = f" ({lines[-1].rstrip('.')})" if len(lines) > 1 else ""
             raise ConfigError(f"A trial of this search does not compose: {reason}{detail}.") from None
         validate(cfg)
+
+
+def _check_reproducible(sweeper: Any, space: SearchSpace, unselect: list[str]) -> None:
+    """best.yaml's command must rerun a trial as one run: compose it now, as train.py will.
+
+    It is the trial's overrides without the search (``results.reproduce_overrides``), in
+    RUN mode; a search whose experiment file cannot be composed without it is refused
+    here rather than leaving a best.yaml whose command fails.
+    """
+    from aegis.config.hydra_errors import sentence
+    from aegis.tune import results
+
+    overrides = results.reproduce_overrides(space, _probe_params(space)[0], unselect)
+    loader = sweeper.hydra_context.config_loader
+    try:
+        cfg = loader.load_configuration(config_name=sweeper.config.hydra.job.config_name, overrides=overrides,
+                                        run_mode=RunMode.RUN)
+        if str(cfg.hydra.mode) == str(RunMode.MULTIRUN):
+            raise ConfigError("its config sets hydra.mode=MULTIRUN, so it would start a multirun")
+        validate(cfg)
+    except (HydraException, OmegaConfBaseException, ConfigError) as exc:
+        reason = (str(exc) if isinstance(exc, ConfigError) else sentence(exc) or str(exc)).rstrip(".")
+        raise ConfigError(
+            f"The best trial of this search could not be rerun as one run ({results.reproduce_command(overrides)} "
+            f"fails: {reason}): put the search's settings in a conf/search/ option that the command line selects "
+            "(search=<name>), not in a file that other options select."
+        ) from None
 
 
 def _flat_params(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -115,6 +145,10 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     pinned = [f"run_id={_quote(str(config.run_id))}", f"paths.root={_quote(str(paths_root))}",
               f"hydra.sweep.dir={_quote(str(sweep_dir))}"]
     _check_trials_compose(sweeper, space, pinned)
+    from aegis.tune import results
+
+    unselect = results.search_unselect(config.hydra.runtime.choices, list(config.hydra.overrides.task))
+    _check_reproducible(sweeper, space, unselect)
 
     from aegis.tune.search import ray_experiment_dir
 
@@ -131,7 +165,6 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         )
 
     # Checked; from here on things are created.
-    from aegis.tune import results
     from aegis.tune import search
     from aegis.tune.tracking import finish_parent, mark_stopped, start_parent
     from aegis.tune.trial import TrialJob
@@ -155,7 +188,8 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     record = None
     files = []
     if best is not None:
-        record = results.write_best(sweep_dir, best, space, settings.metric, settings.mode, _entry())
+        record = results.write_best(sweep_dir, best, space, settings.metric, settings.mode, _entry(),
+                                    unselect)
         files.append(sweep_dir / results.BEST_FILE)
         log.info("Best trial %d: %s=%.4f with %s", best.number, settings.metric, record["value"],
                  " ".join(record["overrides"]) or "the defaults")

@@ -1,4 +1,4 @@
-"""The Ray Tune sweeper's config and a thin Sweeper class.
+"""The Ray Tune sweeper's config and a thin Sweeper class (``search=ray-tune`` selects it).
 
 Hydra imports every public module of ``hydra_plugins`` to discover plugins, on every
 ``python train.py``; this one therefore imports only Hydra and OmegaConf. Ray, torch
@@ -22,7 +22,8 @@ class SchedulerConf:
     """``fifo`` runs every trial to the end; ``asha`` stops the worse ones early.
 
     ASHA compares trials at rungs of ``grace_period * reduction_factor**k`` epochs up to
-    ``max_t`` (null: ``trainer.max_epochs``) and keeps the best ``1/reduction_factor``.
+    ``max_t`` (null: one past ``trainer.max_epochs``, so a trial that survives every rung
+    ends on its own) and keeps the best ``1/reduction_factor``.
     """
 
     name: str = "fifo"
@@ -74,7 +75,22 @@ ConfigStore.instance().store(group="hydra/sweeper", name="ray_tune", node=RayTun
 
 
 class RayTuneSweeper(Sweeper):
-    """Runs one Ray Tune search where Hydra would run a list of jobs."""
+    """Runs one Ray Tune search where Hydra would run a list of jobs.
+
+    Why the trials do not go through Hydra's launcher API: ``Launcher.launch(job_overrides,
+    initial_job_idx)`` takes a batch of whole jobs and returns their ``JobReturn``s when all
+    of them have ended. A Ray Tune search needs what that interface has no channel for:
+    each trial's metric every epoch (ASHA's rungs, the live table), stopping a running trial
+    at a rung, starting the next trial as soon as a slot frees with a configuration the
+    search algorithm (Optuna) chose from the results so far, and restoring half-finished
+    trials on resume. So Ray Tune schedules the trials, and each one is still a Hydra job
+    inside its Ray worker: composed by Hydra's config loader (``load_sweep_config``) and
+    run by ``hydra.core.utils.run_job``, the function Hydra's own launchers call (job dir,
+    ``.hydra/``, logging, callbacks). ``hydra/launcher`` and the ``launcher`` group
+    therefore take no part in a search: anything but the local launcher is refused
+    (``aegis.tune.checks``), and a search on a cluster runs against a Ray cluster there
+    (``address``).
+    """
 
     def __init__(self, **settings: Any) -> None:
         self.settings = settings

@@ -13,6 +13,14 @@ runs them, so ``x=1,2`` without ``-m`` fails the same way), and, for a single ru
 mandatory ``???`` config group was skipped (the probe skips those; a run must fail on
 them). Anything else, or a Hydra whose internals differ, falls back to Hydra's own
 second composition.
+
+The probe also hides errors: Hydra's ``get_mode`` swallows any exception of the probe and
+falls back to RUN, where a sweep override (``model.lr=tag(log,interval(1e-4,1e-1))``,
+``x=1,2``) fails sweep validation first, so a typo next to it
+(``search=ray-tune hydra.sweeper.num_sample=4``, ``launcher=nope``) was reported only as
+"... requires --multirun". When the probe failed and that RUN composition fails on its sweep
+overrides, the probe's own error is raised instead: it is the config's real problem, and
+adding ``-m`` would only have led to it.
 """
 
 from __future__ import annotations
@@ -49,6 +57,16 @@ def _skipped_mandatory_group(cfg: Any) -> bool:
     return any(OmegaConf.is_missing(choices, group) for group in choices)
 
 
+def _has_sweep(overrides: list[str]) -> bool:
+    """Some override sweeps (``x=1,2``, ``tag(...)``): a RUN composition fails on it first."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(list(overrides)))
+    except Exception:  # unparsable: let Hydra's own composition report it
+        return False
+
+
 @contextlib.contextmanager
 def compose_once() -> Iterator[None]:
     """While active, a Hydra app composes its config once for a run or a multirun."""
@@ -60,11 +78,12 @@ def compose_once() -> Iterator[None]:
         yield
         return
     original = ConfigLoaderImpl.load_configuration
-    state: dict[str, _Probe] = {}
+    state: dict[str, Any] = {}
 
     def load_configuration(self: Any, config_name: str | None, overrides: list[str], run_mode: Any,
                            from_shell: bool = True, validate_sweep_overrides: bool = True) -> Any:
         probe = state.pop("probe", None)
+        probe_error = state.pop("probe_error", None)
         is_mode_probe = run_mode == RunMode.MULTIRUN and not validate_sweep_overrides
         if probe is not None and not is_mode_probe:
             extra = _reusable(probe, config_name, list(overrides))
@@ -76,8 +95,15 @@ def compose_once() -> Iterator[None]:
                 ConfigLoaderImpl._apply_overrides_to_config(added, probe.cfg)
                 probe.cfg.hydra.overrides.hydra.extend([line.input_line for line in added])
                 return probe.cfg
-        cfg = original(self, config_name=config_name, overrides=overrides, run_mode=run_mode,
-                       from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides)
+        if probe_error is not None and run_mode == RunMode.RUN and _has_sweep(overrides):
+            raise probe_error
+        try:
+            cfg = original(self, config_name=config_name, overrides=overrides, run_mode=run_mode,
+                           from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides)
+        except Exception as exc:
+            if is_mode_probe:
+                state["probe_error"] = exc
+            raise
         if is_mode_probe:
             state["probe"] = _Probe(config_name, list(overrides), cfg)
         return cfg

@@ -26,9 +26,19 @@ _MULTIPLE_VALUES = re.compile(r"Multiple values for (?P<group>\S+?)\. To overrid
 _DELETE_MISSING = re.compile(r"Could not delete from config\. '(?P<key>[^']+)' does not exist")
 _DELETE_MISMATCH = re.compile(r"Could not delete from config\. The value of '(?P<key>[^']+)' is (?P<actual>.+) and not (?P<given>.+?)\.?$", re.M)
 _AMBIGUOUS = re.compile(r"Ambiguous value for argument '(?P<line>[^']+)'")
+_SWEEP_IN_RUN = re.compile(r"Sweep parameters '(?P<line>[^']+)' requires --multirun")
 # Hydra appends the offending value (often a whole config node) to some merge errors.
 _VALUE_TAIL = re.compile(r"\.? value: .*$", re.S)
 _MAX_GENERIC = 300
+
+# Options that moved to another group: group -> option -> the sentence that says the new spelling.
+RENAMED_OPTIONS = {
+    "launcher": {
+        "ray-tune": ("launcher=ray-tune is now search=ray-tune: a search is its own group and keeps every "
+                     "hydra.sweeper key (python train.py search=ray-tune 'model.lr=tag(log,interval(1e-4,1e-1))' "
+                     "hydra.sweeper.num_samples=8)."),
+    },
+}
 
 _CONVERSIONS = {
     "Integer": "expected a whole number",
@@ -86,6 +96,8 @@ def _missing_option(message: str) -> Optional[str]:
     if found is None:
         return None
     group, _, option = found.group("path").rpartition("/")
+    if option in RENAMED_OPTIONS.get(group, {}):
+        return RENAMED_OPTIONS[group][option]
     listed = re.search(r"Available options in '[^']+':\n(?P<options>(?:\t.*\n?)*)", message)
     options = [o.strip() for o in listed.group("options").splitlines()] if listed else []
     options = [o for o in options if o and not o.endswith("_schema")]
@@ -131,6 +143,9 @@ def sentence(exc: BaseException) -> Optional[str]:
         line = found.group("line")
         return (f"{line} has several values: expected -m (--multirun) to sweep over them, [a,b] for a list, "
                 "or quotes for a string with commas.")
+    if (found := _SWEEP_IN_RUN.search(message)) is not None:
+        return (f"{found.group('line')} is a sweep, which only a multirun runs: expected -m (--multirun), or "
+                "search=ray-tune for a search space, without hydra.mode=RUN.")
     return _generic(message, cause)
 
 

@@ -334,8 +334,7 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     from aegis.config.schema_k8s import K8S_SCHEMAS
-    from aegis.config.schema_tune import TUNE_SCHEMAS
 
     store = ConfigStore.instance()
-    for group, name, node in SCHEMAS + K8S_SCHEMAS + TUNE_SCHEMAS:
+    for group, name, node in SCHEMAS + K8S_SCHEMAS:
         store.store(group=group, name=name, node=node, provider="aegis")

@@ -29,6 +29,7 @@ from aegis.config.signature import HYDRA_KEYS, static_class_constant, static_sig
 from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import ConfigError
 from aegis.redact import mask_url_credentials, url_has_credentials
+from aegis.tune.checks import check_search
 
 RESUME_KEYWORDS = ("auto", "never")
 # Launchers whose training runs on this machine, in this process or its children.
@@ -421,6 +422,13 @@ def _hydra_launcher_target(cfg: DictConfig) -> Optional[str]:
     return None
 
 
+def _hydra_node(cfg: DictConfig) -> Optional[DictConfig]:
+    """The ``hydra`` node of ``cfg``: its own, or Hydra's current one for a job's config."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
 def _trains_here(cfg: DictConfig) -> bool:
     """The run trains on this machine: a local launcher, started by Hydra's own launcher."""
     return cfg.launcher.name in LOCAL_LAUNCHERS and _hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
@@ -563,6 +571,7 @@ def _check_tracking(cfg: DictConfig) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first problem found in a composed config."""
+    check_search(cfg, _hydra_node(cfg))  # first: a search decides where (and whether) the rest runs
     if cfg.launcher.name in K8S_LAUNCHERS:
         from aegis.k8s.checks import check_unresolved  # before anything resolves ${oc.env:...}
 

@@ -20,8 +20,9 @@ from aegis.tune.space import SearchSpace, format_value
 
 BEST_FILE = "best.yaml"
 PLOT_FILE = "trials.png"
-# Overrides that belong to the search, not to the run it found (run_id names the search).
-SEARCH_ONLY_KEYS = ("launcher", "run_id")
+# Overrides that belong to the search, not to the run it found: the search's own group
+# (rerunning a trial must not start another search) and run_id (it names the search).
+SEARCH_ONLY_KEYS = ("search", "run_id")
 
 
 @dataclass
@@ -40,12 +41,31 @@ class TrialRecord:
         return max(values) if mode == "max" else min(values)
 
 
-def reproduce_overrides(space: SearchSpace, params: dict[str, Any]) -> list[str]:
+def reproduce_overrides(space: SearchSpace, params: dict[str, Any], unselect: Sequence[str] = ()) -> list[str]:
+    """The overrides of one trial as a single run: the shared ones without the search's
+    own, then ``unselect`` (what turns off a search a config file selected, see
+    ``search_unselect``), then the trial's sampled values."""
     def key(line: str) -> str:
         return line.split("=", 1)[0].lstrip("+~")
 
     fixed = [o for o in space.fixed if key(o) not in SEARCH_ONLY_KEYS]
-    return fixed + [f"{k}={format_value(params[k])}" for k in space.dims if k in params]
+    return fixed + list(unselect) + [f"{k}={format_value(params[k])}" for k in space.dims if k in params]
+
+
+def search_unselect(choices: Any, task_overrides: Sequence[str]) -> list[str]:
+    """Overrides that turn the search off when a config file (an experiment) selected it.
+
+    ``search=...`` given on the command line is simply left out of the reproduce command.
+    When ``experiment=hpo`` selects the search itself, leaving it out is not enough: the
+    command would select it again. ``~search`` removes it, and ``hydra/sweeper=<the
+    sweeper>`` keeps the experiment's ``hydra.sweeper.*`` keys composing (they configure
+    nothing in a single run, where Hydra never calls the sweeper).
+    """
+    if choices.get("search") is None:
+        return []
+    if any(line.split("=", 1)[0].lstrip("+~") == "search" for line in task_overrides):
+        return []
+    return ["~search", f"hydra/sweeper={choices.get('hydra/sweeper')}"]
 
 
 def reproduce_command(overrides: Sequence[str], entry: str = "train.py") -> str:
@@ -61,8 +81,8 @@ def pick_best(trials: Sequence[TrialRecord], mode: str) -> Optional[TrialRecord]
 
 
 def write_best(sweep_dir: Path, best: TrialRecord, space: SearchSpace, metric: str, mode: str,
-               entry: str = "train.py") -> dict[str, Any]:
-    overrides = reproduce_overrides(space, best.params)
+               entry: str = "train.py", unselect: Sequence[str] = ()) -> dict[str, Any]:
+    overrides = reproduce_overrides(space, best.params, unselect)
     config = None
     if best.run_dir and (best.run_dir / "config.yaml").is_file():
         config = yaml.safe_load((best.run_dir / "config.yaml").read_text())

@@ -1,0 +1,85 @@
+"""How a search fits the rest of the config, checked before anything is created.
+
+``search=ray-tune`` (conf/search/ray-tune.yaml) selects the Ray Tune sweeper and turns
+multirun on. The sweeper runs every trial itself, as a Ray Tune trainable in a Ray worker,
+in-process, not through Hydra's launcher (why: ``hydra_plugins.aegis_ray_tune``). Three
+combinations therefore cannot do what they say, and each is one sentence here rather
+than a surprise later:
+
+- a search in RUN mode (``hydra.mode=RUN``) would run the base config once and search
+  nothing;
+- a launcher other than ``local`` would never be used: a trial cannot become a torchrun
+  gang (Lightning's ddp re-launches ``sys.argv[0]``, which in a Ray worker is Ray's own
+  script) nor a Kubernetes job; a search on a cluster runs against a Ray cluster there
+  (KubeRay) through ``hydra.sweeper.address``;
+- a Hydra launcher (``hydra/launcher=submitit_slurm``, ``ray``) would be ignored the same way;
+- several devices per trial need a process per device, which one worker cannot start.
+
+Pure: reads the composed config and the ``hydra`` node, imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from aegis.errors import ConfigError
+
+RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper"
+# Hydra's own launcher, the one a sweep uses unless hydra/launcher says otherwise.
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+# What a search on a cluster does instead of a cluster launcher.
+ON_A_CLUSTER = ("to search on a cluster, point the search at a Ray cluster there (KubeRay on Kubernetes) with "
+                "hydra.sweeper.address=ray://<head>:10001")
+
+
+def _mode(hydra: Any) -> Optional[str]:
+    mode = hydra.get("mode")
+    return getattr(mode, "name", None if mode is None else str(mode))
+
+
+def _choice(hydra: Any, group: str) -> Optional[str]:
+    choices = (hydra.get("runtime") or {}).get("choices") or {}
+    return choices.get(group)
+
+
+def check_search(cfg: Any, hydra: Any) -> None:
+    """Raise ``ConfigError`` when ``cfg`` selects a search that cannot run as composed.
+
+    ``hydra`` is the config's ``hydra`` node (None when composed without one: nothing to
+    check). A search is recognised by the group that chose it (``search=...``) and by the
+    sweeper it runs on, so ``-m hydra/sweeper=ray_tune`` follows the same rules.
+    """
+    if hydra is None:
+        return
+    search = _choice(hydra, "search")
+    mode = _mode(hydra)
+    if search is not None and mode == "RUN":
+        raise ConfigError(
+            f"search={search} runs as a multirun (it turns multirun on itself) but hydra.mode=RUN asks for a single "
+            f"run: drop hydra.mode=RUN, or drop search={search} to train one config."
+        )
+    if mode != "MULTIRUN" or (hydra.get("sweeper") or {}).get("_target_") != RAY_TUNE_SWEEPER:
+        return
+    spelled = f"search={search}" if search is not None else "hydra/sweeper=ray_tune"
+    launcher = cfg.launcher.name
+    if launcher != "local":
+        raise ConfigError(
+            f"{spelled} trains each trial in-process in a Ray worker, so it runs with launcher=local only, not "
+            f"launcher={launcher}: drop launcher={launcher}; {ON_A_CLUSTER}."
+        )
+    hydra_launcher = (hydra.get("launcher") or {}).get("_target_")
+    if hydra_launcher not in (None, BASIC_LAUNCHER):
+        name = _choice(hydra, "hydra/launcher") or hydra_launcher
+        raise ConfigError(
+            f"{spelled} runs its trials on Ray Tune itself, never through hydra/launcher={name}: drop "
+            f"hydra/launcher={name}; {ON_A_CLUSTER}."
+        )
+    strategy = cfg.strategy
+    for key in ("devices", "num_nodes"):
+        value = strategy.get(key)
+        if isinstance(value, int) and value > 1:
+            raise ConfigError(
+                f"strategy.{key}={value} needs one process per device, which a trial of {spelled} (one Ray "
+                f"worker) cannot start: expected one device per trial (strategy.{key}=1 or null; "
+                "hydra.sweeper.resources.gpu=1 gives each trial a GPU)."
+            )
