@@ -119,18 +119,18 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     # After submission, from any process: the job as ``job.json`` describes it
     # (``aegis.launch.lifecycle``). ``aegis status/logs/cancel RUN`` call these.
 
+    @abc.abstractmethod
     def status(self, ref: "JobRef") -> "JobStatus":
         """The job's state now, per replica, with exit code and reason when it ended."""
-        raise NotImplementedError(f"launcher {self.name} does not report status yet")
 
+    @abc.abstractmethod
     def logs(self, ref: "JobRef", replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
         """Lines of one replica's log (the primary one by default); ``follow`` waits for more
         until the replica stops."""
-        raise NotImplementedError(f"launcher {self.name} does not serve logs yet")
 
+    @abc.abstractmethod
     def cancel(self, ref: "JobRef") -> None:
         """Stop the job: a process gets SIGTERM (it checkpoints), a cluster object is deleted."""
-        raise NotImplementedError(f"launcher {self.name} cannot cancel yet")
 
 
 @dataclass
