@@ -6,7 +6,8 @@ import kubernetes_validate
 import yaml
 
 from aegis.k8s.generate import render_all
-from aegis.k8s.validate import KUBERNETES_VERSION, pytorchjob_problems
+from aegis.k8s.validate import KUBERNETES_VERSION
+from aegis.launch.pytorchjob.validate import pytorchjob_problems
 from k8s_helpers import ROOT
 
 

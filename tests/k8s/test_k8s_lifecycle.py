@@ -247,7 +247,7 @@ def _pod(name, labels, state, phase="Pending", **status):
      {"terminated": {"exitCode": 2, "reason": "Error"}}, "failed", "PyTorchJobFailed"),
 ])
 def test_conditions_and_pods_decide_the_state(conditions, pod_state, state, reason):
-    from aegis.k8s.kinds import PYTORCHJOB
+    from aegis.launch.pytorchjob.kind import PYTORCHJOB
     from aegis.k8s.status import job_status
 
     obj = {"metadata": {"name": "j", "namespace": "default"}, "status": {"conditions": conditions}}
@@ -259,7 +259,7 @@ def test_conditions_and_pods_decide_the_state(conditions, pod_state, state, reas
 
 
 def test_an_unschedulable_pod_says_why():
-    from aegis.k8s.kinds import JOB
+    from aegis.launch.k8s_job.kind import JOB
     from aegis.k8s.status import job_status
 
     pod = {"metadata": {"name": "j-abc", "labels": {"job-name": "j"}}, "status": {"phase": "Pending", "conditions": [

@@ -9,8 +9,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from aegis.k8s.manifests import render_job, render_pytorchjob
-from aegis.k8s.validate import KUBERNETES_VERSION, pytorchjob_problems, validate_pytorchjob
+from aegis.k8s.validate import KUBERNETES_VERSION
+from aegis.launch.k8s_job.render import render_job
+from aegis.launch.pytorchjob.render import render_pytorchjob
+from aegis.launch.pytorchjob.validate import pytorchjob_problems, validate_pytorchjob
 from aegis.errors import ConfigError
 from k8s_helpers import CRD, IMAGE, compose_cfg, context_for
 

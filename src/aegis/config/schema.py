@@ -202,23 +202,6 @@ class LauncherConfig:
     name: str = MISSING
 
 
-@dataclass
-class LocalLauncherConfig(LauncherConfig):
-    name: str = "local"
-
-
-@dataclass
-class TorchrunLauncherConfig(LauncherConfig):
-    """torchrun flags. ``master_port: null`` on one node means ``--standalone`` (a free port)."""
-
-    name: str = "torchrun"
-    nproc_per_node: int = field(default=2, metadata=meta(c.at_least(1)))
-    nnodes: int = field(default=1, metadata=meta(c.at_least(1)))
-    node_rank: int = field(default=0, metadata=meta(c.at_least(0)))
-    master_addr: str = field(default="127.0.0.1", metadata=meta(c.non_empty()))
-    master_port: Optional[int] = field(default=None, metadata=meta(c.port()))
-    max_restarts: int = field(default=0, metadata=meta(c.at_least(0)))
-    monitor_interval_s: float = field(default=0.1, metadata=meta(c.greater_than(0)))
 
 
 # ------------------------------------------------------------------------- logger
@@ -320,8 +303,6 @@ SCHEMAS: list[tuple[Optional[str], str, type]] = [
     ("trainer", "trainer_schema", TrainerConfig),
     ("strategy", "single_schema", SingleStrategyConfig),
     ("strategy", "ddp_schema", DDPStrategyConfig),
-    ("launcher", "local_schema", LocalLauncherConfig),
-    ("launcher", "torchrun_schema", TorchrunLauncherConfig),
     ("logger", "mlflow_schema", MLflowLoggerConfig),
     ("logger", "csv_schema", CSVLoggerConfig),
     ("logger", "none_schema", NoLoggerConfig),
@@ -333,8 +314,8 @@ def register_configs() -> None:
     """Register every schema in Hydra's ConfigStore (call before composing)."""
     from hydra.core.config_store import ConfigStore
 
-    from aegis.config.schema_k8s import K8S_SCHEMAS
+    from aegis.launch import schemas as launcher_schemas  # each launcher's folder holds its own
 
     store = ConfigStore.instance()
-    for group, name, node in SCHEMAS + K8S_SCHEMAS:
+    for group, name, node in SCHEMAS + [("launcher", option, schema) for option, schema in launcher_schemas()]:
         store.store(group=group, name=name, node=node, provider="aegis")

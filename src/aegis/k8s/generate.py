@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from aegis.k8s.manifests import render_job, render_pytorchjob, to_yaml
+from aegis.k8s.manifests import to_yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "aegis-training:0.1.0"
@@ -46,13 +46,13 @@ def _compose(conf_dir: Path, overrides: list[str]):
     return cfg
 
 
-def _plan(conf_dir: Path, overrides: list[str], render):
+def _plan(conf_dir: Path, overrides: list[str], launcher):
     from aegis.launch.base import RunContext
 
     cfg = _compose(conf_dir, overrides)
     ctx = RunContext(run_dir=Path("/nonexistent"), run_id=RUN_ID, task_overrides=tuple(overrides),
                      config_name="train")
-    return cfg, render(cfg, ctx)
+    return cfg, launcher.render(cfg, ctx)  # rendering validates the object
 
 
 def pvc(name: str, namespace: str, size: str, component: str, note: str) -> dict[str, Any]:
@@ -68,20 +68,22 @@ def pvc(name: str, namespace: str, size: str, component: str, note: str) -> dict
 
 
 def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
-    """File name in k8s/ -> its content."""
-    from aegis.k8s.validate import _schema_check, validate_job, validate_pytorchjob
+    """File name in k8s/ -> its content: one manifest per launcher that submits a Kubernetes
+    kind (``<kind>-training.yaml``), and the volume claims they mount."""
+    from aegis.k8s.validate import schema_check
+    from aegis.launch import LAUNCHERS, get_launcher
 
-    job_args = ["launcher=k8s-job", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
-    job_cfg, job = _plan(conf_dir, job_args, render_job)
-    validate_job(job.manifest)
-    ptj_args = ["strategy=ddp", "launcher=pytorchjob", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
-    _, ptj = _plan(conf_dir, ptj_args, render_pytorchjob)
-    validate_pytorchjob(ptj.manifest)
-    launcher = job_cfg.launcher
-    files = {
-        "job-training.yaml": HEADER.format(command=" ".join(a for a in job_args)) + to_yaml(job.manifest),
-        "pytorchjob-training.yaml": HEADER.format(command=" ".join(ptj_args)) + to_yaml(ptj.manifest),
-    }
+    files: dict[str, str] = {}
+    launcher = None
+    for name, entry in LAUNCHERS.items():
+        if entry.kind is None:
+            continue
+        chosen = get_launcher(name)
+        args = [*chosen.example_overrides, f"launcher={name}", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
+        cfg, plan = _plan(conf_dir, args, chosen)
+        files[f"{plan.kind.lower()}-training.yaml"] = HEADER.format(command=" ".join(args)) + to_yaml(plan.manifest)
+        launcher = cfg.launcher  # the volumes are the same for every Kubernetes launcher
+    assert launcher is not None, "no launcher submits a Kubernetes kind"
     claims: list[dict[str, Any]] = []
     if launcher.dataset_cache.claim:
         claims.append(pvc(launcher.dataset_cache.claim, launcher.namespace, DATASET_CACHE_SIZE, "dataset-cache",
@@ -92,7 +94,7 @@ def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
                           f"run dirs under {launcher.outputs.mount_path} (launcher.outputs); "
                           "ReadWriteMany when PyTorchJob pods span nodes"))
     for claim in claims:
-        _schema_check(claim, "PersistentVolumeClaim")
+        schema_check(claim, "PersistentVolumeClaim")
     files["pvc-dataset-cache.yaml"] = (
         "# Generated from conf/ by `python -m aegis.k8s.generate`; do not edit by hand.\n"
         "# The claims the launchers mount by default (launcher.dataset_cache.claim, launcher.outputs.claim).\n"

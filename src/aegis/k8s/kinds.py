@@ -2,8 +2,8 @@
 
 The client, the follower and ``status``/``logs``/``cancel`` read a kind's API
 coordinates, pod labels, replica names and terminal conditions from here and never
-branch on a kind's name, so adding a kind (TrainJob, RayJob) is one more entry in
-``KINDS``. Plain data: no kubernetes client, no torch.
+branch on a kind's name. Each launcher folder defines its own kind (``kind.py``) and
+the launcher registry names it, so adding a kind (TrainJob, RayJob) touches no module here. Plain data: no kubernetes client, no torch.
 """
 
 from __future__ import annotations
@@ -75,36 +75,15 @@ class Kind:
         return None, None
 
 
-JOB = Kind(
-    name="Job", group="batch", version="v1", plural="jobs", container="train", job_label="job-name",
-    # FailureTarget/SuccessCriteriaMet precede Failed/Complete while pods terminate: still running.
-    conditions=(("Complete", State.succeeded), ("Failed", State.failed), ("Suspended", State.queued)),
-)
-
-PYTORCHJOB = Kind(
-    name="PyTorchJob", group="kubeflow.org", version="v1", plural="pytorchjobs",
-    container="pytorch",  # the Training Operator finds its container by this name
-    job_label="training.kubeflow.org/job-name",
-    primary_labels={"training.kubeflow.org/job-role": "master"},
-    replica_type_label="training.kubeflow.org/replica-type",
-    replica_index_label="training.kubeflow.org/replica-index",
-    conditions=(("Succeeded", State.succeeded), ("Failed", State.failed), ("Suspended", State.queued),
-                ("Restarting", State.running), ("Running", State.running), ("Created", State.pending)),
-    missing_api_hint=(
-        "install the Kubeflow Training Operator v1 (kubectl apply --server-side -k "
-        "\"github.com/kubeflow/trainer.git/manifests/overlays/standalone?ref=v1.9.4\") or use launcher=k8s-job"
-    ),
-)
-
-KINDS: dict[str, Kind] = {k.name: k for k in (JOB, PYTORCHJOB)}
-
-
 def kind_of(name: str) -> Kind:
-    try:
-        return KINDS[name]
-    except KeyError:
-        known = ", ".join(sorted(KINDS))
-        raise AegisError(f"{name!r} is not a Kubernetes kind Aegis knows: expected one of {known}.") from None
+    """The kind a registered launcher submits (``aegis.launch.LAUNCHERS``' ``kind`` entries)."""
+    from aegis.launch import kinds
+
+    known = kinds()
+    if name not in known:
+        raise AegisError(f"{name!r} is not a Kubernetes kind Aegis knows: expected one of "
+                         f"{', '.join(sorted(known))}.")
+    return known[name]
 
 
 def natural_key(text: str) -> tuple:

@@ -1,11 +1,11 @@
-"""Validate rendered manifests before they are printed, written or submitted.
+"""Check rendered objects against the official Kubernetes schemas before they are printed,
+written or submitted.
 
-Jobs: the official Kubernetes OpenAPI schemas through kubernetes-validate (strict, so
-a misspelt field is an error, offline). PyTorchJobs: kubernetes-validate does not know
-CRDs, so each pod template is checked as a core/v1 PodTemplate, and the fields Aegis
-emits plus the operator's admission rules (which the CRD schema does not encode) are
-checked here. Any failure is a ``ConfigError``: one sentence, naming the config key
-that produced the field where one did.
+``schema_check`` runs kubernetes-validate (strict, so a misspelt field is an error;
+offline). It does not know CRDs: a launcher of a custom kind checks each pod template as
+a core/v1 PodTemplate and its own fields itself (in its folder under ``aegis.launch``).
+Any failure is a ``ConfigError``: one sentence, naming the config key that produced the
+field where one did.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _config_key(path: list[Any]) -> str:
     return "the launcher config"
 
 
-def _schema_check(obj: dict[str, Any], what: str) -> None:
+def schema_check(obj: dict[str, Any], what: str) -> None:
     import kubernetes_validate  # ~0.1 s; only when a manifest is rendered
 
     try:
@@ -62,82 +62,3 @@ def _schema_check(obj: dict[str, Any], what: str) -> None:
         ) from None
 
 
-def validate_job(manifest: dict[str, Any]) -> None:
-    name = manifest["metadata"]["name"]
-    if not naming.is_dns_1123_label(name):
-        raise ConfigError(f"launcher.job_name={name!r} is not a valid Job name: expected a DNS-1123 label.")
-    _schema_check(manifest, "Job")
-
-
-REPLICA_TYPES = ("Master", "Worker")
-RESTART_POLICIES = ("Always", "OnFailure", "Never", "ExitCode")
-CLEAN_POD_POLICIES = ("None", "Running", "All")
-
-
-def pytorchjob_problems(manifest: dict[str, Any]) -> list[str]:
-    """The admission rules of the Training Operator (v1) and the fields Aegis emits."""
-    problems: list[str] = []
-    if manifest.get("apiVersion") != "kubeflow.org/v1" or manifest.get("kind") != "PyTorchJob":
-        problems.append("apiVersion/kind must be kubeflow.org/v1 PyTorchJob")
-    name = manifest.get("metadata", {}).get("name", "")
-    if not naming.is_dns_1035_label(name):
-        problems.append(f"launcher.job_name={name!r} must be a DNS-1035 label (a lowercase letter first)")
-    spec = manifest.get("spec", {})
-    nproc = spec.get("nprocPerNode")
-    if nproc is not None and not isinstance(nproc, str):
-        problems.append(f"launcher.nproc_per_node renders nprocPerNode={nproc!r}, which must be a string")
-    replicas = spec.get("pytorchReplicaSpecs") or {}
-    if "Master" not in replicas:
-        problems.append("pytorchReplicaSpecs must have a Master")
-    for rtype, rspec in replicas.items():
-        if rtype not in REPLICA_TYPES:
-            problems.append(f"replica type {rtype!r} is not one of Master, Worker")
-            continue
-        count = rspec.get("replicas")
-        if not isinstance(count, int) or count < 0:
-            problems.append(f"{rtype}.replicas must be a whole number >= 0")
-        if rtype == "Master" and count != 1:
-            problems.append(f"Master.replicas must be exactly 1, not {count}")
-        if rspec.get("restartPolicy") not in (None, *RESTART_POLICIES):
-            problems.append(f"{rtype}.restartPolicy {rspec.get('restartPolicy')!r} is not one of {', '.join(RESTART_POLICIES)}")
-        containers = rspec.get("template", {}).get("spec", {}).get("containers") or []
-        if not any(c.get("name") == "pytorch" for c in containers):
-            problems.append(f"{rtype} has no container named 'pytorch'")
-        for c in containers:
-            if not c.get("image"):
-                problems.append(f"{rtype} container {c.get('name')!r} has no image")
-    if "elasticPolicy" in spec:
-        workers = replicas.get("Worker", {}).get("replicas", 0)
-        if not workers or workers < 1:
-            problems.append("an elasticPolicy needs Worker.replicas >= 1 (launcher.nodes >= 2)")
-        ep = spec["elasticPolicy"]
-        low, high = ep.get("minReplicas"), ep.get("maxReplicas")
-        if low is not None and high is not None and low > high:
-            problems.append("elasticPolicy.minReplicas must not exceed maxReplicas (launcher.elastic)")
-        if ep.get("rdzvBackend") not in (None, "c10d", "etcd", "etcd-v2"):
-            problems.append("elasticPolicy.rdzvBackend must be c10d, etcd or etcd-v2")
-    run_policy = spec.get("runPolicy", {})
-    if run_policy.get("cleanPodPolicy") not in (None, *CLEAN_POD_POLICIES):
-        problems.append(f"launcher.clean_pod_policy={run_policy.get('cleanPodPolicy')!r} is not one of None, Running, All")
-    for key in ("backoffLimit", "ttlSecondsAfterFinished", "activeDeadlineSeconds"):
-        if key in run_policy and (not isinstance(run_policy[key], int) or run_policy[key] < 0):
-            problems.append(f"runPolicy.{key} must be a whole number >= 0")
-    return problems
-
-
-def validate_pytorchjob(manifest: dict[str, Any]) -> None:
-    problems = pytorchjob_problems(manifest)
-    if problems:
-        raise ConfigError(f"the rendered PyTorchJob would be refused: {problems[0]}.")
-    checked: list[dict[str, Any]] = []
-    for rtype, rspec in manifest["spec"]["pytorchReplicaSpecs"].items():
-        if rspec["template"] in checked:  # Master and Worker usually share one pod template
-            continue
-        checked.append(rspec["template"])
-        template = {
-            "apiVersion": "v1",
-            "kind": "PodTemplate",
-            "metadata": {"name": f"{manifest['metadata']['name']}-{rtype.lower()}"},
-            "template": rspec["template"],
-        }
-        _schema_check(template, f"PyTorchJob {rtype} pod template")

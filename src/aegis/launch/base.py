@@ -100,6 +100,9 @@ def _entrypoint() -> str:
 
 class Launcher(abc.ABC, Generic[Rendered, Handle]):
     name: str
+    # Overrides a typical use adds beside launcher=<name> (e.g. strategy=ddp for a gang):
+    # examples and the generated manifests in k8s/ use them.
+    example_overrides: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def render(self, cfg: DictConfig, ctx: RunContext) -> Rendered:

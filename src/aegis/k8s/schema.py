@@ -1,6 +1,7 @@
-"""Schemas of the Kubernetes launchers (``launcher=k8s-job``, ``launcher=pytorchjob``).
+"""What every Kubernetes launcher's config shares: the pod, where it runs, how it is followed.
 
-Kept apart from ``schema.py`` because they are many keys for one concern. Field checks
+Each Kubernetes launcher's own schema (in its folder under ``aegis.launch``) extends
+``K8sLauncherConfig``. Field checks
 here are the plain range/choice kind; rules that need Kubernetes knowledge (quantities,
 image references, DNS names) live in ``aegis.k8s.checks`` and run from validation.
 """
@@ -128,36 +129,4 @@ class K8sLauncherConfig(LauncherConfig):
     poll_interval_s: float = field(default=2.0, metadata=meta(c.greater_than(0)))
 
 
-@dataclass
-class K8sJobLauncherConfig(K8sLauncherConfig):
-    """A batch/v1 Job: one pod that runs ``train.py`` with ``launcher=local``."""
 
-    name: str = "k8s-job"
-
-
-@dataclass
-class ElasticConfig:
-    """torchrun elastic training through the operator's elasticPolicy (c10d rendezvous)."""
-
-    enabled: bool = False
-    min_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))  # null: nodes
-    max_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))  # null: nodes
-    max_restarts: int = field(default=3, metadata=meta(c.at_least(0)))
-    rdzv_backend: str = field(default="c10d", metadata=meta(c.one_of("c10d")))
-
-
-@dataclass
-class PyTorchJobLauncherConfig(K8sLauncherConfig):
-    """A Kubeflow PyTorchJob: one Master and ``nodes - 1`` Workers, each running torchrun."""
-
-    name: str = "pytorchjob"
-    nodes: int = field(default=2, metadata=meta(c.at_least(1)))
-    nproc_per_node: int = field(default=1, metadata=meta(c.at_least(1)))  # per pod: one per GPU on GPU nodes
-    clean_pod_policy: str = field(default="None", metadata=meta(c.one_of("None", "Running", "All")))
-    elastic: ElasticConfig = field(default_factory=ElasticConfig)
-
-
-K8S_SCHEMAS: list[tuple[Optional[str], str, type]] = [
-    ("launcher", "k8s_job_schema", K8sJobLauncherConfig),
-    ("launcher", "pytorchjob_schema", PyTorchJobLauncherConfig),
-]

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from aegis.launch import process
 from aegis.launch.base import Launcher, ProcessPlan, RunContext
 from aegis.launch.lifecycle import JobRef, JobStatus
-from aegis.launch.local import SUPERVISED_ENV, claim_run_dir
+from aegis.launch.local.launcher import SUPERVISED_ENV, claim_run_dir
 
 PREEMPTED_EXIT_CODE = 143
 

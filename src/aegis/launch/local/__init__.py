@@ -1,0 +1,1 @@
+"""``launcher=local``: train in this process. Its schema (``schema``) and launcher (``launcher``)."""

@@ -1,0 +1,32 @@
+"""The config of ``launcher=pytorchjob``: the gang's shape and the operator's policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from aegis.config import checks as c
+from aegis.config.checks import meta
+from aegis.k8s.schema import K8sLauncherConfig
+
+
+@dataclass
+class ElasticConfig:
+    """torchrun elastic training through the operator's elasticPolicy (c10d rendezvous)."""
+
+    enabled: bool = False
+    min_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))  # null: nodes
+    max_nodes: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))  # null: nodes
+    max_restarts: int = field(default=3, metadata=meta(c.at_least(0)))
+    rdzv_backend: str = field(default="c10d", metadata=meta(c.one_of("c10d")))
+
+
+@dataclass
+class PyTorchJobLauncherConfig(K8sLauncherConfig):
+    """A Kubeflow PyTorchJob: one Master and ``nodes - 1`` Workers, each running torchrun."""
+
+    name: str = "pytorchjob"
+    nodes: int = field(default=2, metadata=meta(c.at_least(1)))
+    nproc_per_node: int = field(default=1, metadata=meta(c.at_least(1)))  # per pod: one per GPU on GPU nodes
+    clean_pod_policy: str = field(default="None", metadata=meta(c.one_of("None", "Running", "All")))
+    elastic: ElasticConfig = field(default_factory=ElasticConfig)
