@@ -14,6 +14,13 @@ mandatory ``???`` config group was skipped (the probe skips those; a run must fa
 them). Anything else, or a Hydra whose internals differ, falls back to Hydra's own
 second composition.
 
+Private Hydra names used here (hydra-core>=1.3.8,<1.4; docs/internals.md): there is no
+public hook for the mode probe, so ``ConfigLoaderImpl.load_configuration`` is wrapped while
+the app runs, and the reuse path calls ``ConfigLoaderImpl._apply_overrides_to_config``.
+Any exception while installing the wrapper (import, missing attribute) leaves Hydra
+untouched; any exception on the reuse path (other than the sweep-rule check, which Hydra's
+own composition would raise too) falls back to a normal composition.
+
 The probe also hides errors: Hydra's ``get_mode`` swallows any exception of the probe and
 falls back to RUN, where a sweep override (``model.lr=tag(log,interval(1e-4,1e-1))``,
 ``x=1,2``) fails sweep validation first, so a typo next to it
@@ -67,18 +74,44 @@ def _has_sweep(overrides: list[str]) -> bool:
         return False
 
 
+def _private_loader() -> tuple[Any, Any, Any]:
+    """Hydra's private config loader and the two helpers of its own composition reused here."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    return (ConfigLoaderImpl, ConfigLoaderImpl._apply_overrides_to_config,
+            ConfigLoaderImpl.validate_sweep_overrides_legal)
+
+
 @contextlib.contextmanager
 def compose_once() -> Iterator[None]:
     """While active, a Hydra app composes its config once for a run or a multirun."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+
     try:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-        from hydra.types import RunMode
-    except ImportError:  # a Hydra without these internals: compose twice, as before
+        ConfigLoaderImpl, apply_overrides, validate_legal = _private_loader()
+        original = ConfigLoaderImpl.load_configuration
+    except Exception:  # a Hydra without these internals: compose twice, as before
         yield
         return
-    original = ConfigLoaderImpl.load_configuration
     state: dict[str, Any] = {}
+
+    def reuse(probe: _Probe, extra: list[str], overrides: list[str], run_mode: Any, from_shell: bool) -> Any:
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
+            validate_legal(overrides=parsed, run_mode=run_mode, from_shell=from_shell)
+        except HydraException:  # the sweep rules of this mode: Hydra's own composition raises it too
+            raise
+        except Exception:  # internals changed: Hydra's own composition instead
+            return None
+        try:
+            added = parsed[len(parsed) - len(extra):] if extra else []
+            apply_overrides(added, probe.cfg)
+            probe.cfg.hydra.overrides.hydra.extend([line.input_line for line in added])
+        except Exception:  # internals changed: Hydra's own composition instead
+            return None
+        return probe.cfg
 
     def load_configuration(self: Any, config_name: str | None, overrides: list[str], run_mode: Any,
                            from_shell: bool = True, validate_sweep_overrides: bool = True) -> Any:
@@ -88,13 +121,9 @@ def compose_once() -> Iterator[None]:
         if probe is not None and not is_mode_probe:
             extra = _reusable(probe, config_name, list(overrides))
             if extra is not None and (run_mode == RunMode.MULTIRUN or not _skipped_mandatory_group(probe.cfg)):
-                parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
-                ConfigLoaderImpl.validate_sweep_overrides_legal(
-                    overrides=parsed, run_mode=run_mode, from_shell=from_shell)
-                added = parsed[len(parsed) - len(extra):] if extra else []
-                ConfigLoaderImpl._apply_overrides_to_config(added, probe.cfg)
-                probe.cfg.hydra.overrides.hydra.extend([line.input_line for line in added])
-                return probe.cfg
+                cfg = reuse(probe, extra, overrides, run_mode, from_shell)
+                if cfg is not None:
+                    return cfg
         if probe_error is not None and run_mode == RunMode.RUN and _has_sweep(overrides):
             raise probe_error
         try:
@@ -108,7 +137,11 @@ def compose_once() -> Iterator[None]:
             state["probe"] = _Probe(config_name, list(overrides), cfg)
         return cfg
 
-    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+    try:
+        ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+    except Exception:  # cannot patch: compose twice, as before
+        yield
+        return
     try:
         yield
     finally:

@@ -34,8 +34,13 @@ def render_sbatch(launcher: Mapping[str, Any], folder: Path) -> str:
                                      slurm_max_num_timeout=params.get("max_num_timeout", 0))
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items() if k not in init_keys})
-    inner = executor._executor
-    return inner._make_submission_file_text(inner._submitit_command_str, "render")
+    try:  # submitit has no public renderer (docs/internals.md); launches never come here
+        inner = executor._executor
+        return inner._make_submission_file_text(inner._submitit_command_str, "render")
+    except Exception as exc:
+        raise ConfigError(f"cannot render the sbatch script with this submitit ({submitit.__version__}): its "
+                          f"private renderer changed ({type(exc).__name__}: {exc}); the launch itself is "
+                          "unaffected.") from None
 
 
 def check(config: DictConfig) -> None:

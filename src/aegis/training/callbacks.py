@@ -161,6 +161,27 @@ class MetricsSnapshot(L.Callback):
                 if not name.endswith(("_step", "_epoch")) and math.isfinite(value)}
 
 
+def request_stop(trainer: L.Trainer) -> None:
+    """Raise Lightning's SIGTERM flag, so the run stops at the next batch as preempted.
+
+    Lightning 2.6 (``lightning>=2.6,<2.7``) reads the flag through the public
+    ``Trainer.received_sigterm`` but has no public setter: this sets the private
+    ``trainer._signal_connector.received_sigterm`` (docs/internals.md). When that is not
+    there, the trainer is asked to stop with the public ``trainer.should_stop`` instead:
+    the run ends at the next step as a normal, shorter run (last.ckpt written), not as
+    preempted.
+    """
+    try:
+        connector = trainer._signal_connector
+        if not hasattr(connector, "received_sigterm"):
+            raise AttributeError("received_sigterm")
+        connector.received_sigterm = True
+    except Exception:
+        log.warning("This Lightning has no SIGTERM flag to raise: stopping at the next step instead "
+                    "(the run ends as a normal run, not as preempted).")
+        trainer.should_stop = True
+
+
 class GangSigterm(L.Callback):
     """SIGTERM that a whole gang acts on together, at the same batch.
 
@@ -191,7 +212,7 @@ class GangSigterm(L.Callback):
                          trainer.global_rank)
             self.pending = True
             if not gang:
-                trainer._signal_connector.received_sigterm = True
+                request_stop(trainer)
 
         if threading.current_thread() is threading.main_thread():  # a Ray Tune trial runs in a thread
             signal.signal(signal.SIGTERM, note)  # Lightning restores the previous handler at teardown
@@ -207,7 +228,7 @@ class GangSigterm(L.Callback):
         if trainer.world_size <= 1:
             return
         if trainer.strategy.reduce_boolean_decision(self.pending, all=False):
-            trainer._signal_connector.received_sigterm = True
+            request_stop(trainer)
 
 
 class PreemptionCheckpoint(L.Callback):

@@ -54,15 +54,18 @@ class ResumableCSVLogger(CSVLogger):
 
     @property
     def experiment(self):  # type: ignore[override]
-        if self._experiment is not None:
-            return self._experiment
+        # Remembered in an attribute of this class, not Lightning's private ``_experiment``.
+        writer = self.__dict__.get("_aegis_writer")
+        if writer is not None:
+            return writer
         existing = Path(self.log_dir) / "metrics.csv"
         previous = existing.read_text() if existing.is_file() else None
         writer = CSVLogger.experiment.fget(self)
-        if previous:
+        if previous and hasattr(writer, "metrics_keys"):  # not the dummy writer of a rank > 0
             existing.write_text(previous)
             header = previous.splitlines()[0].split(",")
             writer.metrics_keys = sorted(header)
+        self.__dict__["_aegis_writer"] = writer
         return writer
 
 

@@ -80,15 +80,38 @@ class SearchSpace:
         return self.fixed + [f"{key}={format_value(params[key])}" for key in self.dims if key in params]
 
 
-def format_value(value: Any) -> str:
-    """A Python value back in Hydra's override grammar (strings quoted when needed)."""
-    from hydra.core.override_parser.types import Override
+# Characters Hydra's override grammar escapes with a backslash in an unquoted value (its ESC
+# lexer token). Written out here rather than calling Hydra's private
+# ``Override._get_value_element_as_str``; tests/test_internals.py checks the round trip
+# through Hydra's public parser.
+_ESCAPED = "\\()[]{}:=, \t"
 
+
+def _escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in _ESCAPED else c for c in text)
+
+
+def format_value(value: Any) -> str:
+    """A Python value back in Hydra's override grammar (special characters escaped)."""
+    from hydra.core.override_parser.types import QuotedString
+
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):  # numpy scalars from a searcher
+        value = value.item()
+    if value is None:
+        return "null"
+    if isinstance(value, QuotedString):
+        return value.with_quotes()
     if isinstance(value, float):
         return repr(value)
-    if hasattr(value, "item"):  # numpy scalars from a searcher
-        value = value.item()
-    return Override._get_value_element_as_str(value)
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, str):
+        return _escape(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{format_value(k)}:{format_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) as a Hydra override value")
 
 
 def _bad(key: str, text: str, why: str) -> ConfigError:

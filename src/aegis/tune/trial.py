@@ -10,7 +10,6 @@ Re-running a trial (a resumed search) finds its ``last.ckpt`` and continues from
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -70,15 +69,28 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
                 cfg.logger.tags = {**cfg.logger.tags, "mlflow.parentRunId": job.parent_run_id,
                                    "aegis.trial_id": trial_id}
     HydraConfig.instance().set_config(cfg)
+    failure: list[Exception] = []
+
+    def task(trial_cfg: DictConfig) -> int:
+        # run_job keeps the task's exception in a private field; keeping it here raises it
+        # unchanged, without reading that field or the extra stderr line of JobReturn.return_value.
+        try:
+            return _train(trial_cfg, trial_id=trial_id)
+        except Exception as exc:
+            failure.append(exc)
+            raise
+
     result = run_job(
         hydra_context=job.hydra_context,
-        task_function=functools.partial(_train, trial_id=trial_id),
+        task_function=task,
         config=cfg,
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
     if result.status == JobStatus.FAILED:
-        raise result._return_value
+        if failure:
+            raise failure[0]
+        raise TrialFailed(f"trial {trial_id} failed ({os.getcwd()}).")
     if result.return_value != 0:
         raise TrialFailed(f"trial {trial_id} ended with exit code {result.return_value} ({os.getcwd()}).")
 
