@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from aegis.config.resolvers import register_resolvers
 from aegis.config.schema import register_configs
 from aegis.config.validation import validate
-from aegis.errors import AegisError
+from aegis.errors import AegisError, ConfigErrors, error_lines
 from aegis.launch import get_launcher
 from aegis.launch.base import RunContext
 
@@ -48,17 +48,14 @@ def prepare() -> None:
 
 
 def check_overrides(argv: list[str]) -> None:
-    """An override Hydra cannot parse (``model.lr=interval(1e-4,x)``) is one sentence, exit 1."""
+    """Each override Hydra cannot parse (``model.lr=interval(1e-4,x)``) is one sentence; exit 1 after all."""
+    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    try:  # Hydra's own command-line parser, private (docs/internals.md)
-        from hydra._internal.utils import get_args_parser
-
-        args, _ = get_args_parser().parse_known_args(argv)
-    except Exception:  # internals changed: Hydra reports a bad override itself, as before
-        return
+    args, _ = get_args_parser().parse_known_args(argv)
     parser = OverridesParser.create()
+    bad = 0
     for line in args.overrides:
         try:
             parser.parse_override(line)
@@ -66,7 +63,9 @@ def check_overrides(argv: list[str]) -> None:
             reason = " ".join(str(exc).split("\n")[1:2] or [str(exc)]).strip().rstrip(".")
             print(f"Error: {line} is not a valid override: {reason} (see "
                   "https://hydra.cc/docs/advanced/override_grammar/basic/).", file=sys.stderr)
-            sys.exit(1)
+            bad += 1
+    if bad:
+        sys.exit(1)
 
 
 def _raised_in_job(exc: BaseException) -> bool:
@@ -74,41 +73,45 @@ def _raised_in_job(exc: BaseException) -> bool:
     return any(frame.name == "run_job" for frame in traceback.extract_tb(exc.__traceback__))
 
 
-def _one_line(exc: BaseException) -> str | None:
-    """The one-sentence form of a user error, or None for anything that deserves a traceback."""
+def _error_lines(exc: BaseException) -> list[str] | None:
+    """The printed form of a user error, one ``Error:`` line per problem (a ``ConfigErrors``
+    lists several), or None for anything that deserves a traceback."""
     from aegis.config.hydra_errors import sentence
 
+    if isinstance(exc, ConfigErrors):
+        return error_lines(exc)
     if isinstance(exc, AegisError):
         text = str(exc).strip()
-        return text if "\n" not in text else None
-    return None if _raised_in_job(exc) else sentence(exc)
+        return [f"Error: {text}"] if "\n" not in text else None
+    line = None if _raised_in_job(exc) else sentence(exc)
+    return None if line is None else [f"Error: {line}"]
 
 
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
-    """While active, Hydra's composition errors and Aegis's own are one ``Error:`` line, exit 1.
+    """While active, Hydra's composition errors and Aegis's own are ``Error:`` lines (one per problem), exit 1.
 
     Hydra prints them through ``hydra._internal.utils.run_and_report`` in three or more
     lines; this wraps that function, leaves every other exception (and HYDRA_FULL_ERROR=1)
     to Hydra, and puts it back afterwards.
     """
-    try:  # private (docs/internals.md)
+    try:
         from hydra._internal import utils as hydra_utils
-
-        original = hydra_utils.run_and_report
-    except Exception:  # a Hydra without this internal: its own reporting, as before
+    except ImportError:  # a Hydra without this internal: its own reporting, as before
         yield
         return
+    original = hydra_utils.run_and_report
 
     def run_and_report(func: Callable[[], Any]) -> Any:
         def reported() -> Any:
             try:
                 return func()
             except Exception as exc:
-                line = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else _one_line(exc)
-                if line is None:
+                lines = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else _error_lines(exc)
+                if lines is None:
                     raise
-                print(f"Error: {line}", file=sys.stderr)
+                for line in lines:
+                    print(line, file=sys.stderr)
                 sys.exit(1)
 
         return original(reported)

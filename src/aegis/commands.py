@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from aegis.errors import AegisError
+from aegis.errors import AegisError, error_lines
 from aegis.launch.lifecycle import JobRef, JobStatus, State
 from aegis.runs import RunDir, default_root, find_run, iter_runs
 
@@ -173,7 +173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.fn(args)
     except AegisError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        for line in error_lines(exc):  # one line per problem of a ConfigErrors
+            print(line, file=sys.stderr)
         return 1
     except BrokenPipeError:  # `aegis logs RUN | head`
         return 0

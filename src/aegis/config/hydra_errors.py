@@ -2,9 +2,10 @@
 
 Hydra reports an unknown key or a wrong type in three or more lines (its message, the
 OmegaConf cause with ``full_key``/``object_type``, and a hint about HYDRA_FULL_ERROR);
-everything Aegis refuses itself is one ``Error: ...`` line. :func:`sentence` turns the
-exceptions Hydra raises while composing into that form, from the exception's structured
-fields where it has them and its message otherwise.
+everything Aegis refuses itself is one ``Error: ...`` line per problem (validation lists
+them all, ``aegis.errors.ConfigErrors``). :func:`sentence` turns the exceptions Hydra raises
+while composing into that form, from the exception's structured fields where it has them
+and its message otherwise. Composition stops at its first error, so that is one line.
 """
 
 from __future__ import annotations

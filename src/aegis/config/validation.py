@@ -4,9 +4,12 @@ Hydra already rejects unknown keys and wrong types while composing (the schemas 
 closed). This module adds what types cannot say: ranges and choices carried by schema
 fields (``aegis.config.checks``), finite numbers everywhere, names the filesystem and
 MLflow accept, and rules that span groups or need this machine's facts (a GPU, a
-checkpoint file). Every failure is one ``ConfigError`` sentence naming the full key and
-what would be valid. Nothing here imports torch, lightning or mlflow: it runs on the
-launch path, before Hydra creates a run dir.
+checkpoint file). Every failure is one sentence naming the full key and what would be
+valid. The pass collects: each check adds its sentences to a ``Problems`` list and the
+pass goes on, skipping only checks of values already refused (one bad value is one
+sentence, not a cascade of its consequences); ``validate`` then raises one
+``ConfigErrors`` carrying every sentence. Nothing here imports torch, lightning or
+mlflow: it runs on the launch path, before Hydra creates a run dir.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 from typing import Any, Iterator, Optional
 
@@ -27,7 +31,7 @@ from aegis.config.checks import Check, is_non_finite
 from aegis.config.schema import TrainConfig
 from aegis.config.signature import HYDRA_KEYS, static_class_constant, static_signature
 from aegis.config.signature import target_problem as static_target_problem
-from aegis.errors import ConfigError
+from aegis.errors import ConfigError, Problems, error_lines
 from aegis.redact import mask_url_credentials, url_has_credentials
 from aegis.tune.checks import check_search
 
@@ -49,10 +53,10 @@ def _get(node: DictConfig, name: str, key: str) -> Any:
     try:
         return node[name]
     except MissingMandatoryValue:
-        raise ConfigError(f"{key} has no value ('???'): expected {key}=<value>.") from None
+        raise ConfigError(f"{key} has no value ('???'): expected {key}=<value>.", key) from None
     except OmegaConfBaseException as exc:
         reason = str(exc).splitlines()[0].rstrip(".")
-        raise ConfigError(f"{key} could not be resolved: {reason}.") from None
+        raise ConfigError(f"{key} could not be resolved: {reason}.", key) from None
 
 
 def _plain(value: Any) -> Any:
@@ -93,8 +97,13 @@ def _finite_expectation(check: Optional[Check]) -> str:
 # ------------------------------------------------------------------ every value
 
 
-def _leaves(node: Any, prefix: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Any, Optional[type], Any]]:
-    """(full key, resolved value, schema of the parent node, name in the parent) of every leaf."""
+def _leaves(node: Any, prefix: str, found: Problems, deferred: list[tuple[str, str, list[str]]],
+            skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Any, Optional[type], Any]]:
+    """(full key, resolved value, schema of the parent node, name in the parent) of every leaf.
+
+    A value that cannot be read is added to ``found`` and skipped, as are refused keys; one
+    interpolated from other keys is put in ``deferred`` with its sources instead, to be
+    reported only if none of them was refused itself (``${data.x}`` of a ``???`` data.x)."""
     if isinstance(node, ListConfig):
         children: list[Any] = list(range(len(node)))
         schema = None
@@ -104,21 +113,35 @@ def _leaves(node: Any, prefix: str, skip: tuple[str, ...] = ()) -> Iterator[tupl
         schema = schema if schema is not None and dataclasses.is_dataclass(schema) else None
     for name in children:
         key = f"{prefix}[{name}]" if isinstance(node, ListConfig) else f"{prefix}{name}"
-        value = _get(node, name, key)
+        if found.covers(key):
+            continue
+        try:
+            value = _get(node, name, key)
+        except ConfigError as exc:
+            sources = _sources(_written(node, name))
+            if sources:
+                deferred.append((str(exc), key, sources))
+            else:
+                found.add(str(exc), key)
+            continue
         if isinstance(value, DictConfig):
-            yield from _leaves(value, f"{key}.")
+            yield from _leaves(value, f"{key}.", found, deferred)
         elif isinstance(value, ListConfig):
-            yield from _leaves(value, key)
+            yield from _leaves(value, key, found, deferred)
         else:
             yield key, value, schema, name
 
 
-def _check_finite(cfg: DictConfig) -> None:
+def _check_finite(cfg: DictConfig, found: Problems) -> None:
     """No ``inf``/``nan`` anywhere: they pass every comparison and train to NaN, "completed"."""
-    for key, value, schema, name in _leaves(cfg, "", skip=("hydra",)):
+    deferred: list[tuple[str, str, list[str]]] = []
+    for key, value, schema, name in _leaves(cfg, "", found, deferred, skip=("hydra",)):
         if is_non_finite(value):
             check = _field_check(schema, str(name)) if schema is not None else None
-            raise ConfigError(f"{key}={value} is invalid: expected {_finite_expectation(check)}.")
+            found.add(f"{key}={value} is invalid: expected {_finite_expectation(check)}.", key)
+    for sentence, key, sources in deferred:
+        if not found.refused(*sources):
+            found.add(sentence, key)
 
 
 # ------------------------------------------------------------------ field checks
@@ -126,45 +149,79 @@ def _check_finite(cfg: DictConfig) -> None:
 
 def _is_interpolation(node: DictConfig, name: str) -> bool:
     """The value of ``node.name`` (or an item of it) is derived from another key."""
-    if OmegaConf.is_interpolation(node, name):
-        return True
-    if name not in node or OmegaConf.is_missing(node, name):
+    child = node._get_node(name)
+    if child is None:
         return False
-    child = node[name]
-    if isinstance(child, ListConfig):
-        return any(OmegaConf.is_interpolation(child, i) for i in range(len(child)))
+    if child._is_interpolation():
+        return True
+    if isinstance(child, ListConfig) and not child._is_none() and not child._is_missing():
+        return any(child._get_node(i)._is_interpolation() for i in range(len(child)))
     return False
 
 
-def _check_node(node: DictConfig, schema: type, prefix: str) -> None:
-    """Field checks of ``node``: values the user wrote first, then values interpolated from
-    others, then sub-nodes, so a bad ``task_name`` or ``data.num_features`` is reported as
-    itself, not as the ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds."""
+# A plain reference to another key inside an interpolation: ${data.num_classes}, aegis-${task_name}.
+_REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+
+
+def _written(node: Any, name: Any) -> Any:
+    """The value of ``node[name]`` as written, interpolations unresolved."""
+    return OmegaConf.to_container(node, resolve=False)[name]
+
+
+def _sources(raw: Any) -> list[str]:
+    """The keys a value (as written, unresolved) is interpolated from."""
+    if isinstance(raw, list):
+        return [key for item in raw for key in _sources(item)]
+    return _REFERENCE.findall(raw) if isinstance(raw, str) else []
+
+
+def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, derived: bool) -> None:
+    """Field checks of ``node`` and its sub-nodes: the values the user wrote (``derived``
+    false), or those interpolated from others (true). The pass checks every written value
+    first, so a bad ``task_name`` or ``data.num_features`` is reported as itself and the
+    ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds is then skipped."""
     subtrees = []
-    fields = [f for f in dataclasses.fields(schema) if f.name in node]
-    fields.sort(key=lambda f: _is_interpolation(node, f.name))
-    for f in fields:
+    for f in dataclasses.fields(schema):
+        if f.name not in node:
+            continue
         key = f"{prefix}{f.name}"
-        value = _get(node, f.name, key)
+        if found.covers(key):
+            continue
+        is_derived = _is_interpolation(node, f.name)
+        if is_derived and found.refused(*_sources(_written(node, f.name))):
+            continue  # follows a value already refused
+        try:
+            value = _get(node, f.name, key)
+        except ConfigError as exc:
+            found.add(str(exc), key)
+            continue
         if isinstance(value, DictConfig):
             subtrees.append((value, f"{key}."))
+            continue
+        if is_derived != derived:
             continue
         check = _field_check(schema, f.name)
         if check is None or value is None:
             continue
         if not check(_plain(value)):
-            raise ConfigError(f"{key}={_shown(value)} is invalid: expected {check.expected}.")
+            found.add(f"{key}={_shown(value)} is invalid: expected {check.expected}.", key)
     for value, key in subtrees:
-        _check_tree(value, key)
+        _check_tree(value, key, found, derived)
 
 
-def _check_tree(node: DictConfig, prefix: str) -> None:
+def _check_tree(node: DictConfig, prefix: str, found: Problems, derived: bool) -> None:
     schema = OmegaConf.get_type(node)
     if schema is not None and dataclasses.is_dataclass(schema):
-        _check_node(node, schema, prefix)
+        _check_node(node, schema, prefix, found, derived)
 
 
-def _check_component(node: DictConfig, key: str, example: str, cluster: bool) -> None:
+def _check_fields(cfg: DictConfig, found: Problems) -> None:
+    """Every field check: values as written, then values interpolated from them."""
+    _check_node(cfg, TrainConfig, "", found, derived=False)
+    _check_node(cfg, TrainConfig, "", found, derived=True)
+
+
+def _check_component(node: DictConfig, key: str, example: str, cluster: bool, found: Problems) -> None:
     """The node's ``_target_`` exists and takes the node's keys (its ``__init__``, read from source).
 
     Under a cluster launcher the class is imported in the image, which may hold code this
@@ -173,26 +230,26 @@ def _check_component(node: DictConfig, key: str, example: str, cluster: bool) ->
     target = node.get("_target_")
     problem = static_target_problem(target) if target and not cluster else None
     if problem:
-        raise ConfigError(f"{key}._target_={target} {problem}: expected the import path of a class, e.g. {example}.")
+        found.add(f"{key}._target_={target} {problem}: expected the import path of a class, e.g. {example}.",
+                  f"{key}._target_")
+        return
     signature = static_signature(target) if target else None
     if signature is None:
         return
     given = [k for k in node.keys() if k not in HYDRA_KEYS]
-    unknown = [k for k in given if k not in signature.parameters]
-    if unknown:
-        raise ConfigError(
-            f"{key}.{unknown[0]} is not an argument of {target}: it accepts {', '.join(signature.parameters)}."
-        )
-    missing = [p for p in signature.required if p not in given]
-    if missing:
-        raise ConfigError(f"{key}.{missing[0]} is required by {target} but not set: expected +{key}.{missing[0]}=<value>.")
+    for name in (k for k in given if k not in signature.parameters):
+        found.add(f"{key}.{name} is not an argument of {target}: it accepts {', '.join(signature.parameters)}.",
+                  f"{key}.{name}")
+    for name in (p for p in signature.required if p not in given):
+        found.add(f"{key}.{name} is required by {target} but not set: expected +{key}.{name}=<value>.",
+                  f"{key}.{name}")
 
 
-def _check_arguments(cfg: DictConfig) -> None:
+def _check_arguments(cfg: DictConfig, found: Problems) -> None:
     """``data``/``model``: the class exists and takes these keys."""
     cluster = cfg.launcher.name in K8S_LAUNCHERS
-    _check_component(cfg.data, "data", "aegis.training.data.DigitsDataModule", cluster)
-    _check_component(cfg.model, "model", "aegis.training.models.MLPClassifier", cluster)
+    _check_component(cfg.data, "data", "aegis.training.data.DigitsDataModule", cluster, found)
+    _check_component(cfg.model, "model", "aegis.training.models.MLPClassifier", cluster, found)
 
 
 # ------------------------------------------------------------------ callbacks
@@ -219,7 +276,7 @@ def _duplicates_best_checkpoint(cfg: DictConfig, node: DictConfig) -> bool:
             and str(_plain(node.get("mode", "min"))) == mode)
 
 
-def _check_callbacks(cfg: DictConfig) -> None:
+def _check_callbacks(cfg: DictConfig, found: Problems) -> None:
     """``callbacks``: each entry a ``_target_`` node that exists, takes its keys, watches a
     metric the model logs, and can run with this config (a logger, no clash with the
     built-in checkpoints). ``null`` entries are dropped options."""
@@ -229,31 +286,35 @@ def _check_callbacks(cfg: DictConfig) -> None:
     cluster = cfg.launcher.name in K8S_LAUNCHERS
     for name in callbacks.keys():
         key = f"callbacks.{name}"
+        if found.covers(key):
+            continue
         node = _get(callbacks, name, key)
         if node is None:
             continue
         if not isinstance(node, DictConfig) or not node.get("_target_"):
             shown = "" if isinstance(node, DictConfig) else f"={_shown(node)}"
-            raise ConfigError(
+            found.add(
                 f"{key}{shown} has no _target_: expected callbacks={name} to add the option of that name "
                 f"(conf/callbacks/{name}.yaml), or +{key}._target_=<import path of a Lightning callback> "
-                f"such as {CALLBACK_EXAMPLE}."
+                f"such as {CALLBACK_EXAMPLE}.", key
             )
-        _check_component(node, key, CALLBACK_EXAMPLE, cluster)
+            continue
+        _check_component(node, key, CALLBACK_EXAMPLE, cluster, found)
         monitor = node.get("monitor")
         if isinstance(monitor, str):
-            _check_monitored(cfg, f"{key}.monitor", monitor)
+            _check_monitored(cfg, f"{key}.monitor", monitor, found)
         kind = _lightning_class(node._target_)
         if kind in NEEDS_LOGGER and cfg.logger.get("name") == "none":
-            raise ConfigError(
+            found.add(
                 f"{key} ({kind}) logs to the run's logger but logger=none has none: expected logger=mlflow "
-                f"or logger=csv, or {key}=null."
+                f"or logger=csv, or {key}=null.", key
             )
-        if kind == "ModelCheckpoint" and _duplicates_best_checkpoint(cfg, node):
-            raise ConfigError(
+        if kind == "ModelCheckpoint" and not found.refused("checkpoint") and _duplicates_best_checkpoint(cfg, node):
+            found.add(
                 f"{key} is a ModelCheckpoint of checkpoint.monitor={cfg.checkpoint.monitor} with the same mode and "
                 "schedule as Aegis's best checkpoint, which Lightning refuses to run twice: expected "
-                "checkpoint.save_top_k to keep more best checkpoints, or another monitor, mode or every_n_epochs."
+                "checkpoint.save_top_k to keep more best checkpoints, or another monitor, mode or every_n_epochs.",
+                key,
             )
 
 
@@ -279,65 +340,80 @@ def _split_sizes(samples: int, val_fraction: float, test_fraction: float) -> dic
     return {"train": rest - val, "val": val, "test": test}
 
 
-def _check_data(cfg: DictConfig) -> None:
+# What the size of the data depends on: a check of the sizes is skipped when one was refused.
+DATA_SIZE_KEYS = ("data._target_", "data.num_samples", "data.num_features", "data.num_classes",
+                  "data.val_fraction", "data.test_fraction")
+
+
+def _check_data(cfg: DictConfig, found: Problems) -> None:
     data = cfg.data
+    if found.refused("data.val_fraction", "data.test_fraction"):
+        return
     val, test = data.get("val_fraction"), data.get("test_fraction")
     if isinstance(val, (int, float)) and isinstance(test, (int, float)) and val + test >= 1:
-        raise ConfigError(
+        found.add(
             f"data.val_fraction + data.test_fraction = {val + test:g} leaves no training data: "
-            "their sum must be below 1."
+            "their sum must be below 1.", "data.val_fraction", "data.test_fraction"
         )
+        return
+    if found.refused(*DATA_SIZE_KEYS):
+        return
     size = _data_size(data)
     if size is None or not isinstance(val, (int, float)) or not isinstance(test, (int, float)):
         return
     samples, values, classes = size
     name = data.get("name")
     if data.get("num_classes") != classes:
-        raise ConfigError(
+        found.add(
             f"data.num_classes={data.num_classes} does not match data={name}, which has {classes} classes: "
-            f"expected data.num_classes={classes}."
+            f"expected data.num_classes={classes}.", "data.num_classes"
         )
     shape = list(data.get("input_shape") or [])
-    if shape and math.prod(shape) != values:
-        raise ConfigError(
+    if shape and not found.refused("data.input_shape") and math.prod(shape) != values:
+        found.add(
             f"data.input_shape={_shown(shape)} holds {math.prod(shape)} values but each data={name} sample has "
-            f"{values}: expected a shape whose product is {values}."
+            f"{values}: expected a shape whose product is {values}.", "data.input_shape"
         )
     fractions = {"train": f"data.val_fraction={val} with data.test_fraction={test}",
                  "val": f"data.val_fraction={val}", "test": f"data.test_fraction={test}"}
     for split, count in _split_sizes(samples, val, test).items():
         if count < classes:
-            raise ConfigError(
+            found.add(
                 f"{fractions[split]} leaves the {split} split of data={name} ({samples} samples) {count} samples, "
                 f"fewer than its {classes} classes, which the stratified split needs: expected a split of at least "
-                f"{classes} samples (more data.num_samples or a different fraction)."
+                f"{classes} samples (more data.num_samples or a different fraction).",
+                "data.val_fraction" if split == "val" else "data.test_fraction" if split == "test" else None,
             )
+            return  # one split too small is one sentence; the others follow from the same sizes
 
 
-def _check_model_matches_data(cfg: DictConfig) -> None:
+def _check_model_matches_data(cfg: DictConfig, found: Problems) -> None:
     data, model = cfg.data, cfg.model
     for key in ("input_shape", "num_classes"):
-        if key in model and key in data:
+        if key in model and key in data and not found.refused(f"model.{key}", f"data.{key}"):
             given, expected = _plain(model[key]), _plain(data[key])
             if given != expected:
-                raise ConfigError(
+                found.add(
                     f"model.{key}={_shown(given)} does not match data.{key}={_shown(expected)} of "
                     f"data={data.get('name')}: expected model.{key} to follow the data (leave it as "
-                    f"${{data.{key}}}, the default)."
+                    f"${{data.{key}}}, the default).", f"model.{key}"
                 )
+    if found.refused("model.input_shape", "data.input_shape"):
+        return
     if model.get("name") == "cnn" and len(model.get("input_shape") or []) != 3:
-        raise ConfigError(
+        found.add(
             f"model=cnn needs image data with data.input_shape [channels, height, width], "
             f"but data={data.get('name')} gives {list(model.input_shape)}: expected model=mlp, or image data "
-            "such as data=digits."
+            "such as data=digits.", "model.input_shape"
         )
 
 
-def _check_monitor(cfg: DictConfig) -> None:
-    _check_monitored(cfg, "checkpoint.monitor", cfg.checkpoint.monitor)
+def _check_monitor(cfg: DictConfig, found: Problems) -> None:
+    if not found.refused("checkpoint.monitor"):
+        _check_monitored(cfg, "checkpoint.monitor", cfg.checkpoint.monitor, found)
 
 
-def _check_monitored(cfg: DictConfig, key: str, monitor: str) -> None:
+def _check_monitored(cfg: DictConfig, key: str, monitor: str, found: Problems) -> None:
     """``key`` (a checkpoint's or callback's ``monitor``) must be a metric the model logs while fitting.
 
     Aegis's models declare what they log (``LOGGED_METRICS``); a user's model that
@@ -353,7 +429,7 @@ def _check_monitored(cfg: DictConfig, key: str, monitor: str) -> None:
     model = target.rpartition(".")[2]
     what = f"is logged by {model} only after training" if monitor in logged else \
         f"is not a metric {model} logs during training"
-    raise ConfigError(f"{key}={monitor} {what}: expected one of {', '.join(during_fit)}.")
+    found.add(f"{key}={monitor} {what}: expected one of {', '.join(during_fit)}.", key)
 
 
 # ------------------------------------------------------------------ trainer
@@ -367,47 +443,54 @@ def _batches(batches: int, limit: Any) -> int:
     return int(batches * limit)
 
 
-def _check_trainer(cfg: DictConfig) -> None:
+def _check_trainer(cfg: DictConfig, found: Problems) -> None:
     trainer = cfg.trainer
-    if trainer.get("min_epochs") is not None and trainer.min_epochs > trainer.max_epochs:
-        raise ConfigError(
+    if (trainer.get("min_epochs") is not None and not found.refused("trainer.min_epochs", "trainer.max_epochs")
+            and trainer.min_epochs > trainer.max_epochs):
+        found.add(
             f"trainer.min_epochs={trainer.min_epochs} exceeds trainer.max_epochs={trainer.max_epochs}: "
-            "expected min_epochs <= max_epochs."
+            "expected min_epochs <= max_epochs.", "trainer.min_epochs"
         )
+    if found.refused(*DATA_SIZE_KEYS, "data.batch_size", "trainer.fast_dev_run", "trainer.overfit_batches"):
+        return
     size = _data_size(cfg.data)
     if size is None or trainer.get("fast_dev_run") or trainer.get("overfit_batches"):
         return  # both replace the epoch's batches with their own
     splits = _split_sizes(size[0], cfg.data.val_fraction, cfg.data.test_fraction)
     full = {split: math.ceil(count / cfg.data.batch_size) for split, count in splits.items()}
-    _check_limits(cfg, full)
-    _check_val_check_interval(cfg, full["train"])
+    _check_limits(cfg, full, found)
+    _check_val_check_interval(cfg, full["train"], found)
 
 
-def _check_limits(cfg: DictConfig, full: dict[str, int]) -> None:
+def _check_limits(cfg: DictConfig, full: dict[str, int], found: Problems) -> None:
     """A fraction of a split that rounds down to no batch: Lightning refuses it at fit time."""
     for split, batches in full.items():
         limit = cfg.trainer.get(f"limit_{split}_batches", 1.0)
+        if found.refused(f"trainer.limit_{split}_batches"):
+            continue
         if isinstance(limit, float) and 0 < limit < 1 and _batches(batches, limit) == 0:
             least = math.ceil(1000 / batches) / 1000
-            raise ConfigError(
+            found.add(
                 f"trainer.limit_{split}_batches={limit} of the {batches} {split} batches of "
                 f"data={cfg.data.get('name')} is less than one batch: expected at least {least:g}, a whole "
-                "number of batches, or 0 to skip it."
+                "number of batches, or 0 to skip it.", f"trainer.limit_{split}_batches"
             )
 
 
-def _check_val_check_interval(cfg: DictConfig, train_batches: int) -> None:
+def _check_val_check_interval(cfg: DictConfig, train_batches: int, found: Problems) -> None:
     """A whole number of batches between validations must fit in an epoch (Lightning's rule)."""
     trainer = cfg.trainer
+    if found.refused("trainer.val_check_interval", "trainer.limit_train_batches", "trainer.limit_val_batches"):
+        return
     interval = trainer.get("val_check_interval")
     if not isinstance(interval, int) or isinstance(interval, bool) or trainer.get("limit_val_batches") == 0:
         return
     batches = _batches(train_batches, trainer.get("limit_train_batches", 1.0))
     if interval > batches:
-        raise ConfigError(
+        found.add(
             f"trainer.val_check_interval={interval} exceeds the {batches} training batches per epoch of "
             f"data={cfg.data.get('name')}: expected at most {batches} batches, or a fraction of an epoch "
-            "such as 0.5."
+            "such as 0.5.", "trainer.val_check_interval"
         )
 
 
@@ -434,34 +517,35 @@ def _trains_here(cfg: DictConfig) -> bool:
     return cfg.launcher.name in LOCAL_LAUNCHERS and _hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
 
 
-def _check_accelerator(cfg: DictConfig) -> None:
+def _check_accelerator(cfg: DictConfig, found: Problems) -> None:
     accelerator = cfg.trainer.accelerator
     if accelerator in ("gpu", "cuda"):
         gpus = host.gpu_count()
         if gpus == 0:
-            raise ConfigError(
+            found.add(
                 f"trainer.accelerator={accelerator} needs a GPU but this machine has none visible (no "
                 "/dev/nvidia*, or CUDA_VISIBLE_DEVICES hides them): expected trainer.accelerator=auto or cpu here, "
                 "or a cluster launcher with launcher.resources.gpu."
             )
+            return
         processes = cfg.launcher.get("nproc_per_node", 1)
         if cfg.launcher.name == "torchrun" and processes > gpus:
-            raise ConfigError(
+            found.add(
                 f"launcher.nproc_per_node={processes} starts one process per GPU but this machine has {gpus}: "
                 f"expected launcher.nproc_per_node <= {gpus}."
             )
     if accelerator == "mps" and not host.is_macos():
-        raise ConfigError(
+        found.add(
             f"trainer.accelerator=mps needs Apple silicon (macOS) but this is {sys.platform}: "
             "expected auto, cpu, or gpu on a machine with one."
         )
     if accelerator == "tpu" and not host.has_torch_xla():
-        raise ConfigError(
+        found.add(
             "trainer.accelerator=tpu needs torch_xla, which is not installed here: expected auto, cpu or gpu."
         )
 
 
-def _check_gang(cfg: DictConfig) -> None:
+def _check_gang(cfg: DictConfig, found: Problems) -> None:
     """DDP over several processes needs someone to start them (torchrun, SLURM)."""
     strategy, launcher = cfg.strategy, cfg.launcher
     if strategy.name != "ddp":
@@ -470,7 +554,7 @@ def _check_gang(cfg: DictConfig) -> None:
     if launcher.name == "torchrun":
         for key, value, flag in (("devices", devices, "nproc_per_node"), ("num_nodes", nodes, "nnodes")):
             if value is not None and value != launcher[flag]:
-                raise ConfigError(
+                found.add(
                     f"strategy.{key}={value} disagrees with launcher.{flag}={launcher[flag]}: expected "
                     f"strategy.{key}={launcher[flag]} or null (read from torchrun)."
                 )
@@ -480,118 +564,137 @@ def _check_gang(cfg: DictConfig) -> None:
     if (devices or 1) > 1 or (nodes or 1) > 1:
         key, value = ("devices", devices) if (devices or 1) > 1 else ("num_nodes", nodes)
         flag = f"launcher.nproc_per_node={devices or 1}" + (f" launcher.nnodes={nodes}" if (nodes or 1) > 1 else "")
-        raise ConfigError(
+        found.add(
             f"strategy.{key}={value} needs one process per device, which launcher=local does not start: "
             f"expected launcher=torchrun {flag} (or start train.py with torchrun)."
         )
 
 
-def _check_torchrun(cfg: DictConfig) -> None:
+def _check_torchrun(cfg: DictConfig, found: Problems) -> None:
     launcher, strategy = cfg.launcher, cfg.strategy
     if launcher.name != "torchrun":
         return
     if launcher.node_rank >= launcher.nnodes:
-        raise ConfigError(
+        found.add(
             f"launcher.node_rank={launcher.node_rank} is invalid: expected 0 <= node_rank < "
             f"launcher.nnodes ({launcher.nnodes})."
         )
     if launcher.nnodes > 1 and launcher.master_port is None:
-        raise ConfigError(
+        found.add(
             "launcher.master_port must be set when launcher.nnodes > 1: every node has to "
             "reach the same launcher.master_addr:master_port."
         )
     world = launcher.nproc_per_node * launcher.nnodes
     if world > 1 and strategy.name != "ddp":
-        raise ConfigError(
+        found.add(
             f"launcher=torchrun starts {world} processes but strategy={strategy.name} trains in "
             "one: add strategy=ddp."
         )
 
 
-def _check_resume(cfg: DictConfig) -> None:
+def _check_resume(cfg: DictConfig, found: Problems) -> None:
     resume = cfg.resume
     if resume in RESUME_KEYWORDS:
         return
     problem = host.checkpoint_problem(resume)
     if problem:
-        raise ConfigError(
+        found.add(
             f"resume={resume} {problem}: expected 'auto' (continue from last.ckpt in the run dir), "
             "'never', or the path of an existing checkpoint (.ckpt) file."
         )
 
 
-def _check_paths_root(cfg: DictConfig) -> None:
+def _check_paths_root(cfg: DictConfig, found: Problems) -> None:
     root = cfg.paths.root
     blocker = host.blocking_file(root)
     if blocker is not None:
         where = "" if os.path.abspath(root) == blocker else f" ({blocker} is a file)"
-        raise ConfigError(
+        found.add(
             f"paths.root={root} cannot hold run dirs{where}: expected a directory, or a path that can be created."
         )
 
 
-def _check_host(cfg: DictConfig) -> None:
+def _check_host(cfg: DictConfig, found: Problems) -> None:
     """What only this machine can answer, for runs that train on it."""
     if not _trains_here(cfg):
         return
-    _check_accelerator(cfg)
-    _check_resume(cfg)
-    _check_paths_root(cfg)
+    if not found.refused("trainer.accelerator", "launcher.nproc_per_node"):
+        _check_accelerator(cfg, found)
+    if not found.refused("resume"):
+        _check_resume(cfg, found)
+    if not found.refused("paths.root"):
+        _check_paths_root(cfg, found)
 
 
 # ------------------------------------------------------------------ tracking
 
 
-def _check_tracking(cfg: DictConfig) -> None:
+def _check_tracking(cfg: DictConfig, found: Problems) -> None:
     logger = cfg.logger
     if logger.get("name") != "mlflow":
         return
     uri = logger.get("tracking_uri")
-    if uri is not None:
+    if uri is not None and not found.refused("logger.tracking_uri"):
         if url_has_credentials(uri):
-            raise ConfigError(
+            found.add(
                 f"logger.tracking_uri={mask_url_credentials(uri)} carries credentials, which would be written to "
                 ".hydra/, config.yaml and manifests: expected the URI without them, with MLFLOW_TRACKING_USERNAME "
                 "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_URI) set in the environment, and "
                 "launcher.secret_env for pods."
             )
-        problem = names.tracking_uri_problem(uri)
-        if problem:
-            raise ConfigError(
+        elif problem := names.tracking_uri_problem(uri):
+            found.add(
                 f"logger.tracking_uri={uri} is not a tracking URI MLflow accepts ({problem}): expected "
                 f"{names.TRACKING_URI_FORMS}."
             )
     for tag in (logger.get("tags") or {}):
         if not names.is_tag_key(str(tag)):
-            raise ConfigError(
+            found.add(
                 f"logger.tags key {str(tag)!r} is not a valid MLflow tag name: expected at most "
                 f"{names.MAX_TAG_KEY} letters, digits, '_', '-', '.', ' ', ':' and '/', not a path such as '..'."
             )
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for the first problem found in a composed config."""
-    check_search(cfg, _hydra_node(cfg))  # first: a search decides where (and whether) the rest runs
+# What the torchrun and gang rules compare: skipped when one of these was refused already.
+GANG_KEYS = ("launcher.nproc_per_node", "launcher.nnodes", "launcher.node_rank", "launcher.master_port",
+             "strategy.devices", "strategy.num_nodes")
+
+
+def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
+    """Every problem of a composed config, one sentence each, in one pass (added to ``found``).
+
+    Each check adds what it finds and the pass goes on; a check of a value another check
+    already refused is skipped, so the list holds root causes, not their consequences.
+    """
+    found = Problems() if found is None else found
+    # first: a search decides where (and whether) the rest runs
+    found.run(check_search, cfg, _hydra_node(cfg), found)
+    unresolved = False
     if cfg.launcher.name in K8S_LAUNCHERS:
         from aegis.k8s.checks import check_unresolved  # before anything resolves ${oc.env:...}
 
-        check_unresolved(cfg)
-    _check_finite(cfg)
-    _check_node(cfg, TrainConfig, "")
-    _check_arguments(cfg)
-    _check_data(cfg)
-    _check_model_matches_data(cfg)
-    _check_monitor(cfg)
-    _check_callbacks(cfg)
-    _check_trainer(cfg)
-    _check_torchrun(cfg)
-    _check_gang(cfg)
-    _check_tracking(cfg)
-    _check_host(cfg)
-    if cfg.launcher.name in K8S_LAUNCHERS:
+        before = len(found)
+        found.run(check_unresolved, cfg, found)
+        # The keys it refused are never read below: resolving them could print this machine's environment.
+        unresolved = len(found) > before
+    for check in (_check_finite, _check_fields, _check_arguments, _check_data, _check_model_matches_data,
+                  _check_monitor, _check_callbacks, _check_trainer):
+        found.run(check, cfg, found)
+    if not found.refused(*GANG_KEYS):
+        found.run(_check_torchrun, cfg, found)
+        found.run(_check_gang, cfg, found)
+    found.run(_check_tracking, cfg, found)
+    found.run(_check_host, cfg, found)
+    if cfg.launcher.name in K8S_LAUNCHERS and not unresolved and not found.covers("launcher"):
         from aegis.k8s.checks import check_config  # Kubernetes rules, only when asked for
 
-        check_config(cfg)
+        found.run(check_config, cfg, found)
+    return found
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigErrors`` (a ``ConfigError``) listing every problem of a composed config."""
+    problems(cfg).raise_if_any()
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -604,6 +707,7 @@ def _sweep_jobs(config: DictConfig) -> Optional[list[list[str]]]:
     is another sweeper, the sweep is too large, or it has one job (the base config)."""
     if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
         return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = config.hydra.sweeper.get("params") or {}
@@ -611,12 +715,7 @@ def _sweep_jobs(config: DictConfig) -> Optional[list[list[str]]]:
     parsed = OverridesParser.create().parse_overrides(lines)
     if not any(override.is_sweep_override() for override in parsed):
         return None
-    try:  # private (docs/internals.md); without it each job is checked as it starts
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-        jobs = [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-    except Exception:
-        return None
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     return jobs if 1 < len(jobs) <= MAX_SWEEP_JOBS_CHECKED else None
 
 
@@ -637,36 +736,43 @@ def validate_sweep(config: DictConfig) -> None:
     from aegis.config.hydra_errors import sentence
 
     loader = GlobalHydra.instance().config_loader()
+    found = Problems()  # a value shared by several jobs is one sentence, not one per job
     try:
         for overrides in jobs:
             try:
                 job = loader.load_sweep_config(config, list(overrides))
             except (HydraException, OmegaConfBaseException) as exc:  # e.g. trainer.max_epochs=1,abc
-                raise ConfigError(sentence(exc) or str(exc)) from None
+                found.add(sentence(exc) or str(exc))
+                continue
             HydraConfig.instance().set_config(job)
-            validate(job)
+            job_found = problems(job)
+            for line in job_found.sentences:
+                found.add(line)
     finally:
         HydraConfig.instance().set_config(config)
+    found.raise_if_any()
 
 
 class ValidateOnStart(Callback):
     """Hydra callback: validate before Hydra creates the run (or sweep) directory.
 
     Hydra turns exceptions raised in callbacks into warnings and carries on, so a
-    failure here prints its one sentence and exits 1 itself.
+    failure here prints every problem, one ``Error:`` line each, and exits 1 itself.
     """
 
     def _validate(self, config: DictConfig, sweep: bool = False) -> None:
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} resolve here
         try:
-            validate(config)
-            if sweep:
-                validate_sweep(config)
+            found = problems(config)
             from aegis.launch.slurm import check as check_slurm  # hydra/launcher=submitit_slurm rules
 
-            check_slurm(config)
+            found.run(check_slurm, config)
+            if sweep and not found:  # each job would repeat the base config's problems
+                found.run(validate_sweep, config)
+            found.raise_if_any()
         except ConfigError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
+            for line in error_lines(exc):
+                print(line, file=sys.stderr)
             sys.exit(1)
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", None)

@@ -1,17 +1,19 @@
 """Config rules of the Kubernetes launchers that types and ranges cannot say.
 
 Called from ``aegis.config.validation`` (before Hydra creates a run dir) so a bad
-image, quantity or name fails with one sentence naming the key and nothing exists yet.
+image, quantity or name is one sentence naming the key and nothing exists yet. The checks
+collect: each adds its sentences to the pass's ``Problems`` and goes on, so a bad image
+and a bad quantity are both reported.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from aegis.errors import ConfigError
+from aegis.errors import Problems
 from aegis.k8s import images, naming, quantities
 from aegis.redact import mask_url_credentials, url_has_credentials
 
@@ -35,7 +37,19 @@ def _unresolved_strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
         yield key, value
 
 
-def check_unresolved(cfg: DictConfig) -> None:
+def _collect(check: Any, cfg: DictConfig, found: Optional[Problems]) -> list[str]:
+    found = Problems() if found is None else found
+    before = len(found.sentences)
+    check(cfg, found)
+    return found.sentences[before:]
+
+
+def check_unresolved(cfg: DictConfig, found: Optional[Problems] = None) -> list[str]:
+    """The sentences (added to ``found`` too) of each ``${oc.env:...}`` under ``launcher``."""
+    return _collect(_unresolved, cfg, found)
+
+
+def _unresolved(cfg: DictConfig, found: Problems) -> None:
     """Refuse ``${oc.env:...}`` anywhere under ``launcher``, read without resolving it.
 
     Everything under ``launcher`` ends up in the manifest: resolving the interpolation
@@ -46,52 +60,63 @@ def check_unresolved(cfg: DictConfig) -> None:
     for key, text in _unresolved_strings(tree, "launcher"):
         if _HOST_ENV.search(text):
             name = key.rpartition(".")[2] if key.startswith("launcher.env.") else "NAME"
-            raise ConfigError(
+            found.add(
                 f"{key}={text!r} would copy this machine's environment into the manifest: expected a literal "
-                f"value, or a Secret key through +launcher.secret_env.{name}=<secret name>/<key>."
+                f"value, or a Secret key through +launcher.secret_env.{name}=<secret name>/<key>.", key
             )
 
 
-def _image(launcher: DictConfig) -> None:
+def _image(launcher: DictConfig, found: Problems) -> None:
+    if found.refused("launcher.image"):
+        return
     image = launcher.image
     if image is None or str(image).strip() == "":
-        raise ConfigError(
+        found.add(
             f"launcher.image is required for launcher={launcher.name}: set "
-            "launcher.image=<registry>/<repo>:<tag> (or <repo>@sha256:<digest>) of an image that contains this project."
+            "launcher.image=<registry>/<repo>:<tag> (or <repo>@sha256:<digest>) of an image that contains this project.",
+            "launcher.image",
         )
+        return
     why = images.problem(str(image))
     if why:
-        raise ConfigError(
+        found.add(
             f"launcher.image={image!r} {why}: expected <registry>/<repo>:<tag> or <repo>@sha256:<digest>, "
-            "e.g. ghcr.io/acme/aegis:0.1.0."
+            "e.g. ghcr.io/acme/aegis:0.1.0.", "launcher.image"
         )
 
 
-def _quantities(launcher: DictConfig) -> None:
+def _quantities(launcher: DictConfig, found: Problems) -> None:
     res = launcher.resources
     for key in ("cpu", "memory", "cpu_limit", "memory_limit", "ephemeral_storage"):
         value = res[key]
+        if found.refused(f"launcher.resources.{key}"):
+            continue
         if value is not None and not quantities.is_quantity(value):
             example = "2, 500m, 1.5" if key.startswith("cpu") else "512Mi, 4Gi, 1G"
-            raise ConfigError(
-                f"launcher.resources.{key}={value!r} is not a Kubernetes quantity: expected e.g. {example}."
+            found.add(
+                f"launcher.resources.{key}={value!r} is not a Kubernetes quantity: expected e.g. {example}.",
+                f"launcher.resources.{key}",
             )
     for request, limit in (("cpu", "cpu_limit"), ("memory", "memory_limit")):
+        if found.refused(f"launcher.resources.{request}", f"launcher.resources.{limit}"):
+            continue  # a value that is not a quantity has no size to compare
         if res[request] is not None and res[limit] is not None:
             if quantities.parse(res[limit]) < quantities.parse(res[request]):
-                raise ConfigError(
+                found.add(
                     f"launcher.resources.{limit}={res[limit]!r} is below launcher.resources.{request}="
-                    f"{res[request]!r}: a limit must be at least its request."
+                    f"{res[request]!r}: a limit must be at least its request.", f"launcher.resources.{limit}"
                 )
-    if launcher.shm_size is not None and not quantities.is_quantity(launcher.shm_size):
-        raise ConfigError(
-            f"launcher.shm_size={launcher.shm_size!r} is not a Kubernetes quantity: expected e.g. 1Gi, 512Mi, or null for no /dev/shm volume."
+    if launcher.shm_size is not None and not found.refused("launcher.shm_size") \
+            and not quantities.is_quantity(launcher.shm_size):
+        found.add(
+            f"launcher.shm_size={launcher.shm_size!r} is not a Kubernetes quantity: expected e.g. 1Gi, 512Mi, or null for no /dev/shm volume.",
+            "launcher.shm_size",
         )
 
 
-def _names(launcher: DictConfig) -> None:
+def _names(launcher: DictConfig, found: Problems) -> None:
     if not naming.is_dns_1123_label(launcher.namespace):
-        raise ConfigError(
+        found.add(
             f"launcher.namespace={launcher.namespace!r} is not a valid namespace: expected a DNS-1123 label "
             "(lowercase letters, digits and '-', at most 63 characters)."
         )
@@ -100,145 +125,151 @@ def _names(launcher: DictConfig) -> None:
         if launcher.name == "pytorchjob" and not (
             naming.is_dns_1035_label(name) and len(name) <= naming.MAX_JOB_NAME
         ):
-            raise ConfigError(
+            found.add(
                 f"launcher.job_name={name!r} is not a valid PyTorchJob name: expected a DNS-1035 label of at most "
                 f"{naming.MAX_JOB_NAME} characters (a lowercase letter first, then lowercase letters, digits and '-')."
             )
         if launcher.name == "k8s-job" and not naming.is_dns_1123_label(name):
-            raise ConfigError(
+            found.add(
                 f"launcher.job_name={name!r} is not a valid Job name: expected a DNS-1123 label "
                 "(lowercase letters, digits and '-', at most 63 characters)."
             )
     for key in ("service_account",):
         value = launcher[key]
         if value is not None and not naming.is_dns_1123_subdomain(value):
-            raise ConfigError(f"launcher.{key}={value!r} is not a valid object name: expected a DNS-1123 subdomain.")
+            found.add(f"launcher.{key}={value!r} is not a valid object name: expected a DNS-1123 subdomain.")
     for key in ("image_pull_secrets", "env_from"):
         for i, value in enumerate(launcher[key]):
             if not naming.is_dns_1123_subdomain(value):
-                raise ConfigError(f"launcher.{key}[{i}]={value!r} is not a valid Secret name: expected a DNS-1123 subdomain.")
+                found.add(f"launcher.{key}[{i}]={value!r} is not a valid Secret name: expected a DNS-1123 subdomain.")
     for key, volume in (("outputs", launcher.outputs), ("dataset_cache", launcher.dataset_cache)):
         claim = volume.claim
         if claim is not None and not naming.is_dns_1123_subdomain(claim):
-            raise ConfigError(
+            found.add(
                 f"launcher.{key}.claim={claim!r} is not a valid PersistentVolumeClaim name: expected a DNS-1123 subdomain."
             )
         if not str(volume.mount_path).startswith("/"):
-            raise ConfigError(
+            found.add(
                 f"launcher.{key}.mount_path={volume.mount_path!r} is relative: it must be an absolute path in the "
                 "container, e.g. /outputs."
             )
     if launcher.outputs.claim is not None and launcher.outputs.host_path is not None:
-        raise ConfigError(
+        found.add(
             "launcher.outputs.claim and launcher.outputs.host_path are both set: choose one (set the other to null)."
         )
     for group, mapping in (("labels", launcher.labels), ("annotations", launcher.annotations),
                            ("node_selector", launcher.node_selector)):
         for key, value in mapping.items():
             if not naming.is_label_key(key):
-                raise ConfigError(
+                found.add(
                     f"launcher.{group} key {key!r} is not a valid Kubernetes label key: expected [prefix/]name, the "
                     "name at most 63 letters, digits, '-', '_' and '.', e.g. example.com/team."
                 )
             if group != "annotations" and not naming.is_label_value(str(value)):
-                raise ConfigError(
+                found.add(
                     f"launcher.{group}.{key}={value!r} is not a valid label value: at most 63 characters of "
                     "letters, digits, '-', '_' and '.', starting and ending with a letter or digit."
                 )
 
 
-def _env(launcher: DictConfig) -> None:
+def _env(launcher: DictConfig, found: Problems) -> None:
     for key, value in launcher.env.items():
         if not _ENV_NAME.fullmatch(key):
-            raise ConfigError(
+            found.add(
                 f"launcher.env.{key} is not a valid environment variable name: expected letters, digits, '_', '-' "
                 "and '.', not starting with a digit."
             )
         if _CREDENTIAL.search(key):
-            raise ConfigError(
+            found.add(
                 f"launcher.env.{key} looks like a credential and would be written into the manifest in clear: "
                 f"put it in a Secret and set +launcher.secret_env.{key}=<secret name>/<key> instead."
             )
         if url_has_credentials(str(value)):
-            raise ConfigError(
+            found.add(
                 f"launcher.env.{key}={mask_url_credentials(str(value))} carries credentials in its URL, which would "
                 "be written into the manifest in clear: expected the URL without them, and the credentials in a "
                 "Secret through +launcher.secret_env.<NAME>=<secret name>/<key> (e.g. MLFLOW_TRACKING_PASSWORD)."
             )
     for key, ref in launcher.secret_env.items():
         if not _ENV_NAME.fullmatch(key):
-            raise ConfigError(
+            found.add(
                 f"launcher.secret_env.{key} is not a valid environment variable name: expected letters, digits, "
                 "'_', '-' and '.', not starting with a digit."
             )
         secret, _, secret_key = str(ref).partition("/")
         if not naming.is_dns_1123_subdomain(secret) or not re.fullmatch(r"[-._a-zA-Z0-9]+", secret_key):
-            raise ConfigError(
+            found.add(
                 f"launcher.secret_env.{key}={ref!r} is not a Secret key reference: expected <secret name>/<key>, "
                 "e.g. mlflow/token."
             )
 
 
-def _tolerations(launcher: DictConfig) -> None:
+def _tolerations(launcher: DictConfig, found: Problems) -> None:
     for i, tol in enumerate(launcher.tolerations):
         key = f"launcher.tolerations[{i}]"
         if tol.operator not in ("Equal", "Exists"):
-            raise ConfigError(f"{key}.operator={tol.operator!r} is invalid: expected 'Equal' or 'Exists'.")
+            found.add(f"{key}.operator={tol.operator!r} is invalid: expected 'Equal' or 'Exists'.")
         if tol.effect not in (None, "NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise ConfigError(
+            found.add(
                 f"{key}.effect={tol.effect!r} is invalid: expected NoSchedule, PreferNoSchedule, NoExecute or null."
             )
         if tol.operator == "Exists" and tol.value is not None:
-            raise ConfigError(f"{key}.value must be null when {key}.operator is Exists: expected no value, or operator Equal.")
+            found.add(f"{key}.value must be null when {key}.operator is Exists: expected no value, or operator Equal.")
         if tol.operator == "Equal" and tol.key is None:
-            raise ConfigError(f"{key}.key is required when {key}.operator is Equal: expected a taint key, or operator Exists.")
+            found.add(f"{key}.key is required when {key}.operator is Equal: expected a taint key, or operator Exists.")
         if tol.toleration_seconds is not None and tol.effect != "NoExecute":
-            raise ConfigError(
+            found.add(
                 f"{key}.toleration_seconds applies only with effect NoExecute: expected null, or "
                 f"{key}.effect=NoExecute."
             )
 
 
-def _pytorchjob(cfg: DictConfig, launcher: DictConfig) -> None:
+def _pytorchjob(cfg: DictConfig, launcher: DictConfig, found: Problems) -> None:
     elastic = launcher.elastic
-    if elastic.enabled:
+    if elastic.enabled and not found.refused("launcher.nodes", "launcher.elastic"):
         if launcher.nodes < 2:
-            raise ConfigError(
-                f"launcher.elastic.enabled=true needs at least one Worker: set launcher.nodes >= 2 (now {launcher.nodes})."
+            found.add(
+                f"launcher.elastic.enabled=true needs at least one Worker: set launcher.nodes >= 2 (now {launcher.nodes}).",
+                "launcher.nodes",
             )
         low = elastic.min_nodes if elastic.min_nodes is not None else launcher.nodes
         high = elastic.max_nodes if elastic.max_nodes is not None else launcher.nodes
-        if not low <= launcher.nodes <= high:
-            raise ConfigError(
+        if not found.refused("launcher.nodes") and not low <= launcher.nodes <= high:
+            found.add(
                 f"launcher.nodes={launcher.nodes} must lie within launcher.elastic.min_nodes={low} and "
                 f"launcher.elastic.max_nodes={high}."
             )
     gpus = launcher.resources.gpu
-    if gpus and launcher.nproc_per_node > gpus:
-        raise ConfigError(
+    if gpus and not found.refused("launcher.resources.gpu", "launcher.nproc_per_node") and launcher.nproc_per_node > gpus:
+        found.add(
             f"launcher.nproc_per_node={launcher.nproc_per_node} exceeds launcher.resources.gpu={gpus}: "
             "run one process per GPU (set launcher.nproc_per_node to at most the GPUs per pod)."
         )
     strategy = cfg.strategy
-    if strategy.name == "ddp" and strategy.get("num_nodes") not in (None, launcher.nodes):
-        raise ConfigError(
+    if strategy.name == "ddp" and not found.refused("launcher.nodes", "strategy.num_nodes") \
+            and strategy.get("num_nodes") not in (None, launcher.nodes):
+        found.add(
             f"strategy.num_nodes={strategy.num_nodes} disagrees with launcher.nodes={launcher.nodes}: "
             "leave strategy.num_nodes null to read it from torchrun."
         )
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for the first Kubernetes-launcher problem in ``cfg``."""
+def check_config(cfg: DictConfig, found: Optional[Problems] = None) -> list[str]:
+    """The sentences (added to ``found`` too) of every Kubernetes-launcher problem in ``cfg``."""
+    return _collect(_check_config, cfg, found)
+
+
+def _check_config(cfg: DictConfig, found: Problems) -> None:
     launcher = cfg.launcher
-    _image(launcher)
-    _quantities(launcher)
-    _names(launcher)
-    _env(launcher)
-    _tolerations(launcher)
+    _image(launcher, found)
+    _quantities(launcher, found)
+    _names(launcher, found)
+    _env(launcher, found)
+    _tolerations(launcher, found)
     if launcher.name == "pytorchjob":
-        _pytorchjob(cfg, launcher)
+        _pytorchjob(cfg, launcher, found)
     if cfg.launcher.get("server_dry_run") and cfg.launcher.get("dry_run"):
-        raise ConfigError(
+        found.add(
             "launcher.dry_run=true and launcher.server_dry_run=true are both set: dry_run contacts no cluster, "
             "server_dry_run asks the API server to check without creating; choose one."
         )

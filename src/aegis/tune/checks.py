@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from aegis.errors import ConfigError
+from aegis.errors import Problems
 
 RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper"
 # Hydra's own launcher, the one a sweep uses unless hydra/launcher says otherwise.
@@ -42,44 +42,52 @@ def _choice(hydra: Any, group: str) -> Optional[str]:
     return choices.get(group)
 
 
-def check_search(cfg: Any, hydra: Any) -> None:
-    """Raise ``ConfigError`` when ``cfg`` selects a search that cannot run as composed.
+def check_search(cfg: Any, hydra: Any, found: Optional[Problems] = None) -> list[str]:
+    """The sentences (added to ``found`` too) of what keeps ``cfg``'s search from running as composed.
 
     ``hydra`` is the config's ``hydra`` node (None when composed without one: nothing to
     check). A search is recognised by the group that chose it (``search=...``) and by the
     sweeper it runs on, so ``-m hydra/sweeper=ray_tune`` follows the same rules.
     """
+    found = Problems() if found is None else found
+    before = len(found.sentences)
+    _check(cfg, hydra, found)
+    return found.sentences[before:]
+
+
+def _check(cfg: Any, hydra: Any, found: Problems) -> None:
     if hydra is None:
         return
     search = _choice(hydra, "search")
     mode = _mode(hydra)
     if search is not None and mode == "RUN":
-        raise ConfigError(
+        found.add(
             f"search={search} runs as a multirun (it turns multirun on itself) but hydra.mode=RUN asks for a single "
-            f"run: drop hydra.mode=RUN, or drop search={search} to train one config."
+            f"run: drop hydra.mode=RUN, or drop search={search} to train one config.", "hydra.mode"
         )
+        return  # a single run: the sweeper's rules below do not apply
     if mode != "MULTIRUN" or (hydra.get("sweeper") or {}).get("_target_") != RAY_TUNE_SWEEPER:
         return
     spelled = f"search={search}" if search is not None else "hydra/sweeper=ray_tune"
     launcher = cfg.launcher.name
     if launcher != "local":
-        raise ConfigError(
+        found.add(
             f"{spelled} trains each trial in-process in a Ray worker, so it runs with launcher=local only, not "
-            f"launcher={launcher}: drop launcher={launcher}; {ON_A_CLUSTER}."
+            f"launcher={launcher}: drop launcher={launcher}; {ON_A_CLUSTER}.", "launcher"  # and its own rules
         )
     hydra_launcher = (hydra.get("launcher") or {}).get("_target_")
     if hydra_launcher not in (None, BASIC_LAUNCHER):
         name = _choice(hydra, "hydra/launcher") or hydra_launcher
-        raise ConfigError(
+        found.add(
             f"{spelled} runs its trials on Ray Tune itself, never through hydra/launcher={name}: drop "
-            f"hydra/launcher={name}; {ON_A_CLUSTER}."
+            f"hydra/launcher={name}; {ON_A_CLUSTER}.", "hydra.launcher"
         )
     strategy = cfg.strategy
     for key in ("devices", "num_nodes"):
         value = strategy.get(key)
         if isinstance(value, int) and value > 1:
-            raise ConfigError(
+            found.add(
                 f"strategy.{key}={value} needs one process per device, which a trial of {spelled} (one Ray "
                 f"worker) cannot start: expected one device per trial (strategy.{key}=1 or null; "
-                "hydra.sweeper.resources.gpu=1 gives each trial a GPU)."
+                "hydra.sweeper.resources.gpu=1 gives each trial a GPU).", f"strategy.{key}"
             )
