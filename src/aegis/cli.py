@@ -49,11 +49,15 @@ def prepare() -> None:
 
 def check_overrides(argv: list[str]) -> None:
     """Each override Hydra cannot parse (``model.lr=interval(1e-4,x)``) is one sentence; exit 1 after all."""
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    args, _ = get_args_parser().parse_known_args(argv)
+    try:  # Hydra's own command-line parser, private (docs/internals.md)
+        from hydra._internal.utils import get_args_parser
+
+        args, _ = get_args_parser().parse_known_args(argv)
+    except Exception:  # internals changed: Hydra reports a bad override itself, as before
+        return
     parser = OverridesParser.create()
     bad = 0
     for line in args.overrides:
@@ -95,12 +99,13 @@ def one_line_errors() -> Iterator[None]:
     lines; this wraps that function, leaves every other exception (and HYDRA_FULL_ERROR=1)
     to Hydra, and puts it back afterwards.
     """
-    try:
+    try:  # private (docs/internals.md)
         from hydra._internal import utils as hydra_utils
-    except ImportError:  # a Hydra without this internal: its own reporting, as before
+
+        original = hydra_utils.run_and_report
+    except Exception:  # a Hydra without this internal: its own reporting, as before
         yield
         return
-    original = hydra_utils.run_and_report
 
     def run_and_report(func: Callable[[], Any]) -> Any:
         def reported() -> Any:

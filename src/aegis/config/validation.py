@@ -149,13 +149,13 @@ def _check_finite(cfg: DictConfig, found: Problems) -> None:
 
 def _is_interpolation(node: DictConfig, name: str) -> bool:
     """The value of ``node.name`` (or an item of it) is derived from another key."""
-    child = node._get_node(name)
-    if child is None:
-        return False
-    if child._is_interpolation():
+    if OmegaConf.is_interpolation(node, name):
         return True
-    if isinstance(child, ListConfig) and not child._is_none() and not child._is_missing():
-        return any(child._get_node(i)._is_interpolation() for i in range(len(child)))
+    if name not in node or OmegaConf.is_missing(node, name):
+        return False
+    child = node[name]
+    if isinstance(child, ListConfig):
+        return any(OmegaConf.is_interpolation(child, i) for i in range(len(child)))
     return False
 
 
@@ -707,7 +707,6 @@ def _sweep_jobs(config: DictConfig) -> Optional[list[list[str]]]:
     is another sweeper, the sweep is too large, or it has one job (the base config)."""
     if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = config.hydra.sweeper.get("params") or {}
@@ -715,7 +714,12 @@ def _sweep_jobs(config: DictConfig) -> Optional[list[list[str]]]:
     parsed = OverridesParser.create().parse_overrides(lines)
     if not any(override.is_sweep_override() for override in parsed):
         return None
-    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    try:  # private (docs/internals.md); without it each job is checked as it starts
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        jobs = [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except Exception:
+        return None
     return jobs if 1 < len(jobs) <= MAX_SWEEP_JOBS_CHECKED else None
 
 
