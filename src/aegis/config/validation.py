@@ -37,8 +37,6 @@ from aegis.tune.checks import check_search
 
 RESUME_KEYWORDS = ("auto", "never")
 # Launchers whose training runs on this machine, in this process or its children.
-LOCAL_LAUNCHERS = ("local", "torchrun")
-K8S_LAUNCHERS = ("k8s-job", "pytorchjob")
 # Hydra's own launcher: jobs run here. Others (submitit, ray) run them elsewhere.
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # Where a model class declares the metric names it logs (read statically, see signature.py).
@@ -247,7 +245,7 @@ def _check_component(node: DictConfig, key: str, example: str, cluster: bool, fo
 
 def _check_arguments(cfg: DictConfig, found: Problems) -> None:
     """``data``/``model``: the class exists and takes these keys."""
-    cluster = cfg.launcher.name in K8S_LAUNCHERS
+    cluster = not _launcher(cfg).trains_here
     _check_component(cfg.data, "data", "aegis.training.data.DigitsDataModule", cluster, found)
     _check_component(cfg.model, "model", "aegis.training.models.MLPClassifier", cluster, found)
 
@@ -283,7 +281,7 @@ def _check_callbacks(cfg: DictConfig, found: Problems) -> None:
     callbacks = cfg.get("callbacks")
     if not callbacks:
         return
-    cluster = cfg.launcher.name in K8S_LAUNCHERS
+    cluster = not _launcher(cfg).trains_here
     for name in callbacks.keys():
         key = f"callbacks.{name}"
         if found.covers(key):
@@ -514,7 +512,7 @@ def _hydra_node(cfg: DictConfig) -> Optional[DictConfig]:
 
 def _trains_here(cfg: DictConfig) -> bool:
     """The run trains on this machine: a local launcher, started by Hydra's own launcher."""
-    return cfg.launcher.name in LOCAL_LAUNCHERS and _hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
+    return _launcher(cfg).trains_here and _hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
 
 
 def _check_accelerator(cfg: DictConfig, found: Problems) -> None:
@@ -528,8 +526,8 @@ def _check_accelerator(cfg: DictConfig, found: Problems) -> None:
                 "or a cluster launcher with launcher.resources.gpu."
             )
             return
-        processes = cfg.launcher.get("nproc_per_node", 1)
-        if cfg.launcher.name == "torchrun" and processes > gpus:
+        processes = cfg.launcher.get("nproc_per_node", 1)  # a launcher that starts one process per GPU here
+        if processes > gpus:
             found.add(
                 f"launcher.nproc_per_node={processes} starts one process per GPU but this machine has {gpus}: "
                 f"expected launcher.nproc_per_node <= {gpus}."
@@ -542,53 +540,6 @@ def _check_accelerator(cfg: DictConfig, found: Problems) -> None:
     if accelerator == "tpu" and not host.has_torch_xla():
         found.add(
             "trainer.accelerator=tpu needs torch_xla, which is not installed here: expected auto, cpu or gpu."
-        )
-
-
-def _check_gang(cfg: DictConfig, found: Problems) -> None:
-    """DDP over several processes needs someone to start them (torchrun, SLURM)."""
-    strategy, launcher = cfg.strategy, cfg.launcher
-    if strategy.name != "ddp":
-        return
-    devices, nodes = strategy.get("devices"), strategy.get("num_nodes")
-    if launcher.name == "torchrun":
-        for key, value, flag in (("devices", devices, "nproc_per_node"), ("num_nodes", nodes, "nnodes")):
-            if value is not None and value != launcher[flag]:
-                found.add(
-                    f"strategy.{key}={value} disagrees with launcher.{flag}={launcher[flag]}: expected "
-                    f"strategy.{key}={launcher[flag]} or null (read from torchrun)."
-                )
-        return
-    if launcher.name != "local" or host.in_torchrun_gang() or host.in_slurm_gang():
-        return
-    if (devices or 1) > 1 or (nodes or 1) > 1:
-        key, value = ("devices", devices) if (devices or 1) > 1 else ("num_nodes", nodes)
-        flag = f"launcher.nproc_per_node={devices or 1}" + (f" launcher.nnodes={nodes}" if (nodes or 1) > 1 else "")
-        found.add(
-            f"strategy.{key}={value} needs one process per device, which launcher=local does not start: "
-            f"expected launcher=torchrun {flag} (or start train.py with torchrun)."
-        )
-
-
-def _check_torchrun(cfg: DictConfig, found: Problems) -> None:
-    launcher, strategy = cfg.launcher, cfg.strategy
-    if launcher.name != "torchrun":
-        return
-    if launcher.node_rank >= launcher.nnodes:
-        found.add(
-            f"launcher.node_rank={launcher.node_rank} is invalid: expected 0 <= node_rank < "
-            f"launcher.nnodes ({launcher.nnodes})."
-        )
-    if launcher.nnodes > 1 and launcher.master_port is None:
-        found.add(
-            "launcher.master_port must be set when launcher.nnodes > 1: every node has to "
-            "reach the same launcher.master_addr:master_port."
-        )
-    world = launcher.nproc_per_node * launcher.nnodes
-    if world > 1 and strategy.name != "ddp":
-        found.add(
-            f"launcher=torchrun starts {world} processes but strategy={strategy.name} trains in "
-            "one: add strategy=ddp."
         )
 
 
@@ -656,6 +607,7 @@ def _check_tracking(cfg: DictConfig, found: Problems) -> None:
 
 
 # What the torchrun and gang rules compare: skipped when one of these was refused already.
+# Keys a gang's shape is made of: a launcher's gang rules skip once one of them was refused.
 GANG_KEYS = ("launcher.nproc_per_node", "launcher.nnodes", "launcher.node_rank", "launcher.master_port",
              "strategy.devices", "strategy.num_nodes")
 
@@ -669,27 +621,45 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
     found = Problems() if found is None else found
     # first: a search decides where (and whether) the rest runs
     found.run(check_search, cfg, _hydra_node(cfg), found)
-    unresolved = False
-    if cfg.launcher.name in K8S_LAUNCHERS:
-        from aegis.k8s.checks import check_unresolved  # before anything resolves ${oc.env:...}
-
-        before = len(found)
-        found.run(check_unresolved, cfg, found)
-        # The keys it refused are never read below: resolving them could print this machine's environment.
-        unresolved = len(found) > before
+    launcher = _launcher(cfg)
+    before = len(found)
+    found.run(launcher.check_unresolved, cfg, found)  # before anything resolves the launcher's values
+    # The keys it refused are never read below: resolving them could print this machine's environment.
+    unresolved = len(found) > before
     for check in (_check_finite, _check_fields, _check_arguments, _check_data, _check_model_matches_data,
                   _check_monitor, _check_callbacks, _check_trainer):
         found.run(check, cfg, found)
-    if not found.refused(*GANG_KEYS):
-        found.run(_check_torchrun, cfg, found)
-        found.run(_check_gang, cfg, found)
     found.run(_check_tracking, cfg, found)
     found.run(_check_host, cfg, found)
-    if cfg.launcher.name in K8S_LAUNCHERS and not unresolved and not found.covers("launcher"):
-        from aegis.k8s.checks import check_config  # Kubernetes rules, only when asked for
-
-        found.run(check_config, cfg, found)
+    if not unresolved and not found.covers("launcher"):
+        found.run(launcher.check, cfg, found)  # the launcher's own rules, from its folder
     return found
+
+
+class _UnknownLauncher:
+    """A ``launcher.name`` no registered launcher has: one sentence, and no launcher rules."""
+
+    trains_here = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check_unresolved(self, cfg: DictConfig, found: Problems) -> None:
+        from aegis.launch import LAUNCHERS
+
+        found.add(f"launcher.name={self.name!r} is not a known launcher: expected one of "
+                  f"{', '.join(sorted(LAUNCHERS))}.", "launcher.name")
+
+    def check(self, cfg: DictConfig, found: Problems) -> None:
+        pass
+
+
+def _launcher(cfg: DictConfig) -> Any:
+    """The launcher ``cfg`` names, through the registry (its module only: nothing trains here)."""
+    from aegis.launch import LAUNCHERS, get_launcher
+
+    name = cfg.launcher.name
+    return get_launcher(name) if name in LAUNCHERS else _UnknownLauncher(name)
 
 
 def validate(cfg: DictConfig) -> None:

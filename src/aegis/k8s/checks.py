@@ -1,4 +1,5 @@
-"""Config rules of the Kubernetes launchers that types and ranges cannot say.
+"""Config rules every Kubernetes launcher shares, that types and ranges cannot say (each
+launcher adds its own in its folder: the object's name rules, a gang's shape).
 
 Called from ``aegis.config.validation`` (before Hydra creates a run dir) so a bad
 image, quantity or name is one sentence naming the key and nothing exists yet. The checks
@@ -16,8 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 from aegis.errors import Problems
 from aegis.k8s import images, naming, quantities
 from aegis.redact import mask_url_credentials, url_has_credentials
-
-K8S_LAUNCHERS = ("k8s-job", "pytorchjob")
 
 # Env names that hold credentials: those belong in a Secret (launcher.secret_env).
 _CREDENTIAL = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY)", re.I)
@@ -120,20 +119,6 @@ def _names(launcher: DictConfig, found: Problems) -> None:
             f"launcher.namespace={launcher.namespace!r} is not a valid namespace: expected a DNS-1123 label "
             "(lowercase letters, digits and '-', at most 63 characters)."
         )
-    name = launcher.job_name
-    if name is not None:
-        if launcher.name == "pytorchjob" and not (
-            naming.is_dns_1035_label(name) and len(name) <= naming.MAX_JOB_NAME
-        ):
-            found.add(
-                f"launcher.job_name={name!r} is not a valid PyTorchJob name: expected a DNS-1035 label of at most "
-                f"{naming.MAX_JOB_NAME} characters (a lowercase letter first, then lowercase letters, digits and '-')."
-            )
-        if launcher.name == "k8s-job" and not naming.is_dns_1123_label(name):
-            found.add(
-                f"launcher.job_name={name!r} is not a valid Job name: expected a DNS-1123 label "
-                "(lowercase letters, digits and '-', at most 63 characters)."
-            )
     for key in ("service_account",):
         value = launcher[key]
         if value is not None and not naming.is_dns_1123_subdomain(value):
@@ -224,36 +209,6 @@ def _tolerations(launcher: DictConfig, found: Problems) -> None:
             )
 
 
-def _pytorchjob(cfg: DictConfig, launcher: DictConfig, found: Problems) -> None:
-    elastic = launcher.elastic
-    if elastic.enabled and not found.refused("launcher.nodes", "launcher.elastic"):
-        if launcher.nodes < 2:
-            found.add(
-                f"launcher.elastic.enabled=true needs at least one Worker: set launcher.nodes >= 2 (now {launcher.nodes}).",
-                "launcher.nodes",
-            )
-        low = elastic.min_nodes if elastic.min_nodes is not None else launcher.nodes
-        high = elastic.max_nodes if elastic.max_nodes is not None else launcher.nodes
-        if not found.refused("launcher.nodes") and not low <= launcher.nodes <= high:
-            found.add(
-                f"launcher.nodes={launcher.nodes} must lie within launcher.elastic.min_nodes={low} and "
-                f"launcher.elastic.max_nodes={high}."
-            )
-    gpus = launcher.resources.gpu
-    if gpus and not found.refused("launcher.resources.gpu", "launcher.nproc_per_node") and launcher.nproc_per_node > gpus:
-        found.add(
-            f"launcher.nproc_per_node={launcher.nproc_per_node} exceeds launcher.resources.gpu={gpus}: "
-            "run one process per GPU (set launcher.nproc_per_node to at most the GPUs per pod)."
-        )
-    strategy = cfg.strategy
-    if strategy.name == "ddp" and not found.refused("launcher.nodes", "strategy.num_nodes") \
-            and strategy.get("num_nodes") not in (None, launcher.nodes):
-        found.add(
-            f"strategy.num_nodes={strategy.num_nodes} disagrees with launcher.nodes={launcher.nodes}: "
-            "leave strategy.num_nodes null to read it from torchrun."
-        )
-
-
 def check_config(cfg: DictConfig, found: Optional[Problems] = None) -> list[str]:
     """The sentences (added to ``found`` too) of every Kubernetes-launcher problem in ``cfg``."""
     return _collect(_check_config, cfg, found)
@@ -266,8 +221,6 @@ def _check_config(cfg: DictConfig, found: Problems) -> None:
     _names(launcher, found)
     _env(launcher, found)
     _tolerations(launcher, found)
-    if launcher.name == "pytorchjob":
-        _pytorchjob(cfg, launcher, found)
     if cfg.launcher.get("server_dry_run") and cfg.launcher.get("dry_run"):
         found.add(
             "launcher.dry_run=true and launcher.server_dry_run=true are both set: dry_run contacts no cluster, "

@@ -25,6 +25,7 @@ from aegis.launch.base import Launcher, RunContext
 from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus, State
 
 if TYPE_CHECKING:
+    from aegis.errors import Problems
     from aegis.k8s.client import Cluster
 
 log = logging.getLogger("aegis.k8s")
@@ -71,6 +72,17 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
     render_manifest: Callable[[DictConfig, RunContext], Plan]
     validate_manifest: Callable[[dict], None]
     poll_s = 1.0  # how often ``logs(follow=True)`` looks for a new container start or the end
+
+    def check_unresolved(self, cfg: DictConfig, found: "Problems") -> None:
+        from aegis.k8s.checks import check_unresolved  # ${oc.env:...} would copy this machine's env into a manifest
+
+        check_unresolved(cfg, found)
+
+    def check(self, cfg: DictConfig, found: "Problems") -> None:
+        """The rules every Kubernetes launcher shares; a subclass adds its own after them."""
+        from aegis.k8s.checks import check_config
+
+        check_config(cfg, found)
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> Plan:
         plan = type(self).render_manifest(cfg, ctx)

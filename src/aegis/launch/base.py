@@ -23,6 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
+    from aegis.errors import Problems
     from aegis.launch.lifecycle import JobRef, JobStatus
 
 Rendered = TypeVar("Rendered")
@@ -103,6 +104,16 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     # Overrides a typical use adds beside launcher=<name> (e.g. strategy=ddp for a gang):
     # examples and the generated manifests in k8s/ use them.
     example_overrides: tuple[str, ...] = ()
+    # The training runs on this machine: its classes must import here, its devices exist here.
+    trains_here: bool = False
+
+    def check_unresolved(self, cfg: DictConfig, found: "Problems") -> None:
+        """Rules on the config as written, before any value is resolved (add to ``found``)."""
+
+    def check(self, cfg: DictConfig, found: "Problems") -> None:
+        """This launcher's rules that types and ranges cannot say, one sentence per problem
+        added to ``found``; no side effects, no torch, no cluster. Runs in validation, before
+        anything is created."""
 
     @abc.abstractmethod
     def render(self, cfg: DictConfig, ctx: RunContext) -> Rendered:

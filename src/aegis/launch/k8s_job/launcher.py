@@ -1,7 +1,11 @@
 """The Job launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its renderer
 and validator."""
 
+from omegaconf import DictConfig
+
+from aegis.errors import Problems
 from aegis.k8s.launcher import KubernetesLauncher
+from aegis.launch.k8s_job.checks import check as own_rules
 from aegis.launch.k8s_job.render import render_job
 from aegis.launch.k8s_job.validate import validate_job
 
@@ -10,3 +14,7 @@ class K8sJobLauncher(KubernetesLauncher):
     name = "k8s-job"
     render_manifest = render_job
     validate_manifest = validate_job
+
+    def check(self, cfg: DictConfig, found: Problems) -> None:
+        super().check(cfg, found)
+        own_rules(cfg, found)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from omegaconf import DictConfig
 
@@ -19,6 +19,9 @@ from aegis.config.resolvers import global_rank
 from aegis.launch import process
 from aegis.launch.base import Launcher, RunContext
 from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus
+
+if TYPE_CHECKING:
+    from aegis.errors import Problems
 
 SUPERVISED_ENV = "AEGIS_SUPERVISED"
 
@@ -39,6 +42,12 @@ def claim_run_dir(launcher: str, ctx: RunContext, pid: int) -> JobRef:
 
 class LocalLauncher(Launcher[LocalPlan, int]):
     name = "local"
+    trains_here = True
+
+    def check(self, cfg: DictConfig, found: "Problems") -> None:
+        from aegis.launch.local.checks import check
+
+        check(cfg, found)
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> LocalPlan:
         return LocalPlan(cfg, ctx)

@@ -1,7 +1,11 @@
 """The PyTorchJob launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its
 renderer and validator."""
 
+from omegaconf import DictConfig
+
+from aegis.errors import Problems
 from aegis.k8s.launcher import KubernetesLauncher
+from aegis.launch.pytorchjob.checks import check as own_rules
 from aegis.launch.pytorchjob.render import render_pytorchjob
 from aegis.launch.pytorchjob.validate import validate_pytorchjob
 
@@ -11,3 +15,7 @@ class PyTorchJobLauncher(KubernetesLauncher):
     example_overrides = ("strategy=ddp",)
     render_manifest = render_pytorchjob
     validate_manifest = validate_pytorchjob
+
+    def check(self, cfg: DictConfig, found: Problems) -> None:
+        super().check(cfg, found)
+        own_rules(cfg, found)

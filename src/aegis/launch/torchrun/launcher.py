@@ -17,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from omegaconf import DictConfig
 
@@ -25,6 +25,9 @@ from aegis.launch import process
 from aegis.launch.base import Launcher, ProcessPlan, RunContext
 from aegis.launch.lifecycle import JobRef, JobStatus
 from aegis.launch.local.launcher import SUPERVISED_ENV, claim_run_dir
+
+if TYPE_CHECKING:
+    from aegis.errors import Problems
 
 PREEMPTED_EXIT_CODE = 143
 
@@ -60,6 +63,12 @@ def threads_per_process(nproc_per_node: int) -> int:
 
 class TorchrunLauncher(Launcher[ProcessPlan, subprocess.Popen]):
     name = "torchrun"
+    trains_here = True
+
+    def check(self, cfg: DictConfig, found: "Problems") -> None:
+        from aegis.launch.torchrun.checks import check
+
+        check(cfg, found)
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> ProcessPlan:
         argv = [sys.executable, "-m", "torch.distributed.run", *torchrun_flags(cfg.launcher)]
