@@ -3,7 +3,8 @@
 Every case is checked in-process, as ``ValidateOnStart`` checks it before Hydra creates a
 run dir: Hydra composes (its own errors are rewritten by ``aegis.config.hydra_errors``),
 then ``validate`` runs. ~150 subprocesses would cost minutes, so ``python train.py`` itself
-runs a representative subset and every Hydra composition error.
+runs a representative subset and every Hydra composition error: a handful of them in the
+default tier (one of each kind of check), the rest in the slow tier.
 """
 
 from __future__ import annotations
@@ -234,6 +235,24 @@ SUBPROCESS = [
     (K8S + ["launcher.dry_run=true", "+launcher.env.FOO=${oc.env:AWS_SECRET_ACCESS_KEY}"], "launcher.env.FOO="),
 ]
 
+# The subprocess cases the default tier runs (one or more of each kind of check); every other
+# subprocess case is in the slow tier. Every case of every list is also checked in-process.
+DEFAULT_TIER = {
+    "run_id=../../escape",  # a value
+    "strategy=ddp strategy.devices=2",  # a rule across groups
+    "launcher=k8s-job launcher.image=reg.example.com/ml/aegis:1 launcher.dry_run=true +launcher.env.FOO=${oc.env:AWS_SECRET_ACCESS_KEY}",  # a launcher's
+    "seeed=1",  # Hydra: an unknown key
+    "trainer.max_epochs=abc",  # Hydra: a wrong type
+}
+
+
+def tiered(cases: list, width: int = 60) -> list:
+    """``cases`` as pytest params, those outside DEFAULT_TIER marked slow."""
+    return [pytest.param(overrides, expected, id=" ".join(overrides)[:width],
+                         marks=() if " ".join(overrides) in DEFAULT_TIER else pytest.mark.slow)
+            for overrides, expected in cases]
+
+
 # Good values at the edges of what the checks allow: these must keep validating.
 GOOD = [
     ["trainer.val_check_interval=5"], ["trainer.val_check_interval=0.5"], ["trainer.val_check_interval=1.0"],
@@ -306,7 +325,7 @@ def _assert_refused(result, root, expected: str) -> None:
     assert not root.exists() or not any(root.iterdir()), "a rejected config must not create anything"
 
 
-@pytest.mark.parametrize("overrides,expected", SUBPROCESS, ids=[" ".join(o)[:60] for o, _ in SUBPROCESS])
+@pytest.mark.parametrize("overrides,expected", tiered(SUBPROCESS))
 def test_train_py_refuses_before_anything_exists(tmp_path, overrides, expected):
     root = tmp_path / "root"
     result = run_train(overrides, root, env={"AWS_SECRET_ACCESS_KEY": "do-not-print-me"})
@@ -314,7 +333,7 @@ def test_train_py_refuses_before_anything_exists(tmp_path, overrides, expected):
     assert "do-not-print-me" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("overrides,expected", HYDRA_ERRORS, ids=[" ".join(o) for o, _ in HYDRA_ERRORS])
+@pytest.mark.parametrize("overrides,expected", tiered(HYDRA_ERRORS, width=1000))
 def test_train_py_rewrites_hydra_errors_into_one_sentence(tmp_path, overrides, expected):
     root = tmp_path / "root"
     _assert_refused(run_train(overrides, root), root, expected)
@@ -328,9 +347,11 @@ def test_credentials_in_the_tracking_uri_never_reach_the_screen(tmp_path):
 
 
 @pytest.mark.parametrize("sweep,expected", [
-    ("model.lr=1e-3,inf", "model.lr=inf"),
-    ("trainer.max_epochs=1,abc", "trainer.max_epochs=abc"),
-    ("model=mlp,transformer", "model=transformer"),
+    ("model.lr=1e-3,inf", "model.lr=inf"),  # refused by validation
+    # refused by Hydra's merge, and an unknown option: in the default tier, tests/test_config.py
+    # runs these through train.py's __main__ (test_config_only_paths_never_import_...)
+    pytest.param("trainer.max_epochs=1,abc", "trainer.max_epochs=abc", marks=pytest.mark.slow),
+    pytest.param("model=mlp,transformer", "model=transformer", marks=pytest.mark.slow),
 ])
 def test_a_bad_value_among_sweep_values_refuses_the_whole_multirun(tmp_path, sweep, expected):
     root = tmp_path / "root"

@@ -1,4 +1,9 @@
-"""`python train.py` end to end, as users and pods run it."""
+"""`python train.py` end to end, as users and pods run it.
+
+Each of these starts ``python train.py`` (5-10 s apiece). The default tier keeps one
+representative run; the rest are in the slow tier, with their behaviour also tested in
+the default tier in-process or through a cheaper entrypoint run (named at each one).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 from helpers import REPO, TRAIN, run_dirs, run_train, summary
 
 
+@pytest.mark.slow  # progress lines in-process: tests/test_training.py::test_progress_is_a_bar_on_a_terminal_and_epoch_lines_otherwise
 def test_default_config_reaches_095_test_accuracy_on_digits(tmp_path):
     result = run_train(["logger=csv"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -48,6 +54,7 @@ def _wait_for(proc: subprocess.Popen, log_path, needle: str, timeout: float = 12
     raise AssertionError(f"never saw {needle!r}:\n{log_path.read_text()[-3000:]}")
 
 
+@pytest.mark.slow  # in-process: tests/test_nothing_lost.py::test_sigterm_mid_epoch_saves_a_checkpoint_returns_143_and_resumes_mid_epoch
 def test_sigterm_mid_epoch_saves_a_checkpoint_exits_nonzero_and_resumes(tmp_path):
     import os
 
@@ -80,6 +87,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_exits_nonzero_and_resumes(tmp_path
     assert resumed["timing"]["train_steps"] == 3 * steps_per_epoch - saved["global_step"]
 
 
+@pytest.mark.slow  # `train.py -m` end to end: tests/k8s/test_k8s_multirun.py, jobs' configs: tests/test_compose_once.py
 def test_multirun_gives_each_job_its_own_run_dir_checkpoint_and_tracking_run(tmp_path):
     result = run_train(["-m", "model.lr=1e-3,1e-2", "trainer=smoke", "logger.register_model=false"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -92,6 +100,7 @@ def test_multirun_gives_each_job_its_own_run_dir_checkpoint_and_tracking_run(tmp
     assert [r["metrics"]["test/acc"] for r in records][0] != [r["metrics"]["test/acc"] for r in records][1]
 
 
+@pytest.mark.slow  # in-process: tests/test_launch.py::test_stamps_are_unique_even_within_one_second
 def test_runs_started_in_the_same_second_never_share_a_directory(tmp_path):
     import os
 
@@ -105,6 +114,7 @@ def test_runs_started_in_the_same_second_never_share_a_directory(tmp_path):
     assert all((d / "summary.json").is_file() for d in dirs)
 
 
+@pytest.mark.slow  # a failing job's exit code through `train.py -m`: tests/k8s/test_k8s_multirun.py
 def test_a_failing_multirun_job_fails_the_sweep_with_its_exit_code(tmp_path):
     # Job 1 is a valid config whose loss diverges to NaN (what no up-front check can know):
     # it fails in training. (A value validation refuses would stop the sweep before job 0.)
@@ -114,6 +124,7 @@ def test_a_failing_multirun_job_fails_the_sweep_with_its_exit_code(tmp_path):
     assert (run_dirs(tmp_path)[0] / "summary.json").is_file()  # job 0 still ran
 
 
+@pytest.mark.slow  # in-process: tests/test_training.py::test_progress_is_a_bar_on_a_terminal_and_epoch_lines_otherwise
 def test_a_terminal_gets_a_progress_bar_instead_of_epoch_lines(tmp_path):
     import fcntl
     import os

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from aegis.config.resolvers import new_stamp, rank_suffix, rank_zero_only
-from aegis.config.signature import static_signature
 from aegis.launch import get_launcher
 from aegis.launch.base import RunContext
 from aegis.errors import ConfigError
+from helpers import REPO
 import pytest
 
 
@@ -63,15 +65,25 @@ def test_unknown_launcher_names_the_valid_ones():
         get_launcher("slurm-ish")
 
 
-def test_static_signature_reads_init_parameters_without_importing():
-    before = set(sys.modules)
+_SIGNATURES = textwrap.dedent("""
+    import sys
+    from aegis.config.signature import static_signature
+
     sig = static_signature("aegis.training.models.MLPClassifier")
     assert sig is not None and "hidden_dims" in sig.parameters
     assert sig.required == ("input_shape", "num_classes")
     inherited = static_signature("aegis.training.data.DigitsDataModule")  # __init__ of its base
     assert inherited is not None and "val_fraction" in inherited.parameters
-    assert "torch" not in set(sys.modules) - before and "lightning" not in set(sys.modules) - before
     assert static_signature("no.such.module.Thing") is None
+    print(sorted(m for m in ("torch", "lightning", "aegis.training.models", "aegis.training.data") if m in sys.modules))
+""")
+
+
+def test_static_signature_reads_init_parameters_without_importing():
+    # A fresh interpreter: in this one, any earlier test may have imported torch already.
+    proc = subprocess.run([sys.executable, "-c", _SIGNATURES], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", f"reading signatures imported {proc.stdout.strip()}"
 
 
 def test_stamps_are_unique_even_within_one_second():

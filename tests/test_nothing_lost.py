@@ -1,9 +1,15 @@
 """Nothing lost: last.ckpt is the last state, resume survives corruption, and every
-attempt leaves a record, whatever ends it (a failure, a NaN, a full disk, kill -9)."""
+attempt leaves a record, whatever ends it (a failure, a NaN, a full disk, kill -9).
+
+The default tier trains in this process (a SIGTERM is sent to this process by a callback);
+the ``python train.py`` subprocess versions of the same stories, and the kill -9 loop, are
+in the slow tier.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -73,7 +79,7 @@ def test_last_checkpoint_is_also_written_every_n_steps(train_run):
     assert seen == [None, None, None, 3, 3, 3, 6, 6]
 
 
-def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_aside(train_run):
+def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_aside(train_run, caplog):
     first, run_dir = train_run(*SMOKE, "trainer.max_epochs=2")
     checkpoints = run_dir / "checkpoints"
     previous = _load(checkpoints / "last.prev.ckpt")
@@ -82,8 +88,12 @@ def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2])
 
-    second, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir)
+    with caplog.at_level(logging.WARNING):
+        second, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir)
     assert second.exit_code == 0
+    warnings = [r.getMessage() for r in caplog.records if "Unreadable checkpoint" in r.getMessage()]
+    assert len(warnings) == 1 and "last.ckpt" in warnings[0] and "\n" not in warnings[0]
+    assert not [r for r in caplog.records if r.exc_info]  # one line, no traceback
     record = summary(run_dir)
     assert record["status"] == "completed" and record["global_step"] == 3 * 8
     assert record["resumed_from"] == str(checkpoints / "last.prev.ckpt")
@@ -103,6 +113,7 @@ def test_an_empty_last_checkpoint_and_previous_fall_back_to_the_best(train_run):
     assert len(list((checkpoints / "corrupt").iterdir())) == 2
 
 
+@pytest.mark.slow  # in-process: test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_aside
 def test_truncated_last_checkpoint_from_the_command_line_is_one_warning_line(tmp_path):
     args = ["trainer=smoke", "logger=none", "run_id=exp1"]
     assert run_train([*args, "trainer.max_epochs=1"], tmp_path).returncode == 0
@@ -215,6 +226,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # in-process: tests/test_training.py::test_checkpoint_writes_are_atomic
 def test_kill_9_during_saves_always_leaves_a_loadable_checkpoint(tmp_path):
     from aegis.training.checkpoints import candidates, check_intact
 
@@ -233,6 +245,71 @@ def test_kill_9_during_saves_always_leaves_a_loadable_checkpoint(tmp_path):
         assert candidates(target.parent)[:2] == [target, target.with_name("last.prev.ckpt")]
 
 
+def _sigterm_this_process() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_mid_epoch_saves_a_checkpoint_returns_143_and_resumes_mid_epoch(train_run):
+    """As a preempted pod: SIGTERM lands in fit; the same run dir resumes from that batch.
+    (``python train.py`` end to end, exit status included: tests/test_cli.py, slow tier.)"""
+    import lightning.pytorch as L
+
+    class SigtermAtStep11(L.Callback):  # 8 steps per epoch: in the middle of the second
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 11:
+                _sigterm_this_process()
+
+    handler = signal.getsignal(signal.SIGTERM)
+    outcome, run_dir = train_run(*SMOKE, "trainer.max_epochs=3", callbacks=[SigtermAtStep11()])
+    assert signal.getsignal(signal.SIGTERM) == handler  # the process's own handler is given back
+    assert outcome.exit_code == 143
+    assert summary(run_dir)["status"] == "preempted"
+    saved = _load(run_dir / "checkpoints" / "last.ckpt")["global_step"]
+    assert 8 < saved < 3 * 8 and saved % 8 != 0  # mid-run and mid-epoch, not an epoch-end save
+
+    resumed, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir)
+    assert resumed.exit_code == 0
+    record = summary(run_dir)
+    assert record["status"] == "completed"
+    assert record["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert record["global_step"] == 3 * 8
+    assert record["timing"]["train_steps"] == 3 * 8 - saved
+    assert [a["status"] for a in record["attempts"]] == ["preempted", "completed"]
+
+
+@pytest.mark.parametrize("moment", ["start-up", "after training"])
+def test_sigterm_outside_fit_is_recorded_as_preempted_in_process(train_run, monkeypatch, moment):
+    import lightning.pytorch as L
+
+    from aegis.training import components
+
+    callbacks = []
+    if moment == "start-up":  # the attempt's record exists; the model is being built
+        build = components.build
+
+        def build_then_sigterm(node, what, **kwargs):
+            if what == "model":
+                _sigterm_this_process()
+            return build(node, what, **kwargs)
+
+        monkeypatch.setattr(components, "build", build_then_sigterm)
+    else:
+        class SigtermAtTest(L.Callback):  # fit is over: test and the model registration follow
+            def on_test_start(self, trainer, pl_module):
+                _sigterm_this_process()
+
+        callbacks.append(SigtermAtTest())
+    handler = signal.getsignal(signal.SIGTERM)
+    outcome, run_dir = train_run(*SMOKE, "trainer.max_epochs=1", callbacks=callbacks)
+    assert signal.getsignal(signal.SIGTERM) == handler
+    assert outcome.exit_code == 143
+    latest = summary(run_dir)["attempts"][-1]
+    assert latest["status"] == "preempted" and "SIGTERM during" in latest["cause"] and moment in latest["cause"]
+    if moment == "after training":  # last.ckpt already holds the final state
+        assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 8
+
+
+@pytest.mark.slow  # in-process: test_sigterm_outside_fit_is_recorded_as_preempted_in_process
 @pytest.mark.parametrize("moment", ["start-up", "after training"])
 def test_sigterm_outside_fit_is_recorded_as_preempted_with_exit_143(tmp_path, moment):
     env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
@@ -257,6 +334,22 @@ def test_sigterm_outside_fit_is_recorded_as_preempted_with_exit_143(tmp_path, mo
     assert latest["status"] == "preempted" and "SIGTERM during" in latest["cause"]
 
 
+def test_an_unreadable_tracking_record_fails_in_one_line_and_keeps_the_completed_record_in_process(train_run, caplog):
+    args = ("trainer=smoke", "logger.register_model=false")
+    done, run_dir = train_run(*args, "trainer.max_epochs=1")
+    assert done.exit_code == 0
+    (run_dir / "tracking.json").write_text("{not json")
+    with caplog.at_level(logging.ERROR):
+        outcome, _ = train_run(*args, "trainer.max_epochs=2", run_dir=run_dir)
+    assert outcome.exit_code == 1
+    [line] = [r.getMessage() for r in caplog.records if "Run failed" in r.getMessage()]
+    assert "tracking.json" in line and "logger.new_run=true" in line and "\n" not in line
+    record = summary(run_dir)
+    assert record["status"] == "completed"
+    assert record["attempts"][-1]["status"] == "failed" and "tracking.json" in record["attempts"][-1]["cause"]
+
+
+@pytest.mark.slow  # in-process: the test above
 def test_an_unreadable_tracking_record_fails_in_one_line_and_keeps_the_completed_record(tmp_path):
     args = ["trainer=smoke", "trainer.max_epochs=1", "run_id=t", "logger.register_model=false"]
     assert run_train(args, tmp_path).returncode == 0

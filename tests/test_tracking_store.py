@@ -1,8 +1,8 @@
 """The embedded MLflow store under concurrency and damage, and one tracking run per run dir.
 
-Fast tests prepare stores and open tracking runs directly; the slow tier starts 12
-trainings together on a fresh outputs root, and one run against a real MLflow server
-whose URI carries a password.
+Fast tests prepare stores (from threads of this process) and open tracking runs directly;
+the slow tier prepares one from several processes, starts 12 trainings together on a fresh
+outputs root, and runs against a real MLflow server whose URI carries a password.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def test_sqlite_path_reads_absolute_relative_and_driver_uris():
     assert sqlite_path("http://alice:pw@mlflow:5000") is None
 
 
+@pytest.mark.slow  # in-process: test_threads_preparing_a_fresh_store_together_all_succeed
 def test_processes_preparing_a_fresh_store_together_all_succeed(tmp_path):
     """Without the lock, processes opening a fresh store together fail in alembic's migrations
     ("table _alembic_tmp_* already exists") and leave it half-migrated."""

@@ -149,3 +149,29 @@ def test_custom_model_keys_are_checked_against_its_signature(train_run):
 
     with pytest.raises(ConfigError, match=r"model does not fit .*MLPClassifier.*unexpected keyword argument 'depth'"):
         train_run("trainer=smoke", "logger=none", "+model.depth=3")
+
+
+def test_progress_is_a_bar_on_a_terminal_and_epoch_lines_otherwise(train_run, tmp_path, capsys, caplog, monkeypatch):
+    """``progress=auto``: Lightning's bar when stdout is a terminal, one log line per epoch
+    otherwise (pod logs, CI). (A real terminal, a pty, and ``python train.py``: the slow
+    tier's tests/test_cli.py.)"""
+    import logging
+    import sys
+
+    seen = {}
+    for terminal in (True, False):
+        capsys.readouterr()
+        caplog.clear()
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+        with caplog.at_level(logging.INFO):
+            outcome, _ = train_run("trainer=smoke", "logger=none", "progress=auto",
+                                   run_dir=tmp_path / ("terminal" if terminal else "pipe"))
+        assert outcome.exit_code == 0
+        out, err = capsys.readouterr()
+        seen[terminal] = (out + err, [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")])
+    bar, lines = seen[True]
+    assert "Epoch 1:" in bar and "it/s" in bar
+    assert lines == []
+    bar, lines = seen[False]
+    assert "it/s" not in bar and "Epoch 1:" not in bar
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]

@@ -64,6 +64,7 @@ def test_wrong_type_fails_while_composing():
         compose_cfg("launcher=pytorchjob", "launcher.nodes=two")
 
 
+@pytest.mark.slow  # in-process: test_bad_input_is_one_sentence_naming_the_key (pytorchjob, repo/aegis)
 def test_bad_input_exits_1_before_any_run_dir(tmp_path):
     result = run_train("launcher=pytorchjob", "launcher.image=repo/aegis", "launcher.dry_run=true",
                        cwd=tmp_path, env={"AEGIS_OUTPUT_ROOT": str(tmp_path / "out")})

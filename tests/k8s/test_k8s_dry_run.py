@@ -31,8 +31,10 @@ def test_dry_run_prints_and_writes_the_manifest_without_torch_or_the_client(tmp_
     imported = set(re.findall(r"\|\s+([\w.]+)$", result.stderr, re.M))
     assert "hydra" in imported and "kubernetes_validate" in imported  # the check sees imports
     assert not {"torch", "lightning", "kubernetes"} & imported
+    assert "dry run: nothing submitted" in result.stderr
 
 
+@pytest.mark.slow  # the dry run from the command line: the test above; launcher.nodes: tests/k8s/test_k8s_render.py
 def test_pytorchjob_dry_run_on_the_command_line(tmp_path):
     result = run_train("strategy=ddp", "launcher=pytorchjob", f"launcher.image={IMAGE}", "launcher.dry_run=true",
                        "launcher.nodes=4", cwd=tmp_path, env={"AEGIS_OUTPUT_ROOT": str(tmp_path / "out")})
