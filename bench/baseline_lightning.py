@@ -2,7 +2,10 @@
 
 Same data (digits, same stratified split), same MLP, optimizer, batch size and Trainer
 settings as `python train.py logger=none`, written the way a user would without Aegis.
-Writes first-step time and steps/s to the JSON path given as argv[1].
+Writes first-step time and steps/s to the JSON path given as argv[1]. With
+`--last-every-epoch` it also keeps a full checkpoint of the latest epoch (a second
+ModelCheckpoint without a monitor, Lightning's way to do it), which is the guarantee
+Aegis's `last.ckpt` gives: the like-for-like arm of the comparison.
 """
 
 import json
@@ -70,14 +73,17 @@ def loaders():
     return make(train_x, train_y, True), make(val_x, val_y, False), make(test_x, test_y, False)
 
 
-def main(out_path):
+def main(out_path, last_every_epoch=False):
     L.seed_everything(42, workers=True, verbose=False)
     train, val, test = loaders()
     timing = Timing()
     trainer = L.Trainer(max_epochs=20, accelerator="cpu", devices=1, logger=False, log_every_n_steps=10,
                         enable_progress_bar=False, default_root_dir="/tmp/aegis-bench-baseline",
                         callbacks=[timing, ModelCheckpoint(dirpath="/tmp/aegis-bench-baseline/ckpt",
-                                                           monitor="val/acc", mode="max", save_last=True)])
+                                                           monitor="val/acc", mode="max", save_last=True),
+                                   *([ModelCheckpoint(dirpath="/tmp/aegis-bench-baseline/latest",
+                                                      filename="latest", enable_version_counter=False)]
+                                     if last_every_epoch else [])])
     model = MLP()
     trainer.fit(model, train, val)
     result = trainer.test(model, test, ckpt_path="best", verbose=False)[0]
@@ -88,4 +94,4 @@ def main(out_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], last_every_epoch="--last-every-epoch" in sys.argv[2:])
