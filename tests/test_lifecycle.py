@@ -197,3 +197,13 @@ def test_a_run_is_listed_followed_and_cancelled_from_another_process(tmp_path, g
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] > 0
     record = json.loads((run_dir / "summary.json").read_text())
     assert record["attempts"][-1]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("recorded,code", [("completed", 0), ("failed", 1), ("preempted", 143)])
+def test_logs_follow_ends_with_the_jobs_exit_code(tmp_path, capsys, recorded, code):
+    _run_dir(tmp_path, "r", pid=_dead_pid(), log="only line\n",
+             record={"status": recorded, "attempts": [{"status": recorded, "cause": "x"}]})
+    assert main(["--root", str(tmp_path), "logs", "r", "--follow"]) == code
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["only line"]
+    assert captured.err.startswith("run r ")

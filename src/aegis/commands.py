@@ -2,7 +2,8 @@
 
     aegis list                                  recent runs: id, launcher, state, age, key metric
     aegis status RUN [--json]                   the state word first, then per-replica detail
-    aegis logs RUN [--follow] [--replica R]     a replica's log (rank0 / the master by default)
+    aegis logs RUN [--follow] [--replica R]     a replica's log (rank0 / the master by default); --follow
+                                                waits for the end and exits with the job's code
     aegis cancel RUN                            SIGTERM a local run or gang (it checkpoints); delete a cluster job
 
 Every command reads only the run dir (``job.json``, ``summary.json``, logs) and whatever
@@ -112,13 +113,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    """With ``--follow``: the job followed to its end from any terminal, for every launcher,
+    built from ``logs`` and ``status`` alone; the exit code is the job's, as if it had been
+    started in this terminal."""
     ref = _ref(find_run(args.run, args.root))
+    launcher = _launcher(ref)
     try:
-        for line in _launcher(ref).logs(ref, replica=args.replica, follow=args.follow):
+        for line in launcher.logs(ref, replica=args.replica, follow=args.follow):
             print(line, flush=args.follow)
     except KeyboardInterrupt:
         return 130
-    return 0
+    if not args.follow:
+        return 0
+    status = launcher.status(ref)
+    print(f"run {ref.run_id} {status.state.value}" + (f": {status.reason}" if status.reason else ""), file=sys.stderr)
+    return job_exit_code(status)
+
+
+def job_exit_code(status: JobStatus) -> int:
+    """0 for a job that succeeded, else its exit code (1 when it has none to give)."""
+    if status.state is State.succeeded:
+        return 0
+    return status.exit_code if status.exit_code not in (None, 0) else 1
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
