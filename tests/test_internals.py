@@ -210,3 +210,28 @@ def test_resumed_csv_logger_keeps_earlier_rows(tmp_path):
     second.save()
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0].split(",") == ["loss", "step"] and len(rows) == 3
+
+
+@pytest.mark.parametrize("private", ["_get_latest_schema_revision", "_initialize_tables"])
+def test_the_embedded_store_is_prepared_through_mlflows_client_when_its_private_helpers_move(
+        tmp_path, monkeypatch, private):
+    from mlflow.tracking import MlflowClient
+
+    from aegis.training import mlflow_store
+
+    real = mlflow_store._private
+
+    def moved(name):
+        if name == private:
+            raise AttributeError(f"module 'mlflow.store.db.utils' has no attribute {name!r}")
+        return real(name)
+
+    monkeypatch.setattr(mlflow_store, "_private", moved)
+    mlflow_store.head_revision.cache_clear()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    try:
+        mlflow_store.prepare_store(uri)
+    finally:
+        mlflow_store.head_revision.cache_clear()
+    client = MlflowClient(tracking_uri=uri)
+    assert client.create_run(client.create_experiment("e")).info.run_id

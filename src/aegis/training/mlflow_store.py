@@ -30,7 +30,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, Optional, TypeVar
+from typing import Any, Callable, ContextManager, Iterator, Optional, TypeVar
 
 log = logging.getLogger("aegis.training")
 
@@ -129,19 +129,25 @@ def inspect_store(db_path: Path) -> StoreState:
     return StoreState(tables, revisions, mode)
 
 
+def _private(name: str) -> Any:
+    """``mlflow.store.db.utils.<name>``: a private MLflow helper (docs/internals.md lists them;
+    every caller falls back to MLflow's public client when one is gone)."""
+    import mlflow.store.db.utils as utils
+
+    return getattr(utils, name)
+
+
 @functools.lru_cache(maxsize=None)
 def head_revision() -> str:
     """The schema revision this MLflow writes (its newest migration; reading them takes ~20 ms)."""
-    from mlflow.store.db.utils import _get_latest_schema_revision
-
-    return _get_latest_schema_revision()
+    return _private("_get_latest_schema_revision")()
 
 
 def known_revisions() -> set[str]:
     from alembic.script import ScriptDirectory
-    from mlflow.store.db.utils import _get_alembic_config
 
-    return {rev.revision for rev in ScriptDirectory.from_config(_get_alembic_config("")).walk_revisions()}
+    config = _private("_get_alembic_config")("")
+    return {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
 
 
 def is_ready(state: StoreState, head: str) -> bool:
@@ -157,7 +163,16 @@ def prepare_store(uri: str) -> None:
     db_path = sqlite_path(uri)
     if db_path is None:
         return
-    head = head_revision()
+    try:
+        head = head_revision()
+    except Exception as exc:  # MLflow moved its private helper (docs/internals.md)
+        log.warning("Cannot read this MLflow's schema revision (%s); letting MLflow prepare %s, one process "
+                    "at a time.", _first_line(exc), db_path)
+        with store_lock(db_path):
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            _open_with_mlflow(uri)
+            _switch_to_wal(db_path)
+        return
     if db_path.is_file() and db_path.stat().st_size > 0 and is_ready(inspect_store(db_path), head):
         return
     with store_lock(db_path):
@@ -185,35 +200,57 @@ def _prepare_locked(db_path: Path, uri: str, head: str) -> None:
 
 
 def _create(db_path: Path, uri: str, stale_version: bool) -> None:
-    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine_with_retry
-
     if stale_version:  # a version stamp without tables: migrating from it would fail; there is no data
         con = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_S)
         with con:
             con.execute(f"DROP TABLE {VERSION_TABLE}")
         con.close()
-    engine = create_sqlalchemy_engine_with_retry(uri)
     try:
-        _initialize_tables(engine)
+        from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry
+
+        initialize_tables = _private("_initialize_tables")
+        engine = create_sqlalchemy_engine_with_retry(uri)
+    except Exception as exc:  # MLflow moved its private helpers (docs/internals.md)
+        log.warning("MLflow's table set-up is not where Aegis expects it (%s); letting MLflow create %s.",
+                    _first_line(exc), db_path)
+        _open_with_mlflow(uri)
+        return
+    try:
+        initialize_tables(engine)
     finally:
         engine.dispose()
+
+
+def _open_with_mlflow(uri: str) -> None:
+    """The public way to have MLflow create or migrate a store: open it through its client
+    (the caller holds the store lock, so one process at a time does it)."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:
+        raise StoreError(f"MLflow could not open the store {uri} ({_first_line(exc)}).") from exc
 
 
 def _upgrade(db_path: Path, uri: str, state: StoreState, head: str) -> None:
     """A store from an older MLflow: copy it aside, then migrate it as MLflow's own open would."""
     current = ", ".join(state.revisions) or "none"
-    if len(state.revisions) != 1 or state.revisions[0] not in known_revisions():
+    try:
+        known = known_revisions()
+    except Exception:  # MLflow moved its private helper: let its own migration judge the revision
+        known = set(state.revisions)
+    if len(state.revisions) != 1 or state.revisions[0] not in known:
         raise StoreError(
             f"The MLflow store {db_path} has schema revision {current}, which this MLflow does not know "
             f"(a newer MLflow wrote it, or it is damaged); open it with that MLflow, or move it aside "
             "to start a fresh store.")
     backup = db_path.with_name(f"{db_path.name}.bak-{state.revisions[0]}")
     _backup(db_path, backup)
-    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine_with_retry
+    from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry
 
     engine = create_sqlalchemy_engine_with_retry(uri)
     try:
-        _initialize_tables(engine)  # creates what is missing, then migrates to head
+        _private("_initialize_tables")(engine)  # creates what is missing, then migrates to head
     except Exception as exc:
         raise StoreError(f"Upgrading the MLflow store {db_path} from schema {current} failed "
                          f"({_first_line(exc)}); the store as it was is kept at {backup}.") from exc
