@@ -21,6 +21,7 @@ from aegis.errors import AegisError
 from aegis.k8s.kinds import Kind, kind_of
 
 IN_CLUSTER = "in-cluster"  # the context name recorded for the pod's service account
+GONE = object()  # what a call with missing_ok=True returns for an object that no longer exists
 
 
 class ClusterError(AegisError):
@@ -130,10 +131,14 @@ class Cluster:
         return client.ApiClient(configuration)
 
     def _call(self, fn, *args, action: str, kind: str, name: str, namespace: str, api: Optional[Kind] = None,
-              **kwargs) -> Any:
+              missing_ok: bool = False, **kwargs) -> Any:
+        """``fn(...)`` with API failures as one sentence; ``GONE`` when the object no longer exists
+        and ``missing_ok``."""
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
+            if missing_ok and _object_missing(exc, name):
+                return GONE
             raise api_error(exc, action=action, kind=kind, name=name, namespace=namespace, context=self.context,
                             api=api) from None
         except Urllib3Error as exc:
@@ -164,15 +169,9 @@ class Cluster:
 
     def get(self, kind: Kind, name: str, namespace: str, *, missing_ok: bool = False) -> Optional[dict[str, Any]]:
         """The object; None when it no longer exists and ``missing_ok``."""
-        try:
-            obj = self.custom.get_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name)
-        except ApiException as exc:
-            if missing_ok and _object_missing(exc, name):
-                return None
-            raise api_error(exc, context=self.context, **self._where("read", kind, name, namespace)) from None
-        except Urllib3Error as exc:
-            raise self._unreachable(exc) from None
-        return self.plain(obj)
+        obj = self._call(self.custom.get_namespaced_custom_object, kind.group, kind.version, namespace, kind.plural,
+                         name, missing_ok=missing_ok, **self._where("read", kind, name, namespace))
+        return None if obj is GONE else self.plain(obj)
 
     def watch(self, kind: Kind, name: str, namespace: str, timeout_s: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event type, object) as the object changes, for up to ``timeout_s`` seconds."""
@@ -198,16 +197,9 @@ class Cluster:
         """
         preconditions = client.V1Preconditions(uid=uid) if uid else None
         body = client.V1DeleteOptions(propagation_policy="Background", preconditions=preconditions)
-        try:
-            self.custom.delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name,
-                                                        body=body)
-        except ApiException as exc:
-            if missing_ok and _object_missing(exc, name):
-                return False
-            raise api_error(exc, context=self.context, **self._where("delete", kind, name, namespace)) from None
-        except Urllib3Error as exc:
-            raise self._unreachable(exc) from None
-        return True
+        gone = self._call(self.custom.delete_namespaced_custom_object, kind.group, kind.version, namespace, kind.plural,
+                          name, body=body, missing_ok=missing_ok, **self._where("delete", kind, name, namespace))
+        return gone is not GONE
 
     # ------------------------------------------------------------- pods, events
 

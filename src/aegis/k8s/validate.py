@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from aegis.errors import ConfigError
-from aegis.k8s import naming
 
 # The Kubernetes minor version whose schemas manifests must satisfy: the oldest one
 # Aegis supports, so a manifest that passes runs on every newer cluster too.

@@ -116,6 +116,19 @@ def _tail(path: Path, still_running: Any, follow: bool, poll_s: float) -> Iterat
         time.sleep(poll_s)
 
 
+class ProcessJobs:
+    """``status``/``logs``/``cancel`` of a launcher whose job is a process on this machine."""
+
+    def status(self, ref: JobRef) -> JobStatus:
+        return process_status(ref)
+
+    def logs(self, ref: JobRef, replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
+        return process_logs(ref, replica, follow)
+
+    def cancel(self, ref: JobRef) -> None:
+        process_cancel(ref)
+
+
 def process_cancel(ref: JobRef) -> None:
     """SIGTERM to the job's process: training saves ``last.ckpt`` and records ``cancelled``."""
     state = process_status(ref).state

@@ -132,15 +132,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # this process has written nothing yet when it sweeps
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from aegis.launch.lifecycle import process_alive
+
+    # This process has written nothing yet when it sweeps: a file with its pid is a predecessor's.
+    return pid != os.getpid() and bool(process_alive(pid, host=None))
 
 
 def sweep_stale_temp_files(directories: Iterable[Path]) -> list[Path]:

@@ -303,15 +303,15 @@ class _Attempt:
 
     def _write(self, status: str, **extra: Any) -> dict[str, Any]:
         trainer, best, last = self.trainer, self.best, self.checkpoint_dir / "last.ckpt"
+        best_path = self._existing(best.best_model_path) if best is not None else None
         fields: dict[str, Any] = dict(extra)
         if trainer is not None:
             fields.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
         fields["checkpoints"] = {
             "dir": str(self.checkpoint_dir),
             "last": str(last) if last.is_file() else None,
-            "best": self._existing(best.best_model_path) if best is not None else None,
-            "best_score": float(best.best_model_score) if best is not None and best.best_model_score is not None
-            and self._existing(best.best_model_path) else None,
+            "best": best_path,
+            "best_score": float(best.best_model_score) if best_path and best.best_model_score is not None else None,
             "monitor": self.cfg.checkpoint.monitor,
         }
         if self.tracking is not None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from aegis.config.resolvers import global_rank
-from aegis.launch import process
 from aegis.launch.base import Launcher, RunContext
-from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus
+from aegis.launch.lifecycle import CANCEL_FILE, JobRef
+from aegis.launch.process import ProcessJobs
 
 if TYPE_CHECKING:
     from aegis.errors import Problems
@@ -32,15 +33,15 @@ class LocalPlan:
     ctx: RunContext
 
 
-def claim_run_dir(launcher: str, ctx: RunContext, pid: int) -> JobRef:
+def claim_run_dir(launcher: str, run_dir: Path, run_id: str, pid: int) -> JobRef:
     """Record ``pid`` as the run's job and forget an earlier attempt's cancel request."""
-    (ctx.run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    ref = JobRef(launcher=launcher, run_id=ctx.run_id, run_dir=str(ctx.run_dir), pid=pid, host=socket.gethostname())
+    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    ref = JobRef(launcher=launcher, run_id=run_id, run_dir=str(run_dir), pid=pid, host=socket.gethostname())
     ref.write()
     return ref
 
 
-class LocalLauncher(Launcher[LocalPlan, int]):
+class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
     name = "local"
     trains_here = True
 
@@ -57,17 +58,9 @@ class LocalLauncher(Launcher[LocalPlan, int]):
         from aegis.training.run import train
 
         if global_rank() == 0 and not os.environ.get(SUPERVISED_ENV):
-            claim_run_dir(self.name, rendered.ctx, os.getpid())
+            claim_run_dir(self.name, rendered.ctx.run_dir, rendered.ctx.run_id, os.getpid())
         return train(rendered.cfg, rendered.ctx).exit_code
 
     def follow(self, handle: int) -> int:
         return handle
 
-    def status(self, ref: JobRef) -> JobStatus:
-        return process.process_status(ref)
-
-    def logs(self, ref: JobRef, replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
-        return process.process_logs(ref, replica, follow)
-
-    def cancel(self, ref: JobRef) -> None:
-        process.process_cancel(ref)

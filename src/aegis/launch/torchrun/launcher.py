@@ -17,14 +17,13 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from aegis.launch import process
 from aegis.launch.base import Launcher, ProcessPlan, RunContext
-from aegis.launch.lifecycle import JobRef, JobStatus
 from aegis.launch.local.launcher import SUPERVISED_ENV, claim_run_dir
+from aegis.launch.process import ProcessJobs, latest_attempt, read_record
 
 if TYPE_CHECKING:
     from aegis.errors import Problems
@@ -61,7 +60,7 @@ def threads_per_process(nproc_per_node: int) -> int:
     return max(1, (os.cpu_count() or 1) // nproc_per_node)
 
 
-class TorchrunLauncher(Launcher[ProcessPlan, subprocess.Popen]):
+class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, subprocess.Popen]):
     name = "torchrun"
     trains_here = True
 
@@ -84,22 +83,9 @@ class TorchrunLauncher(Launcher[ProcessPlan, subprocess.Popen]):
         log.info("Launching %s", rendered.description)
         log.info("Command: %s", rendered.shell())
         if rendered.run_dir is not None:
-            claim_run_dir(self.name, self._ctx_of(rendered), os.getpid())  # cancel signals this parent
+            claim_run_dir(self.name, rendered.run_dir, str(rendered.run_id), os.getpid())  # cancel signals this parent
         return Gang(subprocess.Popen(rendered.argv, env={**os.environ, **rendered.env}), rendered.run_dir)
 
-    @staticmethod
-    def _ctx_of(rendered: ProcessPlan) -> RunContext:
-        assert rendered.run_dir is not None and rendered.run_id is not None
-        return RunContext(run_dir=rendered.run_dir, run_id=rendered.run_id, task_overrides=(), config_name="")
-
-    def status(self, ref: JobRef) -> JobStatus:
-        return process.process_status(ref)
-
-    def logs(self, ref: JobRef, replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
-        return process.process_logs(ref, replica, follow)
-
-    def cancel(self, ref: JobRef) -> None:
-        process.process_cancel(ref)  # the parent forwards SIGTERM: the gang checkpoints together
 
     def follow(self, gang: "Gang") -> int:
         handle = gang.process
@@ -134,10 +120,6 @@ class Gang:
 
     def checkpointed_preemption(self) -> bool:
         """Rank 0 recorded this attempt as preempted: its last.ckpt holds the gang's state."""
-        from aegis.training.files import read_json
-
-        record = read_json(self.run_dir / "summary.json") if self.run_dir else None
-        if not record:
+        if self.run_dir is None:
             return False
-        latest = (record.get("attempts") or [record])[-1]
-        return latest.get("status") in ("preempted", "cancelled")
+        return latest_attempt(read_record(self.run_dir)).get("status") in ("preempted", "cancelled")
