@@ -304,9 +304,39 @@ def test_sigterm_outside_fit_is_recorded_as_preempted_in_process(train_run, monk
     assert signal.getsignal(signal.SIGTERM) == handler
     assert outcome.exit_code == 143
     latest = summary(run_dir)["attempts"][-1]
-    assert latest["status"] == "preempted" and "SIGTERM during" in latest["cause"] and moment in latest["cause"]
-    if moment == "after training":  # last.ckpt already holds the final state
+    phase = "start-up" if moment == "start-up" else "test"
+    assert latest["status"] == "preempted" and latest["cause"] == f"SIGTERM during {phase}"
+    if moment == "after training":  # last.ckpt already holds the final state: the next attempt tests
+        assert summary(run_dir)["sigterm"] == "abandoned test"
         assert _load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 8
+        resumed, _ = train_run(*SMOKE, "trainer.max_epochs=1", run_dir=run_dir)
+        assert resumed.exit_code == 0
+        record = summary(run_dir)
+        assert record["status"] == "completed" and record["timing"]["train_steps"] == 0
+        assert any(name.startswith("test/") for name in record["metrics"])
+
+
+def test_sigterm_during_model_registration_lets_it_finish(train_run, monkeypatch):
+    """Registration is not cut in half: the SIGTERM is held while it finishes (within the
+    grace period) and the run completes, saying so."""
+    from aegis.training import tracking
+
+    calls = []
+    register = tracking.Tracking.register_model
+
+    def register_then_sigterm(self, *args, **kwargs):
+        _sigterm_this_process()
+        time.sleep(0.2)  # the registry's remaining round trips
+        calls.append(register(self, *args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(tracking.Tracking, "register_model", register_then_sigterm)
+    outcome, run_dir = train_run(*SMOKE, "trainer.max_epochs=1", "logger=mlflow", "logger.register_model=true")
+    assert len(calls) == 1
+    assert outcome.exit_code == 0
+    record = summary(run_dir)
+    assert record["status"] == "completed"
+    assert record["sigterm"] == "finished model registration within the grace period"
 
 
 @pytest.mark.slow  # in-process: test_sigterm_outside_fit_is_recorded_as_preempted_in_process

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import RunContext
+from aegis.launch.gang import PREEMPTED_EXIT_CODE
 from aegis.training.record import RunRecord
 from aegis.training.signals import Preempted, SigtermOutsideFit
 from aegis.training.startup_gc import StartupGCPause
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aegis.training")
 
-PREEMPTED_EXIT_CODE = 143
 NOISY_WARNINGS = (
     r".*does not have many workers.*",
     r".*smaller than the logging interval.*",
@@ -271,20 +271,25 @@ class _Attempt:
             self._write(self._stopped_by(), metrics=self.snapshot.scalars())
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
 
+        if trainer.received_sigterm:  # too late in fit to stop at a batch: last.ckpt is final anyway
+            self.sigterm.received_during_fit()
         metrics = _scalars(trainer.callback_metrics)
         if cfg.test_after_fit:
-            best = self._existing(checkpointing.best_model_path)
-            results = trainer.test(model, datamodule=datamodule, ckpt_path=best if best and not fast_dev_run else None,
-                                   verbose=False)
-            metrics.update(_scalars(results[0] if results else {}))
+            with self.sigterm.phase_of("test"):
+                best = self._existing(checkpointing.best_model_path)
+                results = trainer.test(model, datamodule=datamodule,
+                                       ckpt_path=best if best and not fast_dev_run else None, verbose=False)
+                metrics.update(_scalars(results[0] if results else {}))
 
         if self.rank_zero and cfg.logger.name == "mlflow":
-            best = self._existing(checkpointing.best_model_path)
-            if cfg.logger.log_checkpoint:
-                tracking.log_checkpoint(best)
-            if cfg.logger.register_model and best:
-                tracking.register_model(_load_best(type(model), best, model), cfg.logger.registered_model_name)
-        summary = self._write("completed", metrics=metrics)
+            with self.sigterm.finishing("model registration"):
+                best = self._existing(checkpointing.best_model_path)
+                if cfg.logger.log_checkpoint:
+                    tracking.log_checkpoint(best)
+                if cfg.logger.register_model and best:
+                    tracking.register_model(_load_best(type(model), best, model), cfg.logger.registered_model_name)
+        extra = {"sigterm": self.sigterm.outcome} if self.sigterm.outcome else {}
+        summary = self._write("completed", metrics=metrics, **extra)
         if self.rank_zero:
             shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "val/")))
             log.info("Done: %s; run dir %s", shown, self.ctx.run_dir)
@@ -326,9 +331,19 @@ class _Attempt:
         and exit 1, anything else is re-raised for its traceback."""
         metrics = self.snapshot.scalars() if self.snapshot is not None else {}
         if isinstance(exc, Preempted):
-            self._write(self._stopped_by(), cause=str(exc), metrics=metrics)
+            extra = {"sigterm": self.sigterm.outcome} if self.sigterm.outcome else {}
+            self._write(self._stopped_by(), cause=str(exc), metrics=metrics, **extra)
             if self.rank_zero:
                 log.warning("Preempted (%s); re-run with the same run dir to resume.", exc)
+            return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
+        if _is_peer_failure(exc):
+            # Not this rank's fault: exit retryable (143), so that a scheduler restarting on
+            # signal codes restarts the gang, which resumes from last.ckpt.
+            cause = failure_cause(exc)
+            self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, retryable=True,
+                        metrics=metrics)
+            log.error("Run stopped: %s; exiting %d (retryable): the restarted gang resumes from last.ckpt.",
+                      cause, PREEMPTED_EXIT_CODE)
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.

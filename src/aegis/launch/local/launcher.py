@@ -57,9 +57,20 @@ class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
         # Imported here: this is where torch and lightning are first needed.
         from aegis.training.run import train
 
-        if global_rank() == 0 and not os.environ.get(SUPERVISED_ENV):
+        from aegis.launch.gang import note_exit, note_start
+
+        rank = global_rank()
+        if rank == 0 and not os.environ.get(SUPERVISED_ENV):
             claim_run_dir(self.name, rendered.ctx.run_dir, rendered.ctx.run_id, os.getpid())
-        return train(rendered.cfg, rendered.ctx).exit_code
+        note_start(rank)  # for a gang's supervisor: how each rank ended decides the gang's exit code
+        try:
+            outcome = train(rendered.cfg, rendered.ctx)
+        except BaseException as exc:
+            code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+            note_exit(rank, code, "crashed" if code else "stopped")
+            raise
+        note_exit(rank, outcome.exit_code, str(outcome.summary.get("status", "")))
+        return outcome.exit_code
 
     def follow(self, handle: int) -> int:
         return handle

@@ -19,7 +19,11 @@ def render_pytorchjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = N
     # torchrun takes nnodes, node rank, master address/port and nproc from the PET_*
     # variables the operator injects into every pod: no rendezvous flags here.
     replace = {} if cfg.strategy.name == "ddp" else {"strategy": "ddp"}
-    command = ["torchrun", *pod.entry_args(cfg, ctx), *pod.pod_overrides(cfg, ctx, **replace)]
+    # The gang's supervisor in front of torchrun: torchrun exits 1 when stopped, which
+    # restartPolicy ExitCode would take for a bug; the supervisor exits 143 (retryable)
+    # when the ranks were preempted or lost a peer, and passes on a rank's own failure.
+    command = [launcher.python, "-m", "aegis.launch.gang", "torchrun", *pod.entry_args(cfg, ctx),
+               *pod.pod_overrides(cfg, ctx, **replace)]
     main = pod.container(cfg, PYTORCHJOB.container, command, procs=launcher.nproc_per_node)
 
     def replica(replicas: int) -> dict[str, Any]:

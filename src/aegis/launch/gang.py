@@ -1,0 +1,194 @@
+"""The exit code of a gang of ranks, as what restarts it needs to read it.
+
+torchrun exits 1 whenever one of its ranks exits non-zero, and also when it is itself
+told to stop, however cleanly its ranks checkpointed. A scheduler that restarts on
+signal-like codes (Kubeflow's ``restartPolicy: ExitCode`` retries 128-255 and fails the
+job on 1-127) would then treat every preemption as a bug. So each rank leaves a note of
+its own outcome (``note_exit``) in a folder its supervisor gave it, and the supervisor
+turns torchrun's 1 back into what the ranks said (``gang_exit_code``):
+
+- a rank that failed for a reason of its own (a bug, bad data: 1-127) fails the gang;
+- otherwise, when ranks were preempted (143), or lost a peer, or the supervisor itself
+  was told to stop, the gang exits 143: retryable, and the next attempt resumes.
+
+``python -m aegis.launch.gang CMD...`` is that supervisor inside a pod: the image's
+init (tini) signals it, it forwards SIGTERM/SIGINT to ``CMD`` (torchrun) and exits with
+the gang's code. The local torchrun launcher uses the same rule. No torch import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+NOTES_ENV = "AEGIS_GANG_NOTES"
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM: retryable under restartPolicy ExitCode
+# The pod's terminationGracePeriodSeconds (launcher.termination_grace_period_s), so that
+# a stop is planned to end before the kubelet's SIGKILL.
+GRACE_ENV = "AEGIS_TERMINATION_GRACE_S"
+DEFAULT_GRACE_S = 30.0  # Kubernetes' default, and what a run outside a pod assumes
+# torchrun's wait for its ranks after passing a SIGTERM on, before it SIGKILLs them
+SHUTDOWN_TIMEOUT_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
+
+
+def grace_period_s() -> float:
+    try:
+        return max(1.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
+    except ValueError:
+        return DEFAULT_GRACE_S
+
+
+@dataclass(frozen=True)
+class RankNote:
+    rank: int
+    exit_code: Optional[int]  # None: the rank started and never said how it ended
+    status: str
+
+
+def _write_note(rank: int, exit_code: Optional[int], status: str) -> None:
+    folder = os.environ.get(NOTES_ENV)
+    if not folder:
+        return  # no supervisor asked
+    path = Path(folder) / f"rank-{rank}.json"
+    try:
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps({"rank": rank, "exit_code": exit_code, "status": status}))
+        os.replace(temp, path)
+    except OSError:
+        pass  # the note only refines the gang's exit code; the run's own record is what counts
+
+
+def note_start(rank: int) -> None:
+    """This rank is running: if it never notes its exit, it died abruptly (os._exit, a
+    crash, SIGKILL), which the supervisor must not mistake for a clean preemption."""
+    _write_note(rank, None, "running")
+
+
+def note_exit(rank: int, exit_code: int, status: str) -> None:
+    """This rank's outcome, for its supervisor."""
+    _write_note(rank, exit_code, status)
+
+
+def read_notes(folder: Path) -> list[RankNote]:
+    notes = []
+    for path in folder.glob("rank-*.json"):
+        try:
+            data = json.loads(path.read_text())
+            code = data["exit_code"]
+            notes.append(RankNote(int(data["rank"]), None if code is None else int(code), str(data.get("status", ""))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(notes, key=lambda n: n.rank)
+
+
+def is_retryable(code: int) -> bool:
+    return code >= 128
+
+
+def gang_exit_code(child_code: int, notes: Iterable[RankNote], signalled: bool) -> int:
+    """The gang's exit code from torchrun's (``child_code``, negative for a signal), what
+    the ranks noted, and whether the supervisor was told to stop.
+
+    A rank that failed on its own account (1-127) fails the gang, and so does one that
+    died without a word while nobody asked the gang to stop (a segfault, ``os._exit``):
+    a retry would meet the same bug. Preemption, a lost peer, or a stop request is 143."""
+    if child_code == 0:
+        return 0
+    notes = list(notes)
+    for note in notes:
+        if note.exit_code is not None and 0 < note.exit_code < 128:
+            return note.exit_code  # the lowest rank that failed on its own account
+    if signalled:
+        return PREEMPTED_EXIT_CODE
+    if any(note.exit_code is None for note in notes):
+        return 1
+    if any(is_retryable(note.exit_code) for note in notes if note.exit_code is not None):
+        return PREEMPTED_EXIT_CODE
+    return 128 - child_code if child_code < 0 else child_code
+
+
+class Supervisor:
+    """Run a gang's launcher as a child: forward SIGTERM (and SIGINT, unless the terminal
+    already delivers it to the child's process group), give its ranks a notes folder, and
+    report the gang's exit code."""
+
+    def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None, *,
+                 forward_sigint: bool = True) -> None:
+        self.notes_dir = Path(tempfile.mkdtemp(prefix="aegis-gang-"))
+        self.argv = list(argv)
+        base = dict(env if env is not None else os.environ)
+        # torchrun SIGKILLs its ranks 30 s after passing a SIGTERM on, whatever the pod's
+        # grace period: give them the grace period, less a moment for torchrun to exit.
+        base.setdefault(SHUTDOWN_TIMEOUT_ENV, str(max(1, int(grace_period_s()) - 2)))
+        self.env = {**base, NOTES_ENV: str(self.notes_dir)}
+        self.forward_sigint = forward_sigint
+        self.signalled = False
+        self.process: Optional[subprocess.Popen] = None
+        self._previous: dict[int, object] = {}
+
+    def start(self) -> "Supervisor":
+        """Handlers first, then the child: a SIGTERM in between is passed on once it exists."""
+        self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._forward)
+        self._previous[signal.SIGINT] = signal.signal(
+            signal.SIGINT, self._forward if self.forward_sigint else signal.SIG_IGN)
+        try:
+            self.process = subprocess.Popen(self.argv, env=self.env)
+        except BaseException:
+            self._cleanup()
+            raise
+        if self.signalled:
+            self.process.send_signal(signal.SIGTERM)
+        return self
+
+    def _forward(self, signum: int, _frame: object = None) -> None:
+        if signum == signal.SIGTERM:
+            self.signalled = True
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self) -> int:
+        assert self.process is not None, "start() first"
+        try:
+            code = self.process.wait()
+            notes = read_notes(self.notes_dir)
+        finally:
+            self._cleanup()
+        return gang_exit_code(code, notes, self.signalled)
+
+    def _cleanup(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+        for path in self.notes_dir.glob("*"):
+            path.unlink(missing_ok=True)
+        try:
+            self.notes_dir.rmdir()
+        except OSError:
+            pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if not args:
+        print("usage: python -m aegis.launch.gang [--] COMMAND [ARGS...]  (e.g. torchrun train.py ...)",
+              file=sys.stderr)
+        return 2
+    try:
+        supervisor = Supervisor(args).start()
+    except OSError as exc:
+        print(f"Error: cannot start {args[0]!r}: {exc.strerror or exc}.", file=sys.stderr)
+        return 127
+    return supervisor.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
