@@ -98,3 +98,52 @@ def test_sigterm_to_the_torchrun_parent_exits_143_after_the_gang_checkpointed(tm
     assert summary(run_dir)["attempts"][-1]["status"] == "preempted"
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert saved["global_step"] > 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sigterm_to_one_node_of_a_two_node_gang_checkpoints_both_at_one_step_and_resumes(tmp_path):
+    """Two torchrun agents, as two pods of a PyTorchJob: a SIGTERM to one node alone (a
+    preempted worker) stops every rank at the same batch, one checkpoint is written at that
+    step, and both nodes exit 143 (retryable), the node whose peer was signalled too. The
+    relaunched gang resumes from that step, not from the epoch's start."""
+    import torch
+
+    port = _free_port()
+    base = ["strategy=ddp", "launcher=torchrun", "launcher.nnodes=2", "launcher.nproc_per_node=1",
+            f"launcher.master_port={port}", "trainer.accelerator=cpu", "data=synthetic", "data.num_samples=40000",
+            "trainer.max_epochs=2", "logger=none", "run_id=pair", "progress=lines", "test_after_fit=false"]
+    run_dir = tmp_path / "train" / "runs" / "pair"
+
+    def start_pair(attempt: str) -> list[subprocess.Popen]:
+        return [_start([*base, f"launcher.node_rank={node}"], tmp_path, tmp_path / f"{attempt}-node{node}.log")
+                for node in (0, 1)]
+
+    nodes = start_pair("first")
+    _wait_for_epoch(nodes[0], tmp_path / "first-node0.log", 1)
+    time.sleep(0.5)  # into the second epoch
+    nodes[1].send_signal(signal.SIGTERM)  # the worker pod alone is preempted
+    codes = [node.wait(timeout=120) for node in nodes]
+    logs = "".join((tmp_path / f"first-node{n}.log").read_text()[-2000:] for n in (0, 1))
+    assert codes == [143, 143], logs
+    preempted = summary(run_dir)
+    assert preempted["status"] == "preempted", logs
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    steps_per_epoch = 125  # 40000 x 0.8 samples, 2 ranks, batches of 128
+    assert saved == preempted["global_step"]
+    assert steps_per_epoch < saved < 2 * steps_per_epoch  # mid second epoch: not back to an epoch's end
+
+    nodes = start_pair("second")
+    codes = [node.wait(timeout=240) for node in nodes]
+    logs = "".join((tmp_path / f"second-node{n}.log").read_text()[-2000:] for n in (0, 1))
+    assert codes == [0, 0], logs
+    record = summary(run_dir)
+    assert record["status"] == "completed" and record["world_size"] == 2
+    assert record["resumed_from"].endswith("last.ckpt")
+    assert record["timing"]["train_steps"] == record["global_step"] - saved
