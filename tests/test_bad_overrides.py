@@ -133,6 +133,11 @@ BAD = [
     # launcher=k8s-job
     (["launcher=k8s-job", "launcher.image=null"], "launcher.image"),
     (["launcher=k8s-job", "launcher.image=aegis"], "launcher.image='aegis'"),
+    (["launcher=k8s-job"], "launcher.image is required for launcher=k8s-job"),
+    (["launcher=k8s-job", "launcher.image=aegis:1"], "launcher.image='aegis:1' names no registry host"),
+    (K8S + ["launcher.shm_size=2Gi"], "launcher.shm_size='2Gi' is more than half of the memory limit "
+                                      "launcher.resources.memory='2Gi'"),
+    (K8S + ["launcher.termination_grace_period_s=0"], "launcher.termination_grace_period_s=0"),
     (K8S + ["launcher.resources.cpu=lots"], "launcher.resources.cpu='lots'"),
     (K8S + ["launcher.resources.memory=1Gi", "launcher.resources.memory_limit=512Mi"], "launcher.resources.memory_limit="),
     (K8S + ["launcher.resources.gpu=-1"], "launcher.resources.gpu=-1"),
@@ -233,6 +238,7 @@ SUBPROCESS = [
     (["strategy=ddp", "strategy.devices=2"], "launcher=torchrun launcher.nproc_per_node=2"),
     (["paths.root=/etc/hostname/sub"], "paths.root=/etc/hostname/sub"),
     (K8S + ["launcher.dry_run=true", "+launcher.env.FOO=${oc.env:AWS_SECRET_ACCESS_KEY}"], "launcher.env.FOO="),
+    (["launcher=pytorchjob", "strategy=ddp", "launcher.dry_run=true"], "launcher.image is required"),
 ]
 
 # The subprocess cases the default tier runs (one or more of each kind of check); every other

@@ -74,7 +74,8 @@ def both(tmp_path: Path, args: list[str]):
 
 
 def test_a_run_composes_once_and_gets_hydras_config(tmp_path):
-    args = ["run_id=fixed", "strategy=ddp", "launcher=pytorchjob", "model.lr=0.01", "+trainer.gradient_clip_val=1.0"]
+    args = ["run_id=fixed", "strategy=ddp", "launcher=pytorchjob", "launcher.image=registry.example.com/aegis:0.1.0",
+            "model.lr=0.01", "+trainer.gradient_clip_val=1.0"]
     (code_twice, twice, n_twice, _), (code_once, once, n_once, err) = both(tmp_path, args)
     assert (code_twice, code_once) == (0, 0), err
     assert (n_twice, n_once) == (2, 1)

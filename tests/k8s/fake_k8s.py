@@ -1,7 +1,8 @@
 """A small, stateful fake of the Kubernetes API server, on loopback over real HTTP.
 
 It serves exactly what ``aegis.k8s.client`` calls (Jobs, PyTorchJobs, pods, pod logs,
-events; create, get, list/watch, delete) with the API server's status codes and
+events; create, get, list/watch, delete; reading a namespace and a PersistentVolumeClaim)
+with the API server's status codes and
 ``Status`` bodies, so the official ``kubernetes`` client runs unmodified against it.
 Tests drive a job's life with the helpers (``set_status``, ``add_pod``, ``log``, ...),
 usually from a scenario thread started when the object is created.
@@ -55,6 +56,9 @@ def _matches(labels: dict, selector: str) -> bool:
 class FakeCluster:
     def __init__(self) -> None:
         self.namespaces = {"default"}
+        # (namespace, name) -> access modes; the default claims exist, shareable across nodes.
+        self.claims: dict[tuple[str, str], list[str]] = {
+            ("default", "aegis-outputs"): ["ReadWriteMany"], ("default", "aegis-dataset-cache"): ["ReadWriteMany"]}
         self.crd_installed = True
         self.objects: dict[tuple[str, str, str], dict] = {}  # (plural, ns, name)
         self.pods: dict[tuple[str, str], dict] = {}
@@ -63,7 +67,7 @@ class FakeCluster:
         self.deleted: list[tuple[str, str, str, Optional[str]]] = []  # (plural, ns, name, propagation)
         self.requests: list[tuple[str, str]] = []
         self.reject_token = False  # 401
-        self.forbid: set[str] = set()  # verbs answered 403
+        self.forbid: set[str] = set()  # verbs ("create") or "<verb> <resource>" ("get persistentvolumeclaims"): 403
         self.on_create: Optional[Callable[["FakeCluster", str, dict], None]] = None
         self._rv = itertools.count(1)
         self._changed = threading.Condition()
@@ -220,12 +224,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length) or b"{}") if length else {}
 
-    def _auth(self, verb: str) -> bool:
+    def _auth(self, verb: str, resource: str = "jobs") -> bool:
         if self.fake.reject_token or self.headers.get("Authorization") != f"Bearer {TOKEN}":
             self._send(401, _status(401, "Unauthorized", "Unauthorized"))
             return False
-        if verb in self.fake.forbid:
-            self._send(403, _status(403, "Forbidden", f'jobs is forbidden: User "fake" cannot {verb} resource'))
+        if verb in self.fake.forbid or f"{verb} {resource}" in self.fake.forbid:
+            self._send(403, _status(403, "Forbidden", f'{resource} is forbidden: User "fake" cannot {verb} resource'))
             return False
         return True
 
@@ -250,6 +254,9 @@ class _Handler(BaseHTTPRequestHandler):
             pods = [copy.deepcopy(p) for (pns, _), p in list(self.fake.pods.items())
                     if pns == ns and _matches(p["metadata"].get("labels", {}), q.get("labelSelector", ""))]
             return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods})
+        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)(?:/persistentvolumeclaims/([^/]+))?", url.path)
+        if m and method == "GET":
+            return self._namespaced(*m.groups())
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/events", url.path)
         if m and method == "GET":
             if not self._auth("list"):
@@ -259,6 +266,28 @@ class _Handler(BaseHTTPRequestHandler):
                      if e["metadata"]["namespace"] == m.group(1) and (not wanted or e["involvedObject"]["name"] == wanted)]
             return self._send(200, {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items})
         self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+
+    def _namespaced(self, ns: str, claim: Optional[str]) -> None:
+        """A namespace, or a claim in one. As the API server does, reading a claim in a namespace
+        that does not exist is a 404 of the claim, not of the namespace."""
+        fake = self.fake
+        if not self._auth("get", "persistentvolumeclaims" if claim else "namespaces"):
+            return None
+        if claim is None:
+            if ns not in fake.namespaces:
+                return self._send(404, _status(404, "NotFound", f'namespaces "{ns}" not found',
+                                               {"name": ns, "kind": "namespaces"}))
+            return self._send(200, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                                    "status": {"phase": "Active"}})
+        modes = fake.claims.get((ns, claim)) if ns in fake.namespaces else None
+        if modes is None:
+            return self._send(404, _status(404, "NotFound", f'persistentvolumeclaims "{claim}" not found',
+                                           {"name": claim, "kind": "persistentvolumeclaims"}))
+        return self._send(200, {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": ns, "uid": f"uid-{claim}"},
+            "spec": {"accessModes": modes, "resources": {"requests": {"storage": "20Gi"}}},
+            "status": {"phase": "Bound", "accessModes": modes, "capacity": {"storage": "20Gi"}}})
 
     def _objects(self, method: str, ns: str, plural: str, name: Optional[str], q: dict) -> None:
         fake = self.fake

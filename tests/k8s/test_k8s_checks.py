@@ -11,8 +11,22 @@ from k8s_helpers import IMAGE, compose_cfg, run_train
 
 
 @pytest.mark.parametrize("launcher, overrides, words", [
+    ("k8s-job", [], "launcher.image is required for launcher=k8s-job: build the image with docker/build.sh, push it"),
+    ("pytorchjob", [], "launcher.image is required for launcher=pytorchjob"),
     ("k8s-job", ["launcher.image=null"], "launcher.image is required"),
     ("k8s-job", ["launcher.image=''"], "launcher.image is required"),
+    ("k8s-job", ["launcher.image=aegis-training:0.1.0"],
+     r"launcher.image='aegis-training:0.1.0' names no registry host, so the cluster would pull it from Docker Hub "
+     r"\(docker.io/library/aegis-training:0.1.0\).*launcher.allow_unqualified_image=true"),
+    ("pytorchjob", ["launcher.image=team/aegis:1"], r"pull it from Docker Hub \(docker.io/team/aegis:1\)"),
+    ("k8s-job", ["launcher.image=aegis@sha256:" + "a" * 64], "names no registry host"),
+    ("k8s-job", [f"launcher.image={IMAGE}", "launcher.termination_grace_period_s=0"],
+     "launcher.termination_grace_period_s=0 is invalid: expected a number >= 1"),
+    ("k8s-job", [f"launcher.image={IMAGE}", "launcher.shm_size=1.5Gi"],
+     r"launcher.shm_size='1.5Gi' is more than half of the memory limit launcher.resources.memory='2Gi'.*"
+     r"at most 1Gi"),
+    ("pytorchjob", [f"launcher.image={IMAGE}", "launcher.resources.memory_limit=3Gi", "launcher.shm_size=2Gi"],
+     r"launcher.shm_size='2Gi' is more than half of the memory limit launcher.resources.memory_limit='3Gi'"),
     ("pytorchjob", ["launcher.image=repo/aegis"], "launcher.image='repo/aegis' has no tag or digest"),
     ("k8s-job", ["launcher.image=Repo/Aegis:1"], "is not an image reference"),
     ("k8s-job", ["launcher.image=repo/aegis:bad tag"], "is not an image reference"),
@@ -88,6 +102,70 @@ def test_quantities(text, ok):
 ])
 def test_images(image, problem):
     assert images.problem(image) == problem
+
+
+@pytest.mark.parametrize("image, host", [
+    ("ghcr.io/acme/aegis:0.1.0", "ghcr.io"), ("localhost:5000/aegis:dev", "localhost:5000"),
+    ("localhost/aegis:dev", "localhost"), ("registry:5000/aegis:1", "registry:5000"),
+    ("reg.example.com/aegis@sha256:" + "a" * 64, "reg.example.com"),
+    ("aegis:0.1", None), ("team/aegis:1", None), ("team/sub/aegis:1", None),
+])
+def test_registry_host(image, host):
+    assert images.registry(image) == host
+
+
+@pytest.mark.parametrize("overrides", [
+    ["launcher.image=registry.example.com/ml/aegis@sha256:" + "b" * 64],  # a digest: preferred
+    ["launcher.image=registry.example.com/ml/aegis:0.1.0-3f2a1bc@sha256:" + "b" * 64],
+    ["launcher.image=localhost:5000/aegis:dev"],
+    ["launcher.image=aegis-training:0.1.0", "launcher.allow_unqualified_image=true"],  # kind/minikube
+    [f"launcher.image={IMAGE}", "launcher.resources.memory=1Gi", "launcher.shm_size=512Mi"],  # exactly half
+    [f"launcher.image={IMAGE}", "launcher.resources.memory=null", "launcher.shm_size=64Gi"],  # no limit
+    [f"launcher.image={IMAGE}", "launcher.resources.gpu=1"],  # no build record: nothing known
+])
+def test_good_images_and_sizes_validate(overrides):
+    validate(compose_cfg("launcher=k8s-job", *overrides))
+
+
+def _record(path, reference, **entry):
+    import json
+
+    build = {"id": "sha256:" + "1" * 64, "accelerator": "cpu", "revision": "3f2a1bc", "dirty": False,
+             "built_at": "2026-11-29T10:00:00+00:00", "digest": None, **entry}
+    path.write_text(json.dumps({reference: build}))
+
+
+def test_gpu_with_an_image_built_without_cuda_is_refused(no_build_record):
+    _record(no_build_record, IMAGE, accelerator="cpu")
+    cfg = compose_cfg("launcher=pytorchjob", f"launcher.image={IMAGE}", "launcher.resources.gpu=1")
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    [sentence] = str(info.value).splitlines()
+    assert sentence.startswith(f"launcher.resources.gpu=1 asks for GPUs but launcher.image={IMAGE} was built "
+                               "without CUDA")
+    assert "docker/build.sh --cuda" in sentence
+    validate(compose_cfg("launcher=pytorchjob", f"launcher.image={IMAGE}"))  # the CPU image on CPU: fine
+    _record(no_build_record, IMAGE, accelerator="cuda")
+    validate(cfg)
+
+
+@pytest.mark.parametrize("content", ["", "not json", "[1, 2]", '{"%s": "cpu"}' % IMAGE, '{"%s": {}}' % IMAGE])
+def test_an_unreadable_or_odd_build_record_is_no_record(no_build_record, content):
+    no_build_record.write_text(content)
+    validate(compose_cfg("launcher=k8s-job", f"launcher.image={IMAGE}", "launcher.resources.gpu=1"))
+
+
+def test_the_build_record_defaults_to_the_xdg_cache(tmp_path, monkeypatch):
+    from aegis.k8s import builds
+
+    monkeypatch.delenv("AEGIS_IMAGES_FILE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert builds.records_file() == tmp_path / "cache" / "aegis" / "images.json"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert builds.records_file() == tmp_path / "home" / ".cache" / "aegis" / "images.json"
+    _record(builds.records_file().parent.mkdir(parents=True) or builds.records_file(), IMAGE, accelerator="cpu")
+    assert builds.lookup(IMAGE).accelerator == "cpu" and builds.lookup("other.io/x:1") is None
 
 
 def test_names_are_dns_safe_and_fit():

@@ -269,3 +269,93 @@ def test_unreachable_api_server(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     with pytest.raises(AegisError, match="cannot reach the API server http://127.0.0.1:"):
         launch(tmp_path, "k8s-job")
+
+
+# -- the claims the pods mount, checked before anything is created ---------------------------------
+
+def _posted(fake):
+    return [path for method, path in fake.requests if method == "POST"]
+
+
+def test_a_missing_claim_is_refused_before_anything_is_created(tmp_path, fake_cluster):
+    del fake_cluster.claims[("default", "aegis-outputs")]
+    del fake_cluster.claims[("default", "aegis-dataset-cache")]
+    with pytest.raises(AegisError) as info:
+        launch(tmp_path, "k8s-job", "data.uses_dataset_cache=true")
+    assert str(info.value).splitlines() == [
+        "launcher.outputs.claim=aegis-outputs does not exist in namespace default of kube context fake: create it "
+        "(kubectl apply -n default -f k8s/pvc-dataset-cache.yaml creates the default claims, ReadWriteMany) or set "
+        "launcher.outputs.claim to an existing claim.",
+        "launcher.dataset_cache.claim=aegis-dataset-cache does not exist in namespace default of kube context fake: "
+        "create it (kubectl apply -n default -f k8s/pvc-dataset-cache.yaml creates the default claims, "
+        "ReadWriteMany) or set launcher.dataset_cache.claim to an existing claim."]
+    assert _posted(fake_cluster) == [] and fake_cluster.objects == {}
+    assert any("/persistentvolumeclaims/aegis-outputs" in path for _, path in fake_cluster.requests)
+
+
+def test_the_dataset_cache_claim_is_checked_only_when_mounted(tmp_path, fake_cluster):
+    del fake_cluster.claims[("default", "aegis-dataset-cache")]
+    assert launch(tmp_path, "k8s-job", "launcher.wait=false") == 0  # digits mounts no cache
+    assert not any("aegis-dataset-cache" in path for _, path in fake_cluster.requests)
+    assert len(fake_cluster.objects) == 1
+
+
+@pytest.mark.parametrize("modes", [["ReadWriteOnce"], ["ReadWriteOncePod"], ["ReadOnlyMany"]])
+def test_a_claim_one_node_can_mount_is_refused_for_pods_on_several_nodes(tmp_path, fake_cluster, modes):
+    fake_cluster.claims[("default", "aegis-outputs")] = modes
+    with pytest.raises(AegisError) as info:
+        launch(tmp_path, "pytorchjob", "launcher.nodes=2")
+    [sentence] = str(info.value).splitlines()
+    assert sentence.startswith(f"launcher.outputs.claim=aegis-outputs allows {modes[0]}, but the pods of this job "
+                               "can run on different nodes")
+    assert "expected a ReadWriteMany claim" in sentence
+    assert _posted(fake_cluster) == []
+
+
+def test_access_modes_that_fit_the_job_are_accepted(tmp_path, fake_cluster):
+    fake_cluster.claims[("default", "aegis-outputs")] = ["ReadWriteOnce"]
+    fake_cluster.claims[("default", "aegis-dataset-cache")] = ["ReadOnlyMany"]
+    # one pod, or one node: ReadWriteOnce is enough
+    assert launch(tmp_path, "k8s-job", "launcher.wait=false", "launcher.job_name=one") == 0
+    assert launch(tmp_path, "pytorchjob", "launcher.nodes=1", "launcher.wait=false", "launcher.job_name=one") == 0
+    # several nodes: a read-only cache may be ReadOnlyMany, the outputs must be ReadWriteMany
+    fake_cluster.claims[("default", "aegis-outputs")] = ["ReadWriteOnce", "ReadWriteMany"]
+    assert launch(tmp_path, "pytorchjob", "launcher.nodes=3", "data.uses_dataset_cache=true",
+                  "launcher.dataset_cache.read_only=true", "launcher.wait=false", "launcher.job_name=three") == 0
+    with pytest.raises(AegisError, match="launcher.dataset_cache.claim=aegis-dataset-cache allows ReadOnlyMany"):
+        launch(tmp_path, "pytorchjob", "launcher.nodes=3", "data.uses_dataset_cache=true", "launcher.wait=false")
+
+
+def test_claims_that_may_not_be_read_are_a_warning(tmp_path, fake_cluster, capsys):
+    fake_cluster.forbid.add("get persistentvolumeclaims")
+    assert launch(tmp_path, "pytorchjob", "launcher.wait=false") == 0
+    err = capsys.readouterr().err
+    assert ("[k8s] warning: kube context fake may not read PersistentVolumeClaims in namespace default (403), so "
+            "launcher.outputs.claim=aegis-outputs was not checked before submitting") in err
+    assert len(fake_cluster.objects) == 1
+
+
+def test_claims_are_checked_by_a_server_dry_run_and_not_by_a_dry_run(tmp_path, fake_cluster, capsys):
+    del fake_cluster.claims[("default", "aegis-outputs")]
+    with pytest.raises(AegisError, match="launcher.outputs.claim=aegis-outputs does not exist"):
+        launch(tmp_path, "k8s-job", "launcher.server_dry_run=true")
+    fake_cluster.requests.clear()
+    assert launch(tmp_path, "k8s-job", "launcher.dry_run=true") == 0
+    assert fake_cluster.requests == []
+
+
+def test_the_manifest_pins_a_recorded_digest_and_says_so(tmp_path, fake_cluster, no_build_record, capsys):
+    import json
+
+    digest = "sha256:" + "c" * 64
+    no_build_record.write_text(json.dumps({IMAGE: {"id": "sha256:" + "1" * 64, "accelerator": "cpu",
+                                                   "revision": "3f2a1bc", "dirty": False,
+                                                   "built_at": "2026-11-29T10:00:00+00:00", "digest": digest}}))
+    assert launch(tmp_path, "pytorchjob", "launcher.wait=false") == 0
+    [obj] = fake_cluster.objects.values()
+    for replica in ("Master", "Worker"):
+        [c] = obj["spec"]["pytorchReplicaSpecs"][replica]["template"]["spec"]["containers"]
+        assert c["image"] == f"{IMAGE}@{digest}"
+    notices = [line for line in capsys.readouterr().err.splitlines() if "pinned" in line]
+    assert notices == [f"[k8s] image: launcher.image={IMAGE} is pinned to {IMAGE}@{digest}, the registry digest "
+                       f"docker/build.sh recorded in {no_build_record}"]

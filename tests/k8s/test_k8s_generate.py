@@ -26,3 +26,26 @@ def test_checked_in_manifests_validate():
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     ptj = yaml.safe_load((ROOT / "k8s" / "pytorchjob-training.yaml").read_text())
     assert pytorchjob_problems(ptj) == []
+
+
+def test_checked_in_claims_are_shared_and_no_file_names_a_namespace():
+    """kubectl apply -n NS -f k8s/... puts them in NS (a namespace in the file would refuse it),
+    and pods of one job on several nodes can all mount the claims."""
+    for path in sorted((ROOT / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert "namespace" not in doc["metadata"], path.name
+    claims = list(yaml.safe_load_all((ROOT / "k8s" / "pvc-dataset-cache.yaml").read_text()))
+    assert {c["metadata"]["name"] for c in claims} == {"aegis-outputs", "aegis-dataset-cache"}
+    assert all(c["spec"]["accessModes"] == ["ReadWriteMany"] for c in claims)
+
+
+def test_generating_reads_no_build_record(no_build_record):
+    """The checked-in files never depend on what this machine built and pushed."""
+    import json
+
+    from aegis.k8s.generate import IMAGE
+
+    no_build_record.write_text(json.dumps({IMAGE: {"accelerator": "cpu", "digest": "sha256:" + "d" * 64}}))
+    files = render_all(ROOT / "conf")
+    assert "sha256:" not in files["job-training.yaml"]
+    assert files["job-training.yaml"] == (ROOT / "k8s" / "job-training.yaml").read_text()

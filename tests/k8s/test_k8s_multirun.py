@@ -39,5 +39,5 @@ def test_sweep_submits_every_job_before_following(tmp_path, fake_cluster):
     assert f"{names[0]} " in result.stderr and "succeeded" in result.stderr
     assert "failed (exit code 2)" in result.stderr
     # each job got its own value of the swept override
-    commands = [o["spec"]["template"]["spec"]["containers"][0]["command"] for o in fake_cluster.objects.values()]
+    commands = [o["spec"]["template"]["spec"]["containers"][0]["args"] for o in fake_cluster.objects.values()]
     assert sorted(next(a for a in c if a.startswith("model.lr=")) for c in commands) == ["model.lr=0.001", "model.lr=0.01"]

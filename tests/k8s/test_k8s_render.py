@@ -45,19 +45,27 @@ def container(manifest, replica=None):
     return template["spec"]["containers"][0], template["spec"]
 
 
+def overrides_of(c):
+    """The Hydra overrides the container passes to train.py (after the entrypoint)."""
+    args = c["args"]
+    return args[args.index("train.py") + 1:]
+
+
 def test_job_validates_and_runs_train_py_locally_with_pinned_run_dir(tmp_path):
     plan = render("k8s-job", tmp_path, "model.lr=0.01", "trainer.max_epochs=3")
     kubernetes_validate.validate(plan.manifest, KUBERNETES_VERSION, strict=True)
     kubernetes_validate.validate(plan.manifest, kubernetes_validate.latest_version(), strict=True)
     c, pod = container(plan.manifest)
     run_id = plan.run_id
-    assert c["command"][:2] == ["python", "train.py"]
-    assert "model.lr=0.01" in c["command"] and "trainer.max_epochs=3" in c["command"]
-    assert "launcher=local" in c["command"]
-    assert not any(a.startswith("launcher.") for a in c["command"])  # launcher overrides stay here
-    assert f"run_id={run_id}" in c["command"]
-    assert f"hydra.run.dir=/outputs/train/runs/{run_id}" in c["command"]
-    assert "paths.root=/outputs" in c["command"]
+    # The command is the container's args: the image's ENTRYPOINT (its init) stays PID 1.
+    assert "command" not in c
+    assert c["args"][:2] == ["python", "train.py"]
+    assert "model.lr=0.01" in c["args"] and "trainer.max_epochs=3" in c["args"]
+    assert "launcher=local" in c["args"]
+    assert not any(a.startswith("launcher.") for a in c["args"])  # launcher overrides stay here
+    assert f"run_id={run_id}" in c["args"]
+    assert f"hydra.run.dir=/outputs/train/runs/{run_id}" in c["args"]
+    assert "paths.root=/outputs" in c["args"]
     assert plan.pod_run_dir == f"/outputs/train/runs/{run_id}"
     # unique, DNS-safe name derived from the experiment
     assert plan.name.startswith("train-") and len(plan.name) <= 48
@@ -90,11 +98,48 @@ def test_job_security_resources_and_volumes(tmp_path):
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     vols = {v["name"]: v for v in pod["volumes"]}
     assert vols["outputs"]["persistentVolumeClaim"]["claimName"] == "aegis-outputs"
-    assert vols["dataset-cache"]["persistentVolumeClaim"]["claimName"] == "aegis-dataset-cache"
     assert vols["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-    assert mounts == {"outputs": "/outputs", "dataset-cache": "/data", "dshm": "/dev/shm"}
+    assert mounts == {"outputs": "/outputs", "dshm": "/dev/shm"}  # digits uses no dataset cache
     assert plan.manifest["spec"]["activeDeadlineSeconds"] == 3600
+
+
+@pytest.mark.parametrize("kind, replica", [("k8s-job", None), ("pytorchjob", "Master"), ("pytorchjob", "Worker")])
+def test_the_dataset_cache_is_mounted_only_when_the_data_uses_it(tmp_path, kind, replica):
+    plain = render(kind, tmp_path, "launcher.nodes=2" if kind == "pytorchjob" else "data=digits")
+    c, pod = container(plain.manifest, replica)
+    assert "dataset-cache" not in {v["name"] for v in pod["volumes"]}
+    assert "AEGIS_DATASET_CACHE" not in {e["name"] for e in c["env"]}
+    cached = render(kind, tmp_path, "data.uses_dataset_cache=true", "launcher.dataset_cache.read_only=true")
+    kubernetes_validate.validate(cached.manifest if kind == "k8s-job" else
+                                 {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
+                                  "template": cached.manifest["spec"]["pytorchReplicaSpecs"][replica]["template"]},
+                                 KUBERNETES_VERSION, strict=True)
+    c, pod = container(cached.manifest, replica)
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["dataset-cache"]["persistentVolumeClaim"] == {"claimName": "aegis-dataset-cache", "readOnly": True}
+    assert {"name": "dataset-cache", "mountPath": "/data", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "AEGIS_DATASET_CACHE", "value": "/data"} in c["env"]
+    no_claim = render(kind, tmp_path, "data.uses_dataset_cache=true", "launcher.dataset_cache.claim=null")
+    c, pod = container(no_claim.manifest, replica)
+    assert "dataset-cache" not in {v["name"] for v in pod["volumes"]}
+
+
+@pytest.mark.parametrize("kind, replica", [("k8s-job", None), ("pytorchjob", "Worker")])
+def test_termination_grace_period_reaches_the_pod_and_the_run(tmp_path, kind, replica):
+    c, pod = container(render(kind, tmp_path).manifest, replica)
+    assert pod["terminationGracePeriodSeconds"] == 60
+    assert {"name": "AEGIS_TERMINATION_GRACE_S", "value": "60"} in c["env"]
+    plan = render(kind, tmp_path, "launcher.termination_grace_period_s=300")
+    kubernetes_validate.validate(plan.manifest, KUBERNETES_VERSION, strict=True) if kind == "k8s-job" else None
+    c, pod = container(plan.manifest, replica)
+    assert pod["terminationGracePeriodSeconds"] == 300
+    assert {"name": "AEGIS_TERMINATION_GRACE_S", "value": "300"} in c["env"]
+
+
+def test_default_shm_is_half_a_gigabyte(tmp_path):
+    _, pod = container(render("k8s-job", tmp_path).manifest)
+    assert {v["name"]: v for v in pod["volumes"]}["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "512Mi"}
 
 
 def test_credentials_come_from_secret_refs_never_literals(tmp_path):
@@ -129,11 +174,13 @@ def test_pytorchjob_validates_against_crd_and_admission_rules(tmp_path, crd_sche
     for replica in ("Master", "Worker"):
         c, pod = container(plan.manifest, replica)
         assert c["name"] == "pytorch"
+        # args, not command: the image's init stays PID 1, in front of the gang's supervisor
+        assert "command" not in c
         # torchrun is driven by the operator's PET_* env: no rendezvous flags of its own
-        assert c["command"][:2] == ["torchrun", "train.py"]
-        assert not any(a.startswith("--") for a in c["command"])
-        assert "strategy=ddp" in c["command"] and "launcher=local" in c["command"]
-        assert f"hydra.run.dir=/outputs/train/runs/{plan.run_id}" in c["command"]
+        assert c["args"][c["args"].index("torchrun") + 1] == "train.py"
+        assert not any(a.startswith("--") for a in c["args"])
+        assert "strategy=ddp" in c["args"] and "launcher=local" in c["args"]
+        assert f"hydra.run.dir=/outputs/train/runs/{plan.run_id}" in c["args"]
         kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"},
                                       "template": spec["pytorchReplicaSpecs"][replica]["template"]},
                                      KUBERNETES_VERSION, strict=True)
@@ -144,7 +191,7 @@ def test_pytorchjob_one_node_has_no_workers_and_keeps_user_ddp_settings(tmp_path
     crd_validate(crd_schema, plan.manifest)
     assert list(plan.manifest["spec"]["pytorchReplicaSpecs"]) == ["Master"]
     c, _ = container(plan.manifest, "Master")
-    assert "strategy=ddp" in c["command"] and "strategy.timeout_s=600" in c["command"]
+    assert "strategy=ddp" in c["args"] and "strategy.timeout_s=600" in c["args"]
 
 
 def test_pytorchjob_elastic_policy(tmp_path, crd_schema):
@@ -200,8 +247,7 @@ def test_the_pod_command_composes_to_a_valid_local_run(tmp_path, kind, replica):
 
     plan = render(kind, tmp_path, "model.lr=0.01", "data=synthetic")
     c, _ = container(plan.manifest, replica)
-    args = c["command"][2:]
-    cfg = compose_cfg(*args)
+    cfg = compose_cfg(*overrides_of(c))
     validate(cfg)
     assert cfg.launcher.name == "local" and cfg.paths.root == "/outputs"
     assert cfg.run_id == plan.run_id and cfg.hydra.run.dir == plan.pod_run_dir

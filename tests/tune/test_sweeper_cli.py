@@ -10,6 +10,7 @@ import pytest
 from helpers import REPO, TRAIN, run_train
 
 LR = "model.lr=tag(log,interval(1e-4,1e-1))"
+IMAGE = "registry.example.com/aegis:0.1.0"  # cluster launchers need one (no default image)
 
 
 def test_search_ray_tune_turns_on_multirun_and_the_sweeper(compose):
@@ -55,9 +56,9 @@ def test_composing_a_search_never_imports_torch_lightning_or_ray(tmp_path):
         (["hydra.mode=RUN"], "Error: search=ray-tune runs as a multirun (it turns multirun on itself) but "
                              "hydra.mode=RUN asks for a single run"),
         ([LR, "hydra.mode=RUN"], f"Error: {LR} is a sweep, which only a multirun runs"),
-        ([LR, "launcher=k8s-job"], "Error: search=ray-tune trains each trial in-process in a Ray worker, so it runs "
+        ([LR, "launcher=k8s-job", f"launcher.image={IMAGE}"], "Error: search=ray-tune trains each trial in-process in a Ray worker, so it runs "
                                    "with launcher=local only, not launcher=k8s-job"),
-        ([LR, "launcher=pytorchjob", "strategy=ddp"], "Error: search=ray-tune trains each trial in-process"),
+        ([LR, "launcher=pytorchjob", "strategy=ddp", f"launcher.image={IMAGE}"], "Error: search=ray-tune trains each trial in-process"),
         ([LR, "launcher=torchrun"], "Error: search=ray-tune trains each trial in-process"),
         ([LR, "hydra/launcher=submitit_local"], "Error: search=ray-tune runs its trials on Ray Tune itself, never "
                                                 "through hydra/launcher=submitit_local"),
@@ -94,7 +95,7 @@ def test_a_search_runs_only_with_the_local_launcher_and_hydras_basic_one(compose
     from aegis.errors import ConfigError
 
     validate(compose("search=ray-tune", hydra_config=True))
-    plain = compose("hydra/sweeper=ray_tune", "launcher=k8s-job", hydra_config=True)
+    plain = compose("hydra/sweeper=ray_tune", "launcher=k8s-job", f"launcher.image={IMAGE}", hydra_config=True)
     validate(plain)  # not a multirun: the sweeper is never called
     with open_dict(plain):
         plain.hydra.mode = RunMode.MULTIRUN

@@ -59,6 +59,10 @@ class DataConfig:
     # Facts about the data that models interpolate (``${data.num_classes}``).
     num_classes: int = field(default=MISSING, metadata=meta(c.at_least(2)))
     input_shape: List[int] = field(default_factory=list, metadata=meta(c.non_empty_positive_ints()))
+    # Whether the data reads or fills $AEGIS_DATASET_CACHE (downloads, preprocessed shards).
+    # Cluster launchers mount launcher.dataset_cache only then: data that needs no cache
+    # (digits, synthetic) should not make every pod wait for a claim it never touches.
+    uses_dataset_cache: bool = False
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.errors import Problems
-from aegis.k8s import images, naming, quantities
+from aegis.k8s import builds, images, naming, quantities
 from aegis.redact import mask_url_credentials, url_has_credentials
 
 # Env names that hold credentials: those belong in a Secret (launcher.secret_env).
@@ -71,16 +71,40 @@ def _image(launcher: DictConfig, found: Problems) -> None:
     image = launcher.image
     if image is None or str(image).strip() == "":
         found.add(
-            f"launcher.image is required for launcher={launcher.name}: set "
-            "launcher.image=<registry>/<repo>:<tag> (or <repo>@sha256:<digest>) of an image that contains this project.",
+            f"launcher.image is required for launcher={launcher.name}: build the image with docker/build.sh, push "
+            "it to a registry the cluster pulls from, and set launcher.image=<registry>/<repo>:<tag> (or "
+            "<registry>/<repo>@sha256:<digest>), e.g. ghcr.io/acme/aegis:0.1.0.",
             "launcher.image",
         )
         return
     why = images.problem(str(image))
     if why:
         found.add(
-            f"launcher.image={image!r} {why}: expected <registry>/<repo>:<tag> or <repo>@sha256:<digest>, "
+            f"launcher.image={image!r} {why}: expected <registry>/<repo>:<tag> or <registry>/<repo>@sha256:<digest>, "
             "e.g. ghcr.io/acme/aegis:0.1.0.", "launcher.image"
+        )
+        return
+    if images.registry(str(image)) is None and not launcher.allow_unqualified_image:
+        found.add(
+            f"launcher.image={image!r} names no registry host, so the cluster would pull it from Docker Hub "
+            f"(docker.io/{'' if '/' in str(image) else 'library/'}{image}): expected <registry>/<repo>:<tag>, e.g. "
+            "ghcr.io/acme/aegis:0.1.0, or launcher.allow_unqualified_image=true for an image loaded onto the "
+            "nodes (kind load docker-image, minikube image load).", "launcher.image"
+        )
+
+
+def _accelerator(launcher: DictConfig, found: Problems) -> None:
+    """A GPU request with an image docker/build.sh recorded as built without CUDA: the pod
+    would hold the GPU and train on the CPU."""
+    gpu = launcher.resources.gpu
+    if not gpu or found.refused("launcher.image", "launcher.resources.gpu"):
+        return
+    build = builds.lookup(launcher.image)
+    if build is not None and build.accelerator == "cpu":
+        found.add(
+            f"launcher.resources.gpu={gpu} asks for GPUs but launcher.image={launcher.image} was built without CUDA "
+            f"(docker/build.sh recorded accelerator cpu in {builds.records_file()}): expected an image built with "
+            "docker/build.sh --cuda, or launcher.resources.gpu=0.", "launcher.resources.gpu", "launcher.image"
         )
 
 
@@ -111,6 +135,37 @@ def _quantities(launcher: DictConfig, found: Problems) -> None:
             f"launcher.shm_size={launcher.shm_size!r} is not a Kubernetes quantity: expected e.g. 1Gi, 512Mi, or null for no /dev/shm volume.",
             "launcher.shm_size",
         )
+    _shm_within_memory(launcher, found)
+
+
+def _shm_within_memory(launcher: DictConfig, found: Problems) -> None:
+    """/dev/shm is a memory-backed emptyDir: what DataLoader workers put there counts against
+    the container's memory limit, so a shm as large as the limit leaves training nothing."""
+    res = launcher.resources
+    limit_key = "memory_limit" if res.memory_limit is not None else "memory"
+    limit = res[limit_key]
+    if launcher.shm_size is None or limit is None \
+            or found.refused("launcher.shm_size", f"launcher.resources.{limit_key}"):
+        return
+    shm, memory = quantities.parse(launcher.shm_size), quantities.parse(limit)
+    if shm is None or memory is None or shm * 2 <= memory:
+        return
+    found.add(
+        f"launcher.shm_size={launcher.shm_size!r} is more than half of the memory limit "
+        f"launcher.resources.{limit_key}={limit!r}, and /dev/shm counts against that limit: expected "
+        f"launcher.shm_size at most {_half(limit)}, or a larger launcher.resources.{limit_key}.",
+        "launcher.shm_size",
+    )
+
+
+def _half(limit: str) -> str:
+    """Half of a memory quantity, in the largest binary unit that keeps it whole."""
+    value = quantities.parse(limit)
+    half = int(value // 2) if value is not None else 0
+    for suffix, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if half >= size and half % size == 0:
+            return f"{half // size}{suffix}"
+    return str(half)
 
 
 def _names(launcher: DictConfig, found: Problems) -> None:
@@ -218,6 +273,7 @@ def _check_config(cfg: DictConfig, found: Problems) -> None:
     launcher = cfg.launcher
     _image(launcher, found)
     _quantities(launcher, found)
+    _accelerator(launcher, found)
     _names(launcher, found)
     _env(launcher, found)
     _tolerations(launcher, found)

@@ -12,12 +12,19 @@ import json
 import os
 from typing import Any, Iterator, Optional
 
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
+from aegis.errors import AegisError
+
+try:
+    from kubernetes import client, config, watch
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+except ImportError as exc:  # the `k8s` extra: submit-side only, so the training image has none
+    if not (exc.name or "").startswith("kubernetes"):
+        raise
+    raise AegisError("launcher=k8s-job and launcher=pytorchjob need the Kubernetes client, which is not "
+                     "installed: pip install 'aegis[k8s]'.") from None
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from aegis.errors import AegisError
 from aegis.k8s.kinds import Kind, kind_of
 
 IN_CLUSTER = "in-cluster"  # the context name recorded for the pod's service account
@@ -25,7 +32,12 @@ GONE = object()  # what a call with missing_ok=True returns for an object that n
 
 
 class ClusterError(AegisError):
-    """The cluster refused or could not be reached; the message says what to do."""
+    """The cluster refused or could not be reached; the message says what to do.
+
+    ``status`` is the API server's HTTP status when it answered (403: a caller may treat a
+    check it lacks permission for as skipped rather than failed)."""
+
+    status: Optional[int] = None
 
 
 def _reason(exc: ApiException) -> tuple[str, dict[str, Any]]:
@@ -49,6 +61,13 @@ def api_error(exc: ApiException, *, action: str, kind: str, name: str, namespace
     ``api`` is the kind whose endpoint was called, so a 404 of the API itself (its CRD not
     installed) can say what to install.
     """
+    error = _api_error(exc, action=action, kind=kind, name=name, namespace=namespace, context=context, api=api)
+    error.status = exc.status
+    return error
+
+
+def _api_error(exc: ApiException, *, action: str, kind: str, name: str, namespace: str, context: str,
+               api: Optional[Kind]) -> ClusterError:
     message, body = _reason(exc)
     details = body.get("details") or {}
     if exc.status == 401:
@@ -200,6 +219,24 @@ class Cluster:
         gone = self._call(self.custom.delete_namespaced_custom_object, kind.group, kind.version, namespace, kind.plural,
                           name, body=body, missing_ok=missing_ok, **self._where("delete", kind, name, namespace))
         return gone is not GONE
+
+    # ---------------------------------------------------- namespace, volume claims
+
+    def namespace(self, namespace: str) -> None:
+        """Raise the one sentence for a namespace that does not exist; a 403 (many users may not
+        read namespaces) says nothing either way."""
+        try:
+            self._call(self.core.read_namespace, namespace, action="read", kind="Namespace", name=namespace,
+                       namespace=namespace)
+        except ClusterError as exc:
+            if exc.status != 403:
+                raise
+
+    def claim(self, name: str, namespace: str) -> Optional[dict[str, Any]]:
+        """The PersistentVolumeClaim; None when it does not exist."""
+        obj = self._call(self.core.read_namespaced_persistent_volume_claim, name, namespace, missing_ok=True,
+                         action="read", kind="PersistentVolumeClaim", name=name, namespace=namespace)
+        return None if obj is GONE else self.plain(obj)
 
     # ------------------------------------------------------------- pods, events
 

@@ -4,8 +4,10 @@
     python -m aegis.k8s.generate --check    # exit 1 if k8s/ differs from what conf/ renders
 
 The files are what ``python train.py launcher=... launcher.dry_run=true`` prints, with a
-fixed run id and image so the output is stable; a test fails when they drift. Use them
-with ``kubectl create -f`` on clusters where Aegis itself does not run.
+fixed run id and image so the output is stable (no build record is read); a test fails
+when they drift. None names a namespace, so ``kubectl apply -n NS -f k8s/...`` puts them
+where it is told (the launchers set ``launcher.namespace`` when they submit). Use them with
+``kubectl create -f`` on clusters where Aegis itself does not run.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from aegis.k8s import builds
 from aegis.k8s.manifests import to_yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-IMAGE = "aegis-training:0.1.0"
+IMAGE = "registry.example.com/ml/aegis-training:0.1.0"
 RUN_ID = "2026-01-01_00-00-00_000000"
 # Volume sizes are cluster policy, not training config: change them here (or in the
 # applied file) to fit the storage class.
@@ -27,6 +30,7 @@ OUTPUTS_SIZE = "20Gi"
 HEADER = (
     "# Generated from conf/ by `python -m aegis.k8s.generate`; do not edit by hand.\n"
     "# Equivalent to: python train.py {command} launcher.dry_run=true\n"
+    "# without metadata.namespace: kubectl apply -n NS -f this file.\n"
 )
 
 
@@ -55,21 +59,32 @@ def _plan(conf_dir: Path, overrides: list[str], launcher):
     return cfg, launcher.render(cfg, ctx)  # rendering validates the object
 
 
-def pvc(name: str, namespace: str, size: str, component: str, note: str) -> dict[str, Any]:
+def pvc(name: str, size: str, component: str, note: str) -> dict[str, Any]:
+    """A claim every pod of a job can mount from any node: ReadWriteMany, since the pods of a
+    PyTorchJob land on several nodes and a ReadWriteOnce claim fails to attach on the second."""
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": namespace,
+        "metadata": {"name": name,
                      "labels": {"app.kubernetes.io/name": "aegis", "app.kubernetes.io/component": component,
                                 "app.kubernetes.io/part-of": "aegis", "app.kubernetes.io/managed-by": "aegis"},
                      "annotations": {"aegis.dev/note": note}},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}}},
     }
+
+
+def _without_namespace(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {**manifest, "metadata": {k: v for k, v in manifest["metadata"].items() if k != "namespace"}}
 
 
 def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
     """File name in k8s/ -> its content: one manifest per launcher that submits a Kubernetes
     kind (``<kind>-training.yaml``), and the volume claims they mount."""
+    with builds.ignored():
+        return _render_all(conf_dir)
+
+
+def _render_all(conf_dir: Path) -> dict[str, str]:
     from aegis.k8s.validate import schema_check
     from aegis.launch import LAUNCHERS, get_launcher
 
@@ -81,23 +96,26 @@ def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
         chosen = get_launcher(name)
         args = [*chosen.example_overrides, f"launcher={name}", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
         cfg, plan = _plan(conf_dir, args, chosen)
-        files[f"{plan.kind.lower()}-training.yaml"] = HEADER.format(command=" ".join(args)) + to_yaml(plan.manifest)
+        manifest = _without_namespace(plan.manifest)
+        files[f"{plan.kind.lower()}-training.yaml"] = HEADER.format(command=" ".join(args)) + to_yaml(manifest)
         launcher = cfg.launcher  # the volumes are the same for every Kubernetes launcher
     assert launcher is not None, "no launcher submits a Kubernetes kind"
     claims: list[dict[str, Any]] = []
     if launcher.dataset_cache.claim:
-        claims.append(pvc(launcher.dataset_cache.claim, launcher.namespace, DATASET_CACHE_SIZE, "dataset-cache",
-                          f"mounted at {launcher.dataset_cache.mount_path} (launcher.dataset_cache); "
-                          "ReadWriteMany when PyTorchJob pods span nodes"))
+        claims.append(pvc(launcher.dataset_cache.claim, DATASET_CACHE_SIZE, "dataset-cache",
+                          f"mounted at {launcher.dataset_cache.mount_path} (launcher.dataset_cache) when the data "
+                          "uses a cache (data.uses_dataset_cache); shared by every pod of a job, on any node"))
     if launcher.outputs.claim:
-        claims.append(pvc(launcher.outputs.claim, launcher.namespace, OUTPUTS_SIZE, "outputs",
-                          f"run dirs under {launcher.outputs.mount_path} (launcher.outputs); "
-                          "ReadWriteMany when PyTorchJob pods span nodes"))
+        claims.append(pvc(launcher.outputs.claim, OUTPUTS_SIZE, "outputs",
+                          f"run dirs under {launcher.outputs.mount_path} (launcher.outputs); shared by every pod "
+                          "of a job, on any node"))
     for claim in claims:
         schema_check(claim, "PersistentVolumeClaim")
     files["pvc-dataset-cache.yaml"] = (
         "# Generated from conf/ by `python -m aegis.k8s.generate`; do not edit by hand.\n"
-        "# The claims the launchers mount by default (launcher.dataset_cache.claim, launcher.outputs.claim).\n"
+        "# The claims the launchers mount by default (launcher.outputs.claim; launcher.dataset_cache.claim when\n"
+        "# the data uses a cache). ReadWriteMany: a storage class that offers it (NFS, CephFS, EFS, Filestore...);\n"
+        "# on a one-node kind/minikube cluster ReadWriteOnce works too. kubectl apply -n NS -f this file.\n"
         + "---\n".join(to_yaml(c) for c in claims)
     )
     return files

@@ -84,10 +84,19 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
 
         check_config(cfg, found)
 
+    def spans_nodes(self, cfg: DictConfig) -> bool:
+        """Whether pods of one job may run on several nodes at once, so every claim they mount
+        must allow that (ReadWriteMany); a launcher of a gang across nodes says so."""
+        return False
+
     def render(self, cfg: DictConfig, ctx: RunContext) -> Plan:
+        from aegis.k8s import claims
+
         plan = type(self).render_manifest(cfg, ctx)
         type(self).validate_manifest(plan.manifest)
         plan.settings["tracking_notice"] = pod.tracking_notice(cfg)
+        plan.settings["image_notice"] = pod.image_notice(cfg)
+        plan.settings["claims"] = claims.needed(cfg, self.spans_nodes(cfg))
         return plan
 
     def write(self, plan: Plan) -> None:
@@ -99,6 +108,8 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
         self.write(rendered)
         settings = rendered.settings
         _print_tracking_notice(settings.get("tracking_notice"))
+        if settings.get("image_notice"):
+            print(f"[k8s] {settings['image_notice']}", file=sys.stderr, flush=True)
         if settings.get("dry_run"):
             sys.stdout.write(rendered.to_yaml())
             sys.stdout.flush()
@@ -107,7 +118,10 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
             return Submitted(rendered, created=False)
         from aegis.k8s.client import Cluster  # the client loads only when a cluster is used
 
+        from aegis.k8s import claims
+
         cluster = Cluster(settings.get("context"))
+        claims.check(cluster, rendered.namespace, settings.get("claims") or [])
         server_dry_run = bool(settings.get("server_dry_run"))
         created = cluster.create(rendered.manifest, server_dry_run=server_dry_run)
         where = f"{rendered.kind} {rendered.namespace}/{rendered.name}"

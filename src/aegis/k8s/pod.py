@@ -16,7 +16,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from aegis import __version__
-from aegis.k8s import naming, quantities
+from aegis.k8s import builds, naming, quantities
 from aegis.launch.base import RunContext
 
 log = logging.getLogger("aegis.k8s")
@@ -25,6 +25,7 @@ RUN_ID_LABEL = "aegis.dev/run-id"
 TASK_LABEL = "aegis.dev/task"
 RUN_DIR_ANNOTATION = "aegis.dev/run-dir"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+GRACE_ENV = "AEGIS_TERMINATION_GRACE_S"
 
 
 def plain(node: Any) -> Any:
@@ -83,10 +84,36 @@ def _threads(cpu: Optional[str], procs: int) -> Optional[str]:
     return str(max(1, math.floor(float(quantities.parse(cpu)) / procs)))
 
 
+def mounts_dataset_cache(cfg: DictConfig) -> bool:
+    """The dataset cache claim is mounted only for data that says it uses one: a claim the
+    run never reads would still have to exist, and attach, before the pod can start."""
+    data = cfg.get("data")
+    return cfg.launcher.dataset_cache.claim is not None and bool(data is not None and data.get("uses_dataset_cache"))
+
+
+def image(cfg: DictConfig) -> str:
+    """``launcher.image``, pinned to the registry digest docker/build.sh recorded for that tag
+    (``name:tag@sha256:...``), so a tag re-pointed by a later build cannot change what runs."""
+    reference = str(cfg.launcher.image)
+    build = builds.lookup(reference)
+    pinned = build.pinned() if build is not None else None
+    return pinned or reference
+
+
+def image_notice(cfg: DictConfig) -> Optional[str]:
+    """One line for the submitter when the manifest pins ``launcher.image`` to a recorded digest."""
+    pinned = image(cfg)
+    if pinned == str(cfg.launcher.image):
+        return None
+    return (f"image: launcher.image={cfg.launcher.image} is pinned to {pinned}, the registry digest "
+            f"docker/build.sh recorded in {builds.records_file()}")
+
+
 def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
     launcher = cfg.launcher
-    values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "AEGIS_OUTPUT_ROOT": launcher.outputs.mount_path}
-    if launcher.dataset_cache.claim is not None:
+    values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "AEGIS_OUTPUT_ROOT": launcher.outputs.mount_path,
+                              GRACE_ENV: str(launcher.termination_grace_period_s)}
+    if mounts_dataset_cache(cfg):
         values["AEGIS_DATASET_CACHE"] = launcher.dataset_cache.mount_path
     threads = _threads(launcher.resources.cpu, procs)
     if threads is not None:
@@ -164,7 +191,7 @@ def volumes(cfg: DictConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     vols = [{"name": "outputs", **source}]
     mounts = [{"name": "outputs", "mountPath": outputs.mount_path}]
     cache = launcher.dataset_cache
-    if cache.claim is not None:
+    if mounts_dataset_cache(cfg):
         vols.append({"name": "dataset-cache", "persistentVolumeClaim": {"claimName": cache.claim, "readOnly": cache.read_only}})
         mounts.append({"name": "dataset-cache", "mountPath": cache.mount_path, "readOnly": cache.read_only})
     if launcher.shm_size is not None:
@@ -176,14 +203,17 @@ def volumes(cfg: DictConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return vols, mounts
 
 
-def container(cfg: DictConfig, name: str, command: list[str], procs: int = 1) -> dict[str, Any]:
+def container(cfg: DictConfig, name: str, args: list[str], procs: int = 1) -> dict[str, Any]:
+    """The training container. The training command is its ``args``, not its ``command``: the
+    image's ENTRYPOINT (an init, tini) stays PID 1 and forwards SIGTERM to the run, which
+    as PID 1 itself would get no default signal handling and miss a SIGTERM at start-up."""
     launcher = cfg.launcher
     vols, mounts = volumes(cfg)
     spec: dict[str, Any] = {
         "name": name,
-        "image": launcher.image,
+        "image": image(cfg),
         "imagePullPolicy": launcher.image_pull_policy,
-        "command": command,
+        "args": args,
         "env": env(cfg, procs),
     }
     if launcher.env_from:
@@ -211,6 +241,7 @@ def pod_spec(cfg: DictConfig, main: dict[str, Any], restart_policy: Optional[str
     spec: dict[str, Any] = {}
     if restart_policy is not None:
         spec["restartPolicy"] = restart_policy
+    spec["terminationGracePeriodSeconds"] = launcher.termination_grace_period_s
     if launcher.service_account is not None:
         spec["serviceAccountName"] = launcher.service_account
     else:

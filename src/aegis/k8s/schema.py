@@ -52,7 +52,13 @@ class OutputsVolumeConfig:
 
 @dataclass
 class DatasetCacheConfig:
-    """A PersistentVolumeClaim that keeps downloaded/preprocessed data across runs."""
+    """A PersistentVolumeClaim that keeps downloaded/preprocessed data across runs.
+
+    Mounted (and ``$AEGIS_DATASET_CACHE`` set) only when the data config says it uses a
+    cache (``data.uses_dataset_cache``): digits and synthetic need none, and a claim that
+    is never read should not keep a pod Pending. ``read_only`` for pods that only read a
+    cache filled beforehand (a ReadOnlyMany claim then serves pods on several nodes).
+    """
 
     claim: Optional[str] = "aegis-dataset-cache"
     mount_path: str = field(default="/data", metadata=meta(c.non_empty()))
@@ -86,10 +92,14 @@ class K8sLauncherConfig(LauncherConfig):
 
     name: str = MISSING
 
-    # What docker/build.sh tags (load it into kind/minikube as is); on a real cluster set
-    # launcher.image=<registry>/<repo>:<tag> (or <repo>@sha256:<digest>) after pushing.
-    # null is refused by aegis.k8s.checks.
-    image: Optional[str] = "aegis-training:0.1.0"
+    # Required: <registry>/<repo>:<tag> or <registry>/<repo>@sha256:<digest> of an image
+    # built with docker/build.sh and pushed where the cluster pulls from. No default: a
+    # default could only name an image no cluster has. A tag docker/build.sh recorded with
+    # its registry digest is pinned to it in the manifest (aegis.k8s.builds).
+    image: Optional[str] = None
+    # kind/minikube: an image loaded onto the node under a name without a registry host
+    # (which a real cluster would pull from Docker Hub) is accepted only with this set.
+    allow_unqualified_image: bool = False
     image_pull_policy: str = field(
         default="IfNotPresent", metadata=meta(c.one_of("Always", "IfNotPresent", "Never"))
     )
@@ -111,13 +121,19 @@ class K8sLauncherConfig(LauncherConfig):
     env_from: List[str] = field(default_factory=list)  # Secrets whose keys all become env
     outputs: OutputsVolumeConfig = field(default_factory=OutputsVolumeConfig)
     dataset_cache: DatasetCacheConfig = field(default_factory=DatasetCacheConfig)
-    shm_size: Optional[str] = "1Gi"  # in-memory /dev/shm for DataLoader workers; null: none
+    # In-memory /dev/shm for DataLoader workers; null: none. It counts against the memory
+    # limit, so at most half of it is accepted.
+    shm_size: Optional[str] = "512Mi"
     service_account: Optional[str] = None
     node_selector: Dict[str, str] = field(default_factory=dict)
     tolerations: List[TolerationConfig] = field(default_factory=list)
     labels: Dict[str, str] = field(default_factory=dict)
     annotations: Dict[str, str] = field(default_factory=dict)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    # Seconds between SIGTERM (preemption, eviction, deletion) and SIGKILL: the pod's
+    # terminationGracePeriodSeconds, and $AEGIS_TERMINATION_GRACE_S for the run to budget
+    # its checkpoint-and-exit within.
+    termination_grace_period_s: int = field(default=60, metadata=meta(c.at_least(1)))
     backoff_limit: int = field(default=2, metadata=meta(c.at_least(0)))
     active_deadline_seconds: Optional[int] = field(default=None, metadata=meta(c.at_least(1)))
     ttl_seconds_after_finished: Optional[int] = field(default=86400, metadata=meta(c.at_least(0)))

@@ -35,6 +35,7 @@ class ArrayDataModule(L.LightningDataModule):
         num_classes: int,
         input_shape: Sequence[int],
         name: Optional[str] = None,
+        uses_dataset_cache: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -103,10 +104,11 @@ class DigitsDataModule(ArrayDataModule):
         num_classes: int = 10,
         input_shape: Sequence[int] = (1, 8, 8),
         name: Optional[str] = None,
+        uses_dataset_cache: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
                          num_workers=num_workers, split_seed=split_seed, num_classes=num_classes,
-                         input_shape=input_shape, name=name)
+                         input_shape=input_shape, name=name, uses_dataset_cache=uses_dataset_cache)
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
@@ -133,10 +135,12 @@ class SyntheticDataModule(ArrayDataModule):
         split_seed: int = 1234,
         input_shape: Optional[Sequence[int]] = None,
         name: Optional[str] = None,
+        uses_dataset_cache: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
                          num_workers=num_workers, split_seed=split_seed, num_classes=num_classes,
-                         input_shape=input_shape or (num_features,), name=name)
+                         input_shape=input_shape or (num_features,), name=name,
+                         uses_dataset_cache=uses_dataset_cache)
         self.save_hyperparameters(logger=False)
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:

@@ -19,3 +19,7 @@ class PyTorchJobLauncher(KubernetesLauncher):
     def check(self, cfg: DictConfig, found: Problems) -> None:
         super().check(cfg, found)
         own_rules(cfg, found)
+
+    def spans_nodes(self, cfg: DictConfig) -> bool:
+        """A Master and Workers are scheduled apart: their claims must be ReadWriteMany."""
+        return cfg.launcher.nodes > 1

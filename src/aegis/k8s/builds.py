@@ -1,0 +1,87 @@
+"""What ``docker/build.sh`` recorded about the images it built, read back by the launchers.
+
+A tag can be re-pointed (a rebuild after a code change tags the same version), and a
+node that cached the old image runs old code; the registry digest the build recorded
+for a tag names exactly the image that was pushed, so the manifest pins it. The record
+also says whether the image was built with CUDA, so a GPU request with a CPU image is
+refused before a pod holds a GPU and trains on CPU.
+
+The record is a convenience, never a requirement: a missing, unreadable or malformed
+file, or an entry of the wrong shape, is simply no record. Plain JSON, no client, no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+ENV = "AEGIS_IMAGES_FILE"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Build:
+    """One image as built: what ``docker/build.sh`` wrote for its tagged reference."""
+
+    reference: str
+    accelerator: Optional[str] = None  # "cpu" or "cuda"
+    digest: Optional[str] = None  # the registry digest once pushed: sha256:<64 hex>
+
+    def pinned(self) -> Optional[str]:
+        """``name:tag@sha256:...`` when the registry digest is known, else None."""
+        if self.digest is None or "@" in self.reference:
+            return None
+        return f"{self.reference}@{self.digest}"
+
+
+def records_file() -> Path:
+    """``$AEGIS_IMAGES_FILE``, else ``${XDG_CACHE_HOME:-~/.cache}/aegis/images.json``."""
+    explicit = os.environ.get(ENV)
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "aegis" / "images.json"
+
+
+def _read() -> dict[str, Any]:
+    try:
+        data = json.loads(records_file().read_text())
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: Path.home() without a home
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def lookup(reference: Optional[str]) -> Optional[Build]:
+    """What the build record says about ``reference`` (exactly as tagged), or None."""
+    if not reference:
+        return None
+    entry = _read().get(str(reference))
+    if not isinstance(entry, dict):
+        return None
+    accelerator = entry.get("accelerator")
+    digest = entry.get("digest")
+    return Build(
+        reference=str(reference),
+        accelerator=accelerator if accelerator in ("cpu", "cuda") else None,
+        digest=digest if isinstance(digest, str) and _DIGEST.fullmatch(digest) else None,
+    )
+
+
+@contextlib.contextmanager
+def ignored() -> Iterator[None]:
+    """No record is read while active: output that must not depend on this machine's builds
+    (the checked-in manifests of ``aegis.k8s.generate``)."""
+    before = os.environ.get(ENV)
+    os.environ[ENV] = os.devnull
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
