@@ -1,7 +1,8 @@
 """A small, stateful fake of the Kubernetes API server, on loopback over real HTTP.
 
 It serves exactly what ``aegis.k8s.client`` calls (Jobs, PyTorchJobs, pods, pod logs,
-events; create, get, list/watch, delete; reading a namespace and a PersistentVolumeClaim)
+events; create, get, list/watch, delete; reading a namespace, a PersistentVolumeClaim, the
+nodes)
 with the API server's status codes and
 ``Status`` bodies, so the official ``kubernetes`` client runs unmodified against it.
 Tests drive a job's life with the helpers (``set_status``, ``add_pod``, ``log``, ...),
@@ -59,6 +60,7 @@ class FakeCluster:
         # (namespace, name) -> access modes; the default claims exist, shareable across nodes.
         self.claims: dict[tuple[str, str], list[str]] = {
             ("default", "aegis-outputs"): ["ReadWriteMany"], ("default", "aegis-dataset-cache"): ["ReadWriteMany"]}
+        self.nodes = ["node-a", "node-b"]
         self.crd_installed = True
         self.objects: dict[tuple[str, str, str], dict] = {}  # (plural, ns, name)
         self.pods: dict[tuple[str, str], dict] = {}
@@ -254,6 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
             pods = [copy.deepcopy(p) for (pns, _), p in list(self.fake.pods.items())
                     if pns == ns and _matches(p["metadata"].get("labels", {}), q.get("labelSelector", ""))]
             return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods})
+        if url.path == "/api/v1/nodes" and method == "GET":
+            if not self._auth("list", "nodes"):
+                return None
+            items = [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}} for n in self.fake.nodes]
+            return self._send(200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": items})
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)(?:/persistentvolumeclaims/([^/]+))?", url.path)
         if m and method == "GET":
             return self._namespaced(*m.groups())

@@ -85,7 +85,7 @@ def test_bad_input_exits_1_before_any_run_dir(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Error: launcher.image='repo/aegis' has no tag or digest: expected <registry>/<repo>:<tag> or "
-        "<repo>@sha256:<digest>, e.g. ghcr.io/acme/aegis:0.1.0."]
+        "<registry>/<repo>@sha256:<digest>, e.g. ghcr.io/acme/aegis:0.1.0."]
     assert not (tmp_path / "out").exists()
 
 

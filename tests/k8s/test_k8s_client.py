@@ -312,6 +312,23 @@ def test_a_claim_one_node_can_mount_is_refused_for_pods_on_several_nodes(tmp_pat
     assert _posted(fake_cluster) == []
 
 
+@pytest.mark.parametrize("forbidden", [False, True])
+def test_a_one_node_cluster_shares_a_read_write_once_claim(tmp_path, fake_cluster, forbidden):
+    """kind, minikube: every pod lands on the one node. A context that may not list nodes
+    cannot know that, so the claim is refused as on any cluster; ReadWriteOncePod always is."""
+    fake_cluster.nodes = ["kind-control-plane"]
+    fake_cluster.claims[("default", "aegis-outputs")] = ["ReadWriteOnce"]
+    if forbidden:
+        fake_cluster.forbid.add("list nodes")
+        with pytest.raises(AegisError, match="launcher.outputs.claim=aegis-outputs allows ReadWriteOnce"):
+            launch(tmp_path, "pytorchjob", "launcher.nodes=2", "launcher.wait=false")
+        return
+    assert launch(tmp_path, "pytorchjob", "launcher.nodes=2", "launcher.wait=false") == 0
+    fake_cluster.claims[("default", "aegis-outputs")] = ["ReadWriteOncePod"]
+    with pytest.raises(AegisError, match="allows ReadWriteOncePod"):
+        launch(tmp_path, "pytorchjob", "launcher.nodes=2", "launcher.wait=false")
+
+
 def test_access_modes_that_fit_the_job_are_accepted(tmp_path, fake_cluster):
     fake_cluster.claims[("default", "aegis-outputs")] = ["ReadWriteOnce"]
     fake_cluster.claims[("default", "aegis-dataset-cache")] = ["ReadOnlyMany"]

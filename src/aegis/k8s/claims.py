@@ -5,7 +5,8 @@ ReadWriteOnce claim shared by pods on several nodes fails on the second node's
 Multi-Attach, after the first pods have started. Both are known before anything is
 created, so submitting asks the API server about each claim first: one sentence per
 problem, naming the config key. A service account that may not read claims (403) only
-skips the check, with a warning: reading claims is not a permission training needs.
+skips the check, with a warning: reading claims is not a permission training needs. On a
+cluster of one node (kind, minikube) pods cannot span nodes, so ReadWriteOnce is enough.
 
 ``needed`` is pure and runs when the object is rendered; ``check`` runs on submission
 with a reachable cluster (never for ``launcher.dry_run``).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from omegaconf import DictConfig
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 SHARED = "ReadWriteMany"
 READ_SHARED = "ReadOnlyMany"
+ONE_NODE = "ReadWriteOnce"  # every pod on one node may mount it (ReadWriteOncePod: one pod only)
 # What `kubectl apply` creates the default claims from (aegis.k8s.generate).
 CLAIMS_FILE = "k8s/pvc-dataset-cache.yaml"
 
@@ -62,6 +64,13 @@ def check(cluster: "Cluster", namespace: str, claims: list[Claim]) -> None:
     from aegis.k8s.client import ClusterError
 
     found = Problems()
+    nodes: list[Optional[int]] = []  # the cluster's node count, asked once and only when it matters
+
+    def one_node() -> bool:
+        if not nodes:
+            nodes.append(cluster.node_count())
+        return nodes[0] == 1
+
     for claim in claims:
         try:
             obj = cluster.claim(claim.name, namespace)
@@ -81,7 +90,7 @@ def check(cluster: "Cluster", namespace: str, claims: list[Claim]) -> None:
             )
             continue
         modes = access_modes(obj)
-        if not claim.modes_ok(modes):
+        if not claim.modes_ok(modes) and not (ONE_NODE in modes and one_node()):
             wanted = f"{SHARED} (or {READ_SHARED}, as it is read only)" if claim.read_only else SHARED
             found.add(
                 f"{claim.key}={claim.name} allows {', '.join(modes) or 'no access mode'}, but the pods of this job "

@@ -232,6 +232,16 @@ class Cluster:
             if exc.status != 403:
                 raise
 
+    def node_count(self) -> Optional[int]:
+        """How many nodes the cluster has; None when this context may not list them (403)."""
+        try:
+            found = self._call(self.core.list_node, action="list", kind="Node", name="nodes", namespace="(cluster)")
+        except ClusterError as exc:
+            if exc.status == 403:
+                return None
+            raise
+        return len(found.items)
+
     def claim(self, name: str, namespace: str) -> Optional[dict[str, Any]]:
         """The PersistentVolumeClaim; None when it does not exist."""
         obj = self._call(self.core.read_namespaced_persistent_volume_claim, name, namespace, missing_ok=True,
