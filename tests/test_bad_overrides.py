@@ -147,7 +147,7 @@ BAD = [
     (K8S + ["+launcher.labels.team=${oc.env:USER}"], "launcher.labels.team="),
     (K8S + ["+launcher.env.MLFLOW_TRACKING_URI=https://u:p@mlflow.example.com"], "launcher.env.MLFLOW_TRACKING_URI="),
     (K8S + ["+launcher.env.DB_PASSWORD=hunter2"], "launcher.env.DB_PASSWORD"),
-    (K8S + ["+launcher.secret_env.TOKEN=nokey"], "launcher.secret_env.TOKEN='nokey'"),
+    (K8S + ["+launcher.secret_env.TOKEN=nokey"], "launcher.secret_env.TOKEN (value not shown"),
     (K8S + ["launcher.backoff_limit=-1"], "launcher.backoff_limit=-1"),
     (K8S + ["launcher.poll_interval_s=nan"], "launcher.poll_interval_s=nan"),
     (K8S + ["launcher.image_pull_policy=Sometimes"], "launcher.image_pull_policy='Sometimes'"),

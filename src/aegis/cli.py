@@ -26,6 +26,7 @@ from aegis.config.validation import validate
 from aegis.errors import AegisError, ConfigErrors, error_lines
 from aegis.launch import get_launcher
 from aegis.launch.base import RunContext
+from aegis.redact import mask_credentials
 
 log = logging.getLogger("aegis")
 
@@ -65,7 +66,7 @@ def check_overrides(argv: list[str]) -> None:
             parser.parse_override(line)
         except HydraException as exc:
             reason = " ".join(str(exc).split("\n")[1:2] or [str(exc)]).strip().rstrip(".")
-            print(f"Error: {line} is not a valid override: {reason} (see "
+            print(f"Error: {mask_credentials(line)} is not a valid override: {mask_credentials(reason)} (see "
                   "https://hydra.cc/docs/advanced/override_grammar/basic/).", file=sys.stderr)
             bad += 1
     if bad:
@@ -86,9 +87,9 @@ def _error_lines(exc: BaseException) -> list[str] | None:
         return error_lines(exc)
     if isinstance(exc, AegisError):
         text = str(exc).strip()
-        return [f"Error: {text}"] if "\n" not in text else None
+        return [f"Error: {mask_credentials(text)}"] if "\n" not in text else None
     line = None if _raised_in_job(exc) else sentence(exc)
-    return None if line is None else [f"Error: {line}"]
+    return None if line is None else [f"Error: {mask_credentials(line)}"]  # Hydra's quote the override
 
 
 @contextlib.contextmanager

@@ -42,9 +42,14 @@ class ConfigErrors(ConfigError):
 
 
 def error_lines(exc: BaseException) -> list[str]:
-    """The printed form of a user error: one ``Error: <sentence>`` line per problem."""
+    """The printed form of a user error: one ``Error: <sentence>`` line per problem.
+
+    A sentence quotes the value it refuses, which may carry a credential (a URL with a
+    password given to the wrong key): masked here, the one place every sentence passes."""
+    from aegis.redact import mask_credentials
+
     sentences = exc.sentences if isinstance(exc, ConfigErrors) else [str(exc).strip()]
-    return [f"Error: {sentence}" for sentence in sentences]
+    return [f"Error: {mask_credentials(sentence)}" for sentence in sentences]
 
 
 def _related(a: str, b: str) -> bool:

@@ -43,7 +43,7 @@ from k8s_helpers import IMAGE, compose_cfg, run_train
     ("k8s-job", [f"launcher.image={IMAGE}", "+launcher.env.AWS_SECRET_ACCESS_KEY=abc"],
      "launcher.env.AWS_SECRET_ACCESS_KEY looks like a credential"),
     ("k8s-job", [f"launcher.image={IMAGE}", "+launcher.secret_env.TOKEN=justakey"],
-     "launcher.secret_env.TOKEN='justakey' is not a Secret key reference"),
+     r"launcher.secret_env.TOKEN \(value not shown: it may be the secret itself\) is not a Secret key reference"),
     ("k8s-job", [f"launcher.image={IMAGE}", "launcher.outputs.host_path=/mnt"], "choose one"),
     ("k8s-job", [f"launcher.image={IMAGE}", "launcher.outputs.mount_path=outputs"], "must be an absolute path"),
     ("k8s-job", [f"launcher.image={IMAGE}", "launcher.backoff_limit=-1"], "launcher.backoff_limit=-1 is invalid"),

@@ -26,13 +26,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from aegis import secrets
 from aegis.config import host, names
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.schema import TrainConfig
 from aegis.config.signature import HYDRA_KEYS, static_class_constant, static_signature
 from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import ConfigError, Problems, error_lines
-from aegis.redact import mask_url_credentials, url_has_credentials
+from aegis.redact import mask_credentials, mask_url_credentials, url_has_credentials
 from aegis.tune.checks import check_search
 
 RESUME_KEYWORDS = ("auto", "never")
@@ -587,12 +588,7 @@ def _check_tracking(cfg: DictConfig, found: Problems) -> None:
     uri = logger.get("tracking_uri")
     if uri is not None and not found.refused("logger.tracking_uri"):
         if url_has_credentials(uri):
-            found.add(
-                f"logger.tracking_uri={mask_url_credentials(uri)} carries credentials, which would be written to "
-                ".hydra/, config.yaml and manifests: expected the URI without them, with MLFLOW_TRACKING_USERNAME "
-                "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_URI) set in the environment, and "
-                "launcher.secret_env for pods."
-            )
+            found.add(_tracking_credentials(cfg, uri), "logger.tracking_uri")
         elif problem := names.tracking_uri_problem(uri):
             found.add(
                 f"logger.tracking_uri={uri} is not a tracking URI MLflow accepts ({problem}): expected "
@@ -604,6 +600,30 @@ def _check_tracking(cfg: DictConfig, found: Problems) -> None:
                 f"logger.tags key {str(tag)!r} is not a valid MLflow tag name: expected at most "
                 f"{names.MAX_TAG_KEY} letters, digits, '_', '-', '.', ' ', ':' and '/', not a path such as '..'."
             )
+
+
+def _tracking_credentials(cfg: DictConfig, uri: str) -> str:
+    """The sentence refusing a tracking URI with a password in it: where the password would
+    land, and where it goes instead (this process's environment; for pods, a Secret).
+
+    Refused for every launcher: the URI is an override, so it would be written to .hydra/,
+    config.yaml and MLflow params, and travel on torchrun children's and pods' command lines.
+    $MLFLOW_TRACKING_URI with a password works for runs on this machine: it is masked
+    wherever Aegis writes or prints it."""
+    from aegis.launch import LAUNCHERS
+
+    shown = mask_url_credentials(uri)
+    entry = LAUNCHERS.get(str(cfg.launcher.get("name")))
+    if entry is not None and entry.kind is not None:  # a Kubernetes launcher: pods
+        return (f"logger.tracking_uri={shown} carries credentials, which would be written in clear into the pods' "
+                "command in the manifest (and .hydra/, config.yaml): expected the URI without them; pods get "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from a Secret through "
+                "+launcher.secret_env.MLFLOW_TRACKING_USERNAME=<secret name>/<key> and "
+                "+launcher.secret_env.MLFLOW_TRACKING_PASSWORD=<secret name>/<key>.")
+    return (f"logger.tracking_uri={shown} carries credentials, which would be written in clear to .hydra/, "
+            "config.yaml and MLflow params: expected the URI without them, with MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD in the environment (or the whole URI in $MLFLOW_TRACKING_URI, which Aegis "
+            "masks wherever it shows it).")
 
 
 # What the torchrun and gang rules compare: skipped when one of these was refused already.
@@ -626,6 +646,7 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
     found.run(launcher.check_unresolved, cfg, found)  # before anything resolves the launcher's values
     # The keys it refused are never read below: resolving them could print this machine's environment.
     unresolved = len(found) > before
+    found.run(secrets.check_env_reads, cfg, found)  # ${oc.env:<a credential>}: refused unread, like those
     for check in (_check_finite, _check_fields, _check_arguments, _check_data, _check_model_matches_data,
                   _check_monitor, _check_callbacks, _check_trainer):
         found.run(check, cfg, found)
@@ -633,6 +654,7 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
     found.run(_check_host, cfg, found)
     if not unresolved and not found.covers("launcher"):
         found.run(launcher.check, cfg, found)  # the launcher's own rules, from its folder
+    found.run(secrets.check_values, cfg, found)  # last: the named checks above say it better for their keys
     return found
 
 
@@ -751,7 +773,8 @@ class ValidateOnStart(Callback):
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", None)
             reason = str(exc).splitlines()[0].rstrip(".")
-            print(f"Error: {key + ' ' if key else ''}could not be read from the config: {reason}.", file=sys.stderr)
+            print(f"Error: {key + ' ' if key else ''}could not be read from the config: {mask_credentials(reason)}.",
+                  file=sys.stderr)
             sys.exit(1)
         except Exception:  # a bug in validation: Hydra would only warn and run anyway
             import traceback

@@ -16,10 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from aegis.errors import Problems
 from aegis.k8s import builds, images, naming, quantities
-from aegis.redact import mask_url_credentials, url_has_credentials
+from aegis.redact import find_credential, is_credential_name, mask_credentials
 
-# Env names that hold credentials: those belong in a Secret (launcher.secret_env).
-_CREDENTIAL = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY)", re.I)
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 # An interpolation that reads the submitting machine's environment (${oc.env:X}, legacy ${env:X}).
 _HOST_ENV = re.compile(r"\$\{\s*(oc\.env|env)\s*:")
@@ -213,35 +211,47 @@ def _names(launcher: DictConfig, found: Problems) -> None:
 
 
 def _env(launcher: DictConfig, found: Problems) -> None:
+    """Literal env goes into the manifest in clear, where anyone who can read the Job reads
+    it: a credential-named variable, or a value that carries a credential (a URL with a
+    password, ``password=``, a token's shape), belongs in a Secret (``launcher.secret_env``)."""
     for key, value in launcher.env.items():
         if not _ENV_NAME.fullmatch(key):
             found.add(
                 f"launcher.env.{key} is not a valid environment variable name: expected letters, digits, '_', '-' "
-                "and '.', not starting with a digit."
+                "and '.', not starting with a digit.", f"launcher.env.{key}"
             )
-        if _CREDENTIAL.search(key):
+        if is_credential_name(key):
             found.add(
                 f"launcher.env.{key} looks like a credential and would be written into the manifest in clear: "
-                f"put it in a Secret and set +launcher.secret_env.{key}=<secret name>/<key> instead."
+                f"put it in a Secret and set +launcher.secret_env.{key}=<secret name>/<key> instead.",
+                f"launcher.env.{key}"
             )
-        if url_has_credentials(str(value)):
-            found.add(
-                f"launcher.env.{key}={mask_url_credentials(str(value))} carries credentials in its URL, which would "
-                "be written into the manifest in clear: expected the URL without them, and the credentials in a "
-                "Secret through +launcher.secret_env.<NAME>=<secret name>/<key> (e.g. MLFLOW_TRACKING_PASSWORD)."
-            )
+        elif (what := find_credential(value)) is not None:
+            found.add(f"launcher.env.{key}={mask_credentials(value)!r} carries {what}, which would be written into "
+                      f"the manifest in clear: {_secret_instead(key)}.", f"launcher.env.{key}")
     for key, ref in launcher.secret_env.items():
         if not _ENV_NAME.fullmatch(key):
             found.add(
                 f"launcher.secret_env.{key} is not a valid environment variable name: expected letters, digits, "
-                "'_', '-' and '.', not starting with a digit."
+                "'_', '-' and '.', not starting with a digit.", f"launcher.secret_env.{key}"
             )
-        secret, _, secret_key = str(ref).partition("/")
+        secret, slash, secret_key = str(ref).partition("/")
         if not naming.is_dns_1123_subdomain(secret) or not re.fullmatch(r"[-._a-zA-Z0-9]+", secret_key):
+            # Without a '/' the value is likely the secret itself, given here by mistake: not shown.
+            shown = f"={mask_credentials(ref)!r}" if slash else " (value not shown: it may be the secret itself)"
             found.add(
-                f"launcher.secret_env.{key}={ref!r} is not a Secret key reference: expected <secret name>/<key>, "
-                "e.g. mlflow/token."
+                f"launcher.secret_env.{key}{shown} is not a Secret key reference: expected <secret name>/<key>, "
+                "e.g. mlflow/token.", f"launcher.secret_env.{key}"
             )
+
+
+def _secret_instead(key: str) -> str:
+    """What to do instead of a credential in ``launcher.env.<key>``: the secret from a Secret."""
+    whole = f"or the whole value from a Secret: +launcher.secret_env.{key}=<secret name>/<key>"
+    if key == "MLFLOW_TRACKING_URI":
+        return ("expected the URI without them, with +launcher.secret_env.MLFLOW_TRACKING_USERNAME=<secret name>/<key> "
+                f"and +launcher.secret_env.MLFLOW_TRACKING_PASSWORD=<secret name>/<key>, {whole}")
+    return f"expected the value without the credential, {whole}"
 
 
 def _tolerations(launcher: DictConfig, found: Problems) -> None:

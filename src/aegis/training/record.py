@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from aegis.redact import mask_tree
 from aegis.training.files import read_json, write_json
 
 log = logging.getLogger("aegis.training")
@@ -58,8 +59,8 @@ class RunRecord:
         attempts = self.attempts + [_attempt_of(self.current, self.current["attempt"])]
         top = self.current if status == "completed" or self.completed is None else self.completed
         if self.rank_zero:
-            try:
-                write_json(self.path, {**top, "attempts": attempts})
+            try:  # an error's text can quote a URL with its password (an MLflow request that failed)
+                write_json(self.path, mask_tree({**top, "attempts": attempts}))
             except OSError as exc:  # a full disk must not hide the failure being recorded
                 log.error("Could not write %s: %s", self.path, exc)
         return dict(self.current)

@@ -6,8 +6,11 @@ by its id (or by its ``aegis.run_id`` tag), wherever the store now lives, and ke
 logging to it. An unreadable ``tracking.json`` stops the run rather than silently
 splitting its metrics over two MLflow runs; ``logger.new_run=true`` starts over on purpose.
 
-Credentials in the tracking URI (``https://user:PW@host``) are used to connect and are
-masked everywhere Aegis writes or prints the URI.
+Credentials in the tracking URI (``https://user:PW@host`` in $MLFLOW_TRACKING_URI; a config
+value with one is refused by validation) are used to connect and are masked everywhere
+Aegis writes or prints the URI, and in the first line of any error it records. The rest
+of what reaches the store is clean at the source: the params are the validated config, and
+MLflow strips credentials from the git remote URL it tags runs with.
 
 Every failure of a public method here is a ``TrackingError`` with a one-sentence message.
 """
@@ -25,7 +28,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from omegaconf import DictConfig
 
-from aegis.redact import mask_url_credentials, url_has_credentials
+from aegis.redact import find_credential, mask_credentials
 from aegis.training.files import write_json
 from aegis.training.mlflow_store import StoreError, prepare_store, registry_lock, retry_transient
 
@@ -126,7 +129,7 @@ class MLflowTarget:
 
     @property
     def shown_uri(self) -> str:
-        return mask_url_credentials(self.uri)
+        return mask_credentials(self.uri)
 
 
 @dataclass
@@ -159,7 +162,7 @@ class Tracking:
         target = self.target
         if target is None:
             return
-        if url_has_credentials(target.uri):
+        if find_credential(target.uri) is not None:
             # MLflow prints a run's URL, built from the URI with its password, when the run ends.
             os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self._call(f"Preparing the MLflow store {target.shown_uri}", lambda: prepare_store(target.uri), retry=False)
@@ -233,7 +236,7 @@ class Tracking:
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"logger": self.kind}
         if self.kind == "mlflow":
-            info.update(tracking_uri=mask_url_credentials(self.uri) if self.uri else None,
+            info.update(tracking_uri=mask_credentials(self.uri) if self.uri else None,
                         experiment=self.experiment_name, run_id=self.run_id, continued_run=self.continued_run)
             if self.registered:
                 info["registered_model"] = self.registered
@@ -252,7 +255,7 @@ class Tracking:
             raise TrackingError(str(exc)) from exc
         except Exception as exc:
             text = str(exc).strip()
-            reason = mask_url_credentials(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+            reason = mask_credentials(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
             raise TrackingError(f"{what} failed: {reason}.") from exc
 
 
