@@ -8,6 +8,7 @@ pod securityContext becomes --user, dropped capabilities and no-new-privileges.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,8 +76,12 @@ def run_args(
             args += ["--env", f"{item['name']}={item['value']}"]
     for key, value in (env or {}).items():
         args += ["--env", f"{key}={value}"]
+    # As the kubelet does: `command` replaces the image's ENTRYPOINT (tini would no longer
+    # be PID 1), `args` replaces its CMD and runs under the ENTRYPOINT.
+    if "command" in container:
+        args += ["--entrypoint", json.dumps(list(container["command"]))]
     args.append(container["image"])
-    return args + list(container.get("command", [])) + list(container.get("args", []))
+    return args + list(container.get("args", []))
 
 
 def start(args: list[str]) -> str:

@@ -26,7 +26,8 @@ TRAIN = ctr.REPO / "train.py"
 
 
 def render(tmp_path: Path, *overrides: str) -> dict:
-    """`train.py <overrides> launcher.dry_run=true` on the host; the manifest it wrote."""
+    """`train.py <overrides> launcher.dry_run=true` on the host; the manifest it wrote.
+    The overrides name the image: launcher.image=<the reference docker/build.sh tagged>."""
     root = tmp_path / "render"
     env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(root)}
     result = subprocess.run([sys.executable, str(TRAIN), *overrides, "launcher.dry_run=true"],
@@ -62,7 +63,7 @@ def test_the_image_runs_as_a_non_root_user(image):
 
 
 def test_job_pod_trains_and_writes_to_the_outputs_volume(image, tmp_path):
-    manifest = render(tmp_path, "launcher=k8s-job", "trainer=smoke", "logger=csv")
+    manifest = render(tmp_path, f"launcher.image={image}", "launcher=k8s-job", "trainer=smoke", "logger=csv")
     pod = ctr.pod_specs(manifest)["job"]
     assert pod["containers"][0]["image"] == image
     outputs = outputs_dir(tmp_path)
@@ -90,8 +91,8 @@ def _free_port() -> int:
 
 
 def test_pytorchjob_master_and_worker_join_one_ddp_group(image, tmp_path):
-    manifest = render(tmp_path, "strategy=ddp", "launcher=pytorchjob", "launcher.nodes=2", "trainer=smoke",
-                      "logger=csv")
+    manifest = render(tmp_path, f"launcher.image={image}", "strategy=ddp", "launcher=pytorchjob", "launcher.nodes=2",
+                      "trainer=smoke", "logger=csv")
     specs = ctr.pod_specs(manifest)
     assert manifest["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 1
     nproc = manifest["spec"]["nprocPerNode"]
@@ -126,8 +127,8 @@ def test_pytorchjob_master_and_worker_join_one_ddp_group(image, tmp_path):
 
 
 def test_a_preempted_job_pod_resumes_from_its_checkpoint(image, tmp_path):
-    manifest = render(tmp_path, "launcher=k8s-job", "data=synthetic", "data.num_samples=60000",
-                      "trainer.max_epochs=3", "logger=csv")
+    manifest = render(tmp_path, f"launcher.image={image}", "launcher=k8s-job", "data=synthetic",
+                      "data.num_samples=60000", "trainer.max_epochs=3", "logger=csv")
     pod = ctr.pod_specs(manifest)["job"]
     outputs = outputs_dir(tmp_path)
     mounts = volumes(tmp_path, outputs)

@@ -47,7 +47,13 @@ def _config_key(path: list[Any]) -> str:
 
 
 def schema_check(obj: dict[str, Any], what: str) -> None:
-    import kubernetes_validate  # ~0.1 s; only when a manifest is rendered
+    try:
+        import kubernetes_validate  # ~0.1 s; only when a manifest is rendered
+    except ImportError as exc:  # the `k8s` extra: submit-side only, so the training image has none
+        if not (exc.name or "").startswith("kubernetes"):
+            raise
+        raise ConfigError(f"checking the rendered {what} against the Kubernetes schemas needs "
+                          "kubernetes-validate, which is not installed: pip install 'aegis[k8s]'.") from None
 
     try:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
