@@ -153,3 +153,12 @@ def test_sigterm_held_in_start_up_stops_the_run_when_armed():
         time.sleep(0.05)
         with pytest.raises(Preempted, match="start-up"):
             sigterm.arm()
+
+
+def test_leaving_the_process_group_never_imports_torch(monkeypatch):
+    """A SIGTERM can cut torch's import short (a pod stopped during start-up); re-importing
+    it on the way out then fails with a circular-import traceback instead of exit 143."""
+    from aegis.training.run import _leave_process_group
+
+    monkeypatch.setitem(sys.modules, "torch.distributed", None)  # `import torch.distributed` raises
+    _leave_process_group()

@@ -128,9 +128,8 @@ def _leave_process_group() -> None:
     interpreter shutdown, gloo's threads can abort a rank that finished its work
     ('terminate called without an active exception', SIGABRT), and torchrun's agents
     then report the whole gang failed."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    dist = sys.modules.get("torch.distributed")  # never import here: a SIGTERM may have cut torch's import short
+    if dist is not None and getattr(dist, "is_available", lambda: False)() and dist.is_initialized():
         dist.destroy_process_group()
 
 
