@@ -202,6 +202,18 @@ def test_reading_a_credential_from_the_environment_into_the_config_is_refused(co
     assert "EnvS3cretValue" not in message
 
 
+def test_a_secret_in_hydras_env_set_is_refused(compose):
+    from aegis.errors import Problems
+    from aegis.secrets import check_values
+
+    found = Problems()
+    check_values(compose("+hydra.job.env_set.DB_PASSWORD=PaSS", f"+hydra.job.env_set.GH={GHP}",
+                         "+hydra.job.env_set.OMP_NUM_THREADS=2", hydra_config=True), found)
+    assert [s.split(" sets ")[0] for s in found.sentences] == ["hydra.job.env_set.DB_PASSWORD",
+                                                                "hydra.job.env_set.GH"], found.sentences
+    assert not any("PaSS" in s or GHP in s for s in found.sentences)
+
+
 def test_a_secret_given_to_secret_env_itself_is_not_echoed(compose):
     message = _refused(compose, *K8S, "+launcher.secret_env.MLFLOW_TRACKING_PASSWORD=hunter2")
     assert "launcher.secret_env.MLFLOW_TRACKING_PASSWORD (value not shown" in message

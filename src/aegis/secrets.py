@@ -114,3 +114,19 @@ def check_values(cfg: DictConfig, found: Problems) -> None:
                 f"{key}={mask_credentials(shown)!r} carries {what}, which would be written in clear to {WHERE}: "
                 f"expected no secret in the config; {INSTEAD}.", key
             )
+    _check_env_set(cfg, found)
+
+
+def _check_env_set(cfg: DictConfig, found: Problems) -> None:
+    """``hydra.job.env_set`` (the one part of Hydra's node a user fills with values) is
+    written to ``.hydra/hydra.yaml`` and ``overrides.yaml`` like any override."""
+    hydra = cfg.get("hydra") if "hydra" in cfg else None
+    env_set = OmegaConf.to_container(hydra.job.env_set, resolve=False) if hydra is not None else {}
+    for name, value in (env_set or {}).items():
+        key = f"hydra.job.env_set.{name}"
+        what = "a credential-named variable" if is_credential_name(name) else find_credential(value)
+        if what is not None and not found.covers(key):
+            found.add(
+                f"{key} sets {what}, which would be written in clear to .hydra/hydra.yaml and overrides.yaml: "
+                f"expected the variable set in the environment of the process that runs train.py instead.", key
+            )
