@@ -121,13 +121,20 @@ labels=(--label "org.opencontainers.image.version=$version"
 [ -n "$revision" ] && labels+=(--label "org.opencontainers.image.revision=$revision")
 
 if [ "$offline" = 1 ]; then
-  base_offline="localhost/aegis-base:bookworm-$(printf 'minbase bookworm %s' "$base_packages" | sha256sum | cut -c1-8)"
+  # The recipe below, named in the tag: change the packages or the trimming, get a new base.
+  recipe="minbase bookworm $base_packages; trimmed: apt caches, docs but copyright, man, info, translations"
+  base_offline="localhost/aegis-base:bookworm-$(printf '%s' "$recipe" | sha256sum | cut -c1-8)"
   if ! image_exists "$base_offline"; then
     rootfs="$(mktemp -d /var/tmp/aegis-rootfs.XXXXXX)"
     echo "==> debootstrap bookworm ($base_packages) into $rootfs"
     debootstrap --variant=minbase --include="$base_packages" \
       bookworm "$rootfs" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    # What no pod reads (~50 MB), as Debian's slim images leave out: documentation but the
+    # copyright files, manual and info pages, message translations (locale.alias stays).
+    find "$rootfs/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
+    rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+    find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
     tar -C "$rootfs" -c . | "${cmd[@]}" import --change 'CMD ["/bin/bash"]' - "$base_offline" >/dev/null
     rm -rf "$rootfs"
   fi
