@@ -179,6 +179,9 @@ echo "    size      $(awk -v b="$size" 'BEGIN { printf "%.2f GB (%d bytes)", b /
 
 if [ "$push" = 1 ]; then
   echo "==> $engine push $tag"
+  name="$tag"
+  # The repository without the tag (a ':' after the last '/'; a registry port stays).
+  [[ "${tag##*/}" == *:* ]] && name="${tag%:*}"
   if [ "$(basename "$engine")" = podman ]; then
     digestfile="$(mktemp /tmp/aegis-digest.XXXXXX)"
     "${cmd[@]}" push --digestfile "$digestfile" "$tag"
@@ -188,14 +191,15 @@ if [ "$push" = 1 ]; then
     "${cmd[@]}" push "$tag"
     # RepoDigests lists one name@sha256:... per repository the image was pushed to.
     digest="$("${cmd[@]}" image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$tag" \
-              | grep -F "${tag%:*}@" | head -n1)"
+              | grep -F "$name@" | head -n1 || true)"
     digest="${digest#*@}"
+  fi
+  if [ -z "$digest" ]; then
+    echo "docker/build.sh: pushed $tag, but $engine reported no registry digest for it; nothing recorded" >&2
+    exit 1
   fi
   python3 "$here/record_image.py" "$tag" --push-only --digest "$digest" >/dev/null
   echo "    digest    $digest"
-  name="$tag"
-  # Drop the tag (a ':' after the last '/'), keep a registry port.
-  [[ "${tag##*/}" == *:* ]] && name="${tag%:*}"
   recommended="$name@$digest"
 else
   echo "    digest    none until pushed (--push records it)"

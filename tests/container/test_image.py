@@ -38,6 +38,7 @@ case "$1 $2" in
     case "$*" in
       *'{{.Id}}'*) echo 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef ;;
       *'{{.Size}}'*) echo 1100000000 ;;
+      *RepoDigests*) last="${*: -1}"; printf 'other.io/x@sha256:%064d\n%s@sha256:%064d\n' 1 "${last%:*}" 8 ;;
     esac ;;
   "push --digestfile") printf 'sha256:%064d' 7 > "$3" ;;
 esac
@@ -63,9 +64,10 @@ def scratch_checkout(tmp_path: Path, git: bool = True) -> Path:
     return root
 
 
-def build_sh(root: Path, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict, str]:
+def build_sh(root: Path, tmp_path: Path, *args: str, engine_name: str = "podman"
+             ) -> tuple[subprocess.CompletedProcess, dict, str]:
     """Run the checkout's build.sh with the fake engine; (result, records, engine log)."""
-    engine = tmp_path / "bin" / "podman"
+    engine = tmp_path / "bin" / engine_name
     engine.parent.mkdir(exist_ok=True)
     engine.write_text(FAKE_ENGINE)
     engine.chmod(0o755)
@@ -136,6 +138,17 @@ def test_push_records_the_registry_digest_and_prints_the_pin(tmp_path):
     assert records[reference]["digest"] == digest
     assert f"launcher.image=registry.example.com/ml/aegis-training@{digest}" in result.stdout
     assert "note:" not in result.stdout
+
+
+def test_push_with_docker_takes_the_digest_of_the_pushed_repository(tmp_path):
+    root = scratch_checkout(tmp_path)
+    reference = "registry.example.com:5000/ml/aegis-training:1.0"
+    result, records, log = build_sh(root, tmp_path, "--tag", reference, "--push", engine_name="docker")
+    assert result.returncode == 0, result.stderr
+    assert "--runtime" not in log and f"push {reference}" in log
+    digest = "sha256:" + "0" * 63 + "8"
+    assert records[reference]["digest"] == digest
+    assert f"launcher.image=registry.example.com:5000/ml/aegis-training@{digest}" in result.stdout
 
 
 def test_a_tag_without_a_registry_host_gets_a_note_and_cannot_be_pushed(tmp_path):
