@@ -35,6 +35,8 @@ def note(rank, code, status="x"):
     (1, [], True, PREEMPTED_EXIT_CODE),
     (1, [], False, 1),
     (-9, [], False, 137),
+    # the ranks had finished when torchrun was told to stop (it then exits 1): the work is done
+    (1, [note(0, 0), note(1, 0)], True, 0),
 ])
 def test_gang_exit_code(child, notes, signalled, expected):
     assert gang_exit_code(child, notes, signalled) == expected

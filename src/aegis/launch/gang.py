@@ -99,9 +99,9 @@ def gang_exit_code(child_code: int, notes: Iterable[RankNote], signalled: bool) 
     A rank that failed on its own account (1-127) fails the gang, and so does one that
     died without a word while nobody asked the gang to stop (a segfault, ``os._exit``):
     a retry would meet the same bug. Preemption, a lost peer, or a stop request is 143."""
-    if child_code == 0:
-        return 0
     notes = list(notes)
+    if child_code == 0 or (notes and all(note.exit_code == 0 for note in notes)):
+        return 0  # every rank finished its work: a SIGTERM to torchrun after that changes nothing
     for note in notes:
         if note.exit_code is not None and 0 < note.exit_code < 128:
             return note.exit_code  # the lowest rank that failed on its own account
