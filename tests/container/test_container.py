@@ -82,6 +82,7 @@ def test_job_pod_trains_and_writes_to_the_outputs_volume(image, tmp_path):
     run_dir = outputs / "train" / "runs" / run_id  # the pinned run dir, on the volume
     assert record["run_dir"] == f"/outputs/train/runs/{run_id}"
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert not (run_dir / "job.json").exists()  # the job is the cluster's object, not the pod's process
 
 
 def _free_port() -> int:

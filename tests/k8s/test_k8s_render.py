@@ -137,6 +137,14 @@ def test_termination_grace_period_reaches_the_pod_and_the_run(tmp_path, kind, re
     assert {"name": "AEGIS_TERMINATION_GRACE_S", "value": "300"} in c["env"]
 
 
+@pytest.mark.parametrize("kind, replica", [("k8s-job", None), ("pytorchjob", "Master")])
+def test_the_pods_run_never_claims_the_run_dir_as_a_local_job(tmp_path, kind, replica):
+    """job.json belongs to the submitting side (kind, namespace, name): a pod's run writing
+    its own (a pid in the pod) onto a shared volume would point aegis status at nothing."""
+    c, _ = container(render(kind, tmp_path).manifest, replica)
+    assert {"name": "AEGIS_SUPERVISED", "value": "1"} in c["env"]
+
+
 def test_default_shm_is_half_a_gigabyte(tmp_path):
     _, pod = container(render("k8s-job", tmp_path).manifest)
     assert {v["name"]: v for v in pod["volumes"]}["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "512Mi"}

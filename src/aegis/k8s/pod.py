@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from aegis import __version__
 from aegis.k8s import builds, naming, quantities
 from aegis.launch.base import RunContext
+from aegis.launch.gang import GRACE_ENV
+from aegis.launch.local.launcher import SUPERVISED_ENV
 
 log = logging.getLogger("aegis.k8s")
 
@@ -25,7 +27,6 @@ RUN_ID_LABEL = "aegis.dev/run-id"
 TASK_LABEL = "aegis.dev/task"
 RUN_DIR_ANNOTATION = "aegis.dev/run-dir"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-GRACE_ENV = "AEGIS_TERMINATION_GRACE_S"
 
 
 def plain(node: Any) -> Any:
@@ -112,7 +113,10 @@ def image_notice(cfg: DictConfig) -> Optional[str]:
 def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
     launcher = cfg.launcher
     values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "AEGIS_OUTPUT_ROOT": launcher.outputs.mount_path,
-                              GRACE_ENV: str(launcher.termination_grace_period_s)}
+                              GRACE_ENV: str(launcher.termination_grace_period_s),
+                              # the job is the cluster object (job.json on the submitting side):
+                              # the pod's run never claims the run dir as a local process
+                              SUPERVISED_ENV: "1"}
     if mounts_dataset_cache(cfg):
         values["AEGIS_DATASET_CACHE"] = launcher.dataset_cache.mount_path
     threads = _threads(launcher.resources.cpu, procs)
