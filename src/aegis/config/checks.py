@@ -174,6 +174,25 @@ def process_group_backend() -> Check:
     return Check(accepts, f"null (gloo on CPU, nccl on GPU), one of {listed}, or e.g. 'cpu:gloo,cuda:nccl'")
 
 
+def sha256_hex() -> Check:
+    return Check(lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-fA-F]{64}", v.strip()) is not None,
+                 "null or 64 hexadecimal digits (sha256sum FILE)")
+
+
+# Where a dataset source may live (aegis.data.fetch): fsspec's local, HTTP and S3 filesystems.
+DATA_SOURCE_SCHEMES = ("file", "http", "https", "s3")
+
+
+def data_source() -> Check:
+    def accepts(v: Any) -> bool:
+        if not isinstance(v, str) or not v.strip():
+            return False
+        scheme = v.split("://", 1)[0].lower() if "://" in v else "file"
+        return scheme in DATA_SOURCE_SCHEMES
+
+    return Check(accepts, "a local path, or a file://, http(s):// or s3:// URI")
+
+
 def meta(check: Check, help: str = "") -> dict[str, Any]:
     """Field metadata carrying a check (and optional help shown in error messages)."""
     return {"check": check, "help": help}

@@ -89,6 +89,49 @@ class SyntheticDataConfig(DataConfig):
     input_shape: List[int] = field(default_factory=lambda: [II("data.num_features")])
 
 
+@dataclass
+class CachedDataConfig(DataConfig):
+    """Data from ``source`` (a path, file://, http(s)://, s3://), fetched once into the
+    dataset cache (``aegis.data``) and decoded there into memory-mappable arrays.
+
+    ``num_classes``/``input_shape`` null (the default): taken from the data once it is
+    cached, before the model is built, so ``${data.num_classes}`` in a model follows it.
+    Set them to insist on a value. ``storage_options`` go to fsspec (for S3, e.g.
+    ``endpoint_url``; credentials come from the environment, never the config)."""
+
+    source: str = field(default=MISSING, metadata=meta(c.data_source()))
+    sha256: Optional[str] = field(default=None, metadata=meta(c.sha256_hex()))
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+    cache_dir: str = field(default="${paths.dataset_cache}", metadata=meta(c.non_empty()))
+    num_classes: Optional[int] = field(default=None, metadata=meta(c.at_least(2)))
+    input_shape: Optional[List[int]] = field(default=None, metadata=meta(c.non_empty_positive_ints()))
+    uses_dataset_cache: bool = True
+
+
+@dataclass
+class ImageFolderDataConfig(CachedDataConfig):
+    """``class_name/*.png|jpg`` in a folder, .tar, .tar.gz or .zip; pixels scaled to [0, 1].
+    ``channels`` null: 1 when every image is grayscale, else 3. ``image_size`` [height,
+    width] resizes every image (needed when their sizes differ)."""
+
+    _target_: str = "aegis.training.datasets.ImageFolderDataModule"
+    name: str = "image_folder"
+    channels: Optional[int] = field(default=None, metadata=meta(c.one_of(1, 3)))
+    image_size: Optional[List[int]] = field(default=None, metadata=meta(c.non_empty_positive_ints()))
+
+
+@dataclass
+class ArraysDataConfig(CachedDataConfig):
+    """An .npz with arrays ``features_key`` and ``labels_key``, or a Parquet table (needs
+    pyarrow) with a ``labels_key`` column and features in the others (or in one list
+    column ``features_key``)."""
+
+    _target_: str = "aegis.training.datasets.ArraysDataModule"
+    name: str = "arrays"
+    features_key: str = field(default="features", metadata=meta(c.non_empty()))
+    labels_key: str = field(default="labels", metadata=meta(c.non_empty()))
+
+
 # -------------------------------------------------------------------------- model
 
 
@@ -96,8 +139,10 @@ class SyntheticDataConfig(DataConfig):
 class ModelConfig:
     _target_: str = MISSING
     name: str = MISSING
-    input_shape: List[int] = field(default_factory=lambda: II("data.input_shape"))
-    num_classes: int = II("data.num_classes")
+    # Optional only while the data has not been read: data with a source leaves them null
+    # in the config until it is cached (aegis.training.datasets.complete_from_data).
+    input_shape: Optional[List[int]] = field(default_factory=lambda: II("data.input_shape"))
+    num_classes: Optional[int] = II("data.num_classes")
     lr: float = field(default=1e-3, metadata=meta(c.greater_than(0)))
     weight_decay: float = field(default=0.0, metadata=meta(c.at_least(0)))
     optimizer: Optimizer = Optimizer.adam
@@ -249,6 +294,10 @@ class NoLoggerConfig(LoggerConfig):
 @dataclass
 class PathsConfig:
     root: str = field(default="${oc.env:AEGIS_OUTPUT_ROOT,outputs}", metadata=meta(c.non_empty()))
+    # Where data with a source (data=image_folder, data=arrays) is cached, decoded, once.
+    # Pods get $AEGIS_DATASET_CACHE: the dataset-cache claim's mount (launcher.dataset_cache).
+    dataset_cache: str = field(default="${oc.env:AEGIS_DATASET_CACHE,${paths.root}/dataset-cache}",
+                               metadata=meta(c.non_empty()))
 
 
 # ---------------------------------------------------------------------- top level
@@ -302,6 +351,8 @@ SCHEMAS: list[tuple[Optional[str], str, type]] = [
     (None, "train_schema", TrainConfig),
     ("data", "digits_schema", DigitsDataConfig),
     ("data", "synthetic_schema", SyntheticDataConfig),
+    ("data", "image_folder_schema", ImageFolderDataConfig),
+    ("data", "arrays_schema", ArraysDataConfig),
     ("model", "mlp_schema", MLPConfig),
     ("model", "cnn_schema", CNNConfig),
     ("trainer", "trainer_schema", TrainerConfig),

@@ -399,6 +399,8 @@ def _check_model_matches_data(cfg: DictConfig, found: Problems) -> None:
                 )
     if found.refused("model.input_shape", "data.input_shape"):
         return
+    if data.get("input_shape", "") is None:
+        return  # from the data, once it is cached: checked when the run starts (aegis.training.datasets)
     if model.get("name") == "cnn" and len(model.get("input_shape") or []) != 3:
         found.add(
             f"model=cnn needs image data with data.input_shape [channels, height, width], "

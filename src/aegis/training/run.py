@@ -187,6 +187,9 @@ class _Attempt:
 
         _one_log_stream()
         cfg, ctx, run_dir, checkpoint_dir = self.cfg, self.ctx, self.ctx.run_dir, self.checkpoint_dir
+        from aegis.training.datasets import complete_from_data
+
+        complete_from_data(cfg)  # data with a source: cached once, its classes/shape filled in for the model
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
         for key in ("data", "model"):

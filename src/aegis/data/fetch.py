@@ -1,0 +1,151 @@
+"""Bring a source's bytes into a temp dir, checking them on the way.
+
+Through fsspec: local paths and ``file://`` are read where they are (a folder is not
+copied at all); ``http(s)://`` is streamed in one GET; ``s3://`` goes through s3fs, which
+reads the usual AWS variables, and ``AWS_ENDPOINT_URL`` or ``data.storage_options`` for
+an S3-compatible store. The sha256 is computed while the bytes arrive; it must equal
+``data.sha256`` when that is given, and the byte count must equal the size the store
+reported, so a cut-short transfer is never decoded.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from aegis.data.errors import DataSourceError
+from aegis.data.spec import DatasetSpec, is_remote
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path  # a file (an archive, an .npz) or a local folder
+    sha256: Optional[str]  # None for a folder
+    size: int
+
+
+def storage_options(spec: DatasetSpec) -> dict[str, Any]:
+    """``data.storage_options`` for the source's filesystem; for s3:// an
+    ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) from the environment is passed as
+    the endpoint unless the options name one."""
+    options = dict(spec.storage_options)
+    if urlsplit(spec.source).scheme == "s3":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        client = dict(options.get("client_kwargs") or {})
+        if endpoint and "endpoint_url" not in options and "endpoint_url" not in client:
+            options["endpoint_url"] = endpoint
+    return options
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")[:200]
+
+
+def unreachable(spec: DatasetSpec, exc: BaseException) -> DataSourceError:
+    return DataSourceError(
+        f"data.source={spec.shown_source} could not be read ({_reason(exc)}): expected a reachable source, "
+        "or an entry already in the dataset cache (aegis data ls).")
+
+
+def missing(spec: DatasetSpec) -> DataSourceError:
+    return DataSourceError(
+        f"data.source={spec.shown_source} does not exist (not found): expected the path or URI of "
+        f"{'a folder, .tar, .tar.gz or .zip of class folders' if spec.kind == 'image_folder' else 'an .npz or .parquet file'}.")
+
+
+def disk_full(spec: DatasetSpec, root: Path) -> DataSourceError:
+    return DataSourceError(
+        f"paths.dataset_cache={root} ran out of space while caching data.source={spec.shown_source}: "
+        "expected a cache with room for the source and its decoded arrays (free space, aegis data rm, or "
+        "another paths.dataset_cache).")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    inner: Optional[BaseException] = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        inner = inner.__cause__ or inner.__context__
+    return False
+
+
+def fetch(spec: DatasetSpec, temp: Path) -> Fetched:
+    """The source's bytes, verified: a local file or folder as it is, a remote one copied
+    into ``temp``."""
+    if not is_remote(spec.source):
+        local = Path(spec.source)
+        if local.is_dir():
+            if spec.sha256:
+                raise DataSourceError(
+                    f"data.sha256 pins a file but data.source={spec.shown_source} is a folder: expected "
+                    "data.sha256=null, or an archive (.tar, .tar.gz, .zip) as the source.")
+            return Fetched(local, None, sum(p.stat().st_size for p in local.rglob("*") if p.is_file()))
+        if not local.is_file():
+            raise missing(spec)
+        digest = hashlib.sha256()
+        with open(local, "rb") as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+        fetched = Fetched(local, digest.hexdigest(), local.stat().st_size)
+        _verify(spec, fetched, expected_size=None)
+        return fetched
+    return _download(spec, temp)
+
+
+def _download(spec: DatasetSpec, temp: Path) -> Fetched:
+    import fsspec
+
+    name = os.path.basename(urlsplit(spec.source).path.rstrip("/")) or "source"
+    target = temp / name
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        fs, path = fsspec.core.url_to_fs(spec.source, **storage_options(spec))
+        expected: Optional[int] = None
+        try:
+            info = fs.info(path)
+            expected = info.get("size")
+            if info.get("type") == "directory":
+                raise DataSourceError(
+                    f"data.source={spec.shown_source} is a directory of the store: expected one archive or "
+                    "array file (pack the folder as .tar, .tar.gz or .zip).")
+        except FileNotFoundError:
+            raise missing(spec) from None
+        open_kwargs = {"block_size": 0} if urlsplit(spec.source).scheme in ("http", "https") else {}
+        with fs.open(path, "rb", **open_kwargs) as remote, open(target, "wb") as local:
+            for chunk in iter(lambda: remote.read(CHUNK), b""):
+                digest.update(chunk)
+                local.write(chunk)
+                size += len(chunk)
+    except DataSourceError:
+        raise
+    except FileNotFoundError:
+        raise missing(spec) from None
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise
+        raise unreachable(spec, exc) from None
+    fetched = Fetched(target, digest.hexdigest(), size)
+    _verify(spec, fetched, expected)
+    return fetched
+
+
+def _verify(spec: DatasetSpec, fetched: Fetched, expected_size: Optional[int]) -> None:
+    if spec.sha256 and fetched.sha256 != spec.sha256:
+        raise DataSourceError(
+            f"data.sha256={spec.sha256} does not match data.source={spec.shown_source}, whose sha256 is "
+            f"{fetched.sha256}: expected the sha256 of the file the source serves (sha256sum FILE), or "
+            "data.sha256=null to check its size only.")
+    if expected_size is not None and fetched.size != expected_size:
+        raise DataSourceError(
+            f"data.source={spec.shown_source} was cut short ({fetched.size} of {expected_size} bytes arrived): "
+            "expected the whole file; run again to fetch it anew.")
+

@@ -1,0 +1,74 @@
+"""What a cache entry is made of, and the name it is stored under.
+
+The name is a hash of everything that changes the decoded arrays (kind, source, pinned
+checksum, decode options), so it is known from the config alone: looking an entry up
+never needs the network. Storage options (an endpoint, a region) do not change the
+content and are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from aegis.redact import mask_url_credentials
+
+KINDS = ("image_folder", "arrays")
+REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "az", "abfs")
+
+
+def normalize_source(source: str) -> str:
+    """A local path made absolute (``file://`` stripped); a URI as given."""
+    source = str(source).strip()
+    if source.startswith("file://"):
+        source = source[len("file://"):]
+    if "://" in source:
+        return source
+    return os.path.abspath(os.path.expanduser(source))
+
+
+def is_remote(source: str) -> bool:
+    return "://" in source and urlsplit(source).scheme.lower() in REMOTE_SCHEMES
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    kind: str
+    source: str
+    sha256: Optional[str] = None
+    options: dict[str, Any] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", normalize_source(self.source))
+        if self.sha256:
+            object.__setattr__(self, "sha256", str(self.sha256).strip().lower())
+
+    @property
+    def shown_source(self) -> str:
+        return mask_url_credentials(self.source)
+
+    @property
+    def entry_name(self) -> str:
+        """``<kind>-<file name>-<12 hex>``: readable in ``aegis data ls``, unique per content."""
+        identity = json.dumps({"kind": self.kind, "source": self.source, "sha256": self.sha256 or None,
+                               "options": self.options}, sort_keys=True, default=str)
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        base = os.path.basename(urlsplit(self.source).path.rstrip("/")) or "source"
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:40].strip("._") or "source"
+        return f"{self.kind}-{slug}-{digest}"
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "source": self.source, "sha256": self.sha256,
+                           "options": self.options, "storage_options": self.storage_options}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DatasetSpec":
+        raw = json.loads(text)
+        return cls(kind=raw["kind"], source=raw["source"], sha256=raw.get("sha256"),
+                   options=dict(raw.get("options") or {}), storage_options=dict(raw.get("storage_options") or {}))
