@@ -4,16 +4,30 @@ Both ship with the install (no download): scikit-learn's handwritten digits are 
 data that reach a real accuracy offline; the synthetic set has its size and shape as
 config keys, for benchmarks and size sweeps. Splits are stratified and seeded, so every
 rank and every restart sees the same train/val/test partition.
+
+The loaders serve whole batches by indexing the split tensors (``aegis.training.batches``):
+no per-sample ``__getitem__``, no collate, on the accelerator when there is one, sharded
+per rank as DistributedSampler would. ``data.num_workers > 0`` and ``overfit_batches``
+take torch's classic ``DataLoader`` instead, as does ``AEGIS_CLASSIC_DATALOADER=1``, which
+exists for ``bench/data_path.py``'s before/after comparison.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import logging
+import os
+from typing import Any, Optional, Sequence
 
 import lightning.pytorch as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from aegis.training.batches import TensorBatches
+
+log = logging.getLogger("aegis.training")
+
+CLASSIC_ENV = "AEGIS_CLASSIC_DATALOADER"
 
 
 class ArrayDataModule(L.LightningDataModule):
@@ -71,8 +85,10 @@ class ArrayDataModule(L.LightningDataModule):
         features = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(-1, *self.input_shape)
         return TensorDataset(features, torch.from_numpy(y.astype(np.int64)))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> Any:
         assert self._splits is not None, "setup() runs before the loaders are asked for"
+        if self._classic_reason() is None:
+            return self._batches(split, shuffle)
         return DataLoader(
             self._splits[split],
             batch_size=self.batch_size,
@@ -81,13 +97,69 @@ class ArrayDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def _classic_reason(self) -> Optional[str]:
+        """Why this run takes torch's DataLoader rather than whole batches (None: it does not)."""
+        if os.environ.get(CLASSIC_ENV, "") not in ("", "0"):
+            reason = f"{CLASSIC_ENV} is set"
+        elif self.num_workers > 0:
+            reason = f"data.num_workers={self.num_workers}"
+        elif self.trainer is not None and self.trainer.overfit_batches:
+            return "overfit_batches"  # a debug run: Lightning makes the classic loader sequential for it
+        else:
+            return None
+        if not getattr(self, "_told_classic", False):
+            self._told_classic = True
+            log.info("Batches go through torch's DataLoader (%s): per-sample indexing and collation, "
+                     "slower than whole batches from memory.", reason)
+        return reason
+
+    def _batches(self, split: str, shuffle: bool) -> TensorBatches:
+        dataset = self._splits[split]
+        tensors = self._on_device(split, dataset.tensors)
+        replicas, rank = self._shard()
+        return TensorBatches(tensors, self.batch_size, shuffle=shuffle, seed=self._shuffle_seed() if shuffle else 0,
+                             num_replicas=replicas, rank=rank)
+
+    def _on_device(self, split: str, tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """The split's tensors on the training device, moved there once: a GPU then indexes
+        its batches itself and no batch crosses the bus."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if device.type == "cpu":
+            return tensors
+        cache = self.__dict__.setdefault("_device_tensors", {})
+        if cache.get(split, (None,))[0] != device:
+            cache[split] = (device, tuple(t.to(device) for t in tensors))
+        return cache[split][1]
+
+    def _shard(self) -> tuple[int, int]:
+        """(ranks, this rank) where Lightning would inject a DistributedSampler; (1, 0) otherwise."""
+        trainer = self.trainer
+        kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+        if not kwargs or kwargs["num_replicas"] <= 1:
+            return 1, 0
+        if not getattr(getattr(trainer, "_accelerator_connector", None), "use_distributed_sampler", True):
+            return 1, 0  # Trainer(use_distributed_sampler=False): the user shards, as with a DataLoader
+        return int(kwargs["num_replicas"]), int(kwargs["rank"])
+
+    def _shuffle_seed(self) -> int:
+        """The seed of the per-epoch permutations: the run's seed, as Lightning gives
+        DistributedSampler; an unseeded run draws one on rank 0 and shares it with the gang
+        (the checkpoint keeps it for a mid-epoch resume)."""
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if seed is not None:
+            return int(seed)
+        drawn = int(torch.randint(0, 2**31 - 1, ()).item())
+        if self.trainer is not None and self.trainer.world_size > 1:
+            drawn = int(self.trainer.strategy.broadcast(drawn, src=0))
+        return drawn
+
+    def train_dataloader(self) -> Any:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> Any:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> Any:
         return self._loader("test", shuffle=False)
 
 
