@@ -45,7 +45,7 @@ test-ray: $(READY)
 
 test-all: test test-slow test-ray test-container
 
-## The training image, tagged as the launchers' default (docker/build.sh --help for options).
+## The training image, with an immutable tag it prints and records (docker/build.sh --help for options).
 image:
 	docker/build.sh $(ARGS)
 

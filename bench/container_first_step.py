@@ -17,7 +17,21 @@ from pathlib import Path
 from _common import PYTHON, median, run, spread, summary_of
 
 REPEATS = 5
-IMAGE = os.environ.get("AEGIS_IMAGE", "aegis-training:0.1.0")
+
+
+def newest_build() -> str:
+    """The image docker/build.sh built last (its record), unless $AEGIS_IMAGE names one."""
+    if os.environ.get("AEGIS_IMAGE"):
+        return os.environ["AEGIS_IMAGE"]
+    from aegis.k8s.builds import newest
+
+    found = newest()
+    if found is None:
+        raise SystemExit("No image: build one with docker/build.sh --offline, or set AEGIS_IMAGE=<tag>.")
+    return found
+
+
+IMAGE = ""  # set in main()
 ARGS = ["trainer=smoke", "logger=none", "trainer.accelerator=cpu"]
 PODMAN = ["podman", "--runtime", "runc"]
 
@@ -50,6 +64,8 @@ def image_size() -> str:
 
 
 def main() -> None:
+    global IMAGE
+    IMAGE = newest_build()
     host, container = [], []
     for _ in range(REPEATS):
         host.append(host_once())

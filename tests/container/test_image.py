@@ -280,6 +280,12 @@ def test_pid_1_is_tini_and_the_user_is_not_root(image):
 
 
 @pytest.mark.container
+def test_pods_do_not_phone_home(image):
+    """MLflow's usage telemetry is on by default; a training pod sends nothing it was not told to."""
+    assert in_image(image, "printenv", "MLFLOW_DISABLE_TELEMETRY").stdout.strip() == "true"
+
+
+@pytest.mark.container
 def test_the_build_is_tagged_labelled_recorded_and_sized(image_build):
     inspect = subprocess.run([*ctr.PODMAN, "image", "inspect", image_build.reference], capture_output=True,
                              text=True, check=True)

@@ -72,6 +72,12 @@ def lookup(reference: Optional[str]) -> Optional[Build]:
     )
 
 
+def newest() -> Optional[str]:
+    """The reference docker/build.sh recorded last (for benchmarks and examples), or None."""
+    records = {ref: entry for ref, entry in _read().items() if isinstance(entry, dict)}
+    return max(records, key=lambda ref: str(records[ref].get("built_at", "")), default=None)
+
+
 @contextlib.contextmanager
 def ignored() -> Iterator[None]:
     """No record is read while active: output that must not depend on this machine's builds
