@@ -5,6 +5,8 @@
     aegis logs RUN [--follow] [--replica R]     a replica's log (rank0 / the master by default); --follow
                                                 waits for the end and exits with the job's code
     aegis cancel RUN                            SIGTERM a local run or gang (it checkpoints); delete a cluster job
+    aegis data ls                               cached datasets (paths.dataset_cache): entry, size, age, source
+    aegis data rm ENTRY... | --all              evict cached datasets
 
 Every command reads only the run dir (``job.json``, ``summary.json``, logs) and whatever
 the job's launcher reaches from there; no torch, no Hydra composition. Errors are one
@@ -20,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from aegis.data.cli import add_commands as add_data_commands
+from aegis.data.cli import default_cache
 from aegis.errors import AegisError, error_lines
 from aegis.launch.lifecycle import JobRef, JobStatus, State
 from aegis.runs import RunDir, default_root, find_run, iter_runs
@@ -180,11 +184,17 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("--no-wait", dest="wait", action="store_false", help="return once the request is sent")
     cancel.add_argument("--timeout", type=float, default=120.0)
     cancel.set_defaults(fn=cmd_cancel)
+    data = sub.add_parser("data", help="the dataset cache: ls, rm")
+    data.add_argument("--cache", type=Path, default=None,
+                      help="the cache dir (default: $AEGIS_DATASET_CACHE, else <root>/dataset-cache)")
+    add_data_commands(data.add_subparsers(dest="data_command", required=True), with_fetch=False)
     return top
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "data":
+        args.cache = (args.cache or default_cache(args.root)).resolve()
     args.root = (args.root or default_root()).resolve()
     try:
         return args.fn(args)

@@ -11,9 +11,18 @@ Torch-free: the launch path, the ``aegis data`` commands and the prefetch init c
 import this package without torch or lightning.
 """
 
+from typing import Any
+
 from aegis.data.cache import Cache, Entry
 from aegis.data.errors import DataSourceError
-from aegis.data.prepare import prepare
 from aegis.data.spec import DatasetSpec
 
 __all__ = ["Cache", "DataSourceError", "DatasetSpec", "Entry", "prepare"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "prepare":  # numpy and the decoders: not on the path of every `aegis` command
+        from aegis.data.caching import prepare
+
+        return prepare
+    raise AttributeError(name)

@@ -68,6 +68,22 @@ def disk_full(spec: DatasetSpec, root: Path) -> DataSourceError:
         "another paths.dataset_cache).")
 
 
+def _connection_failure(exc: BaseException) -> Optional[BaseException]:
+    """The connection error behind ``exc``, if any: fsspec's HTTP filesystem reports an
+    unreachable host as FileNotFoundError, which would read as a 404."""
+    inner: Optional[BaseException] = exc.__cause__ or exc.__context__
+    while inner is not None:
+        if isinstance(inner, ConnectionError) or "Connect" in type(inner).__name__:
+            return inner
+        inner = inner.__cause__ or inner.__context__
+    return None
+
+
+def _not_found(spec: DatasetSpec, exc: FileNotFoundError) -> DataSourceError:
+    failure = _connection_failure(exc)
+    return unreachable(spec, failure) if failure is not None else missing(spec)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     inner: Optional[BaseException] = exc
     while inner is not None:
@@ -117,8 +133,8 @@ def _download(spec: DatasetSpec, temp: Path) -> Fetched:
                 raise DataSourceError(
                     f"data.source={spec.shown_source} is a directory of the store: expected one archive or "
                     "array file (pack the folder as .tar, .tar.gz or .zip).")
-        except FileNotFoundError:
-            raise missing(spec) from None
+        except FileNotFoundError as exc:
+            raise _not_found(spec, exc) from None
         open_kwargs = {"block_size": 0} if urlsplit(spec.source).scheme in ("http", "https") else {}
         with fs.open(path, "rb", **open_kwargs) as remote, open(target, "wb") as local:
             for chunk in iter(lambda: remote.read(CHUNK), b""):
@@ -127,8 +143,8 @@ def _download(spec: DatasetSpec, temp: Path) -> Fetched:
                 size += len(chunk)
     except DataSourceError:
         raise
-    except FileNotFoundError:
-        raise missing(spec) from None
+    except FileNotFoundError as exc:
+        raise _not_found(spec, exc) from None
     except Exception as exc:
         if is_disk_full(exc):
             raise

@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 
 from aegis.redact import mask_url_credentials
 
-KINDS = ("image_folder", "arrays")
+# Each kind's decode options: the data config keys that change the decoded arrays.
+KIND_OPTIONS = {"image_folder": ("channels", "image_size"), "arrays": ("features_key", "labels_key")}
+KINDS = tuple(KIND_OPTIONS)
+# The data modules of each kind (aegis.training.datasets), for the torch-free side
+# (the prefetch init container is rendered where torch may not be installed).
+TARGET_KINDS = {"aegis.training.datasets.ImageFolderDataModule": "image_folder",
+                "aegis.training.datasets.ArraysDataModule": "arrays"}
 REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "az", "abfs")
 
 
@@ -72,3 +78,11 @@ class DatasetSpec:
         raw = json.loads(text)
         return cls(kind=raw["kind"], source=raw["source"], sha256=raw.get("sha256"),
                    options=dict(raw.get("options") or {}), storage_options=dict(raw.get("storage_options") or {}))
+
+
+def spec_from_config(data: dict[str, Any], kind: str) -> DatasetSpec:
+    """The spec of a resolved data config node (a plain dict), as its data module builds it."""
+    return DatasetSpec(kind, data["source"], data.get("sha256"),
+                       options={k: (list(data[k]) if isinstance(data.get(k), (list, tuple)) else data.get(k))
+                                for k in KIND_OPTIONS[kind]},
+                       storage_options=dict(data.get("storage_options") or {}))

@@ -21,7 +21,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aegis.data import DataSourceError, DatasetSpec, Entry, prepare
-from aegis.data.prepare import load as load_entry
+from aegis.data.caching import load as load_entry
+from aegis.data.spec import spec_from_config
 from aegis.training.data import ArrayDataModule
 
 log = logging.getLogger("aegis.training")
@@ -30,8 +31,7 @@ log = logging.getLogger("aegis.training")
 class CachedDataModule(ArrayDataModule):
     """A data module over one cache entry; subclasses name their ``KIND`` and decode options."""
 
-    KIND = ""
-    OPTIONS: tuple[str, ...] = ()
+    KIND = ""  # a key of aegis.data.spec.KIND_OPTIONS: which decoder, which options
 
     def __init__(self, *, source: str, sha256: Optional[str], storage_options: Optional[dict], cache_dir: str,
                  batch_size: int, val_fraction: float, test_fraction: float, num_workers: int, split_seed: int,
@@ -40,17 +40,14 @@ class CachedDataModule(ArrayDataModule):
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
                          num_workers=num_workers, split_seed=split_seed, num_classes=num_classes or 0,
                          input_shape=input_shape or (), name=name, uses_dataset_cache=uses_dataset_cache)
-        self.spec = DatasetSpec(self.KIND, source, sha256, options=dict(options),
-                                storage_options=dict(storage_options or {}))
+        self.spec = spec_from_config({"source": source, "sha256": sha256, "storage_options": storage_options,
+                                      **options}, self.KIND)
         self.cache_dir = cache_dir
         self.classes: list[str] = []
 
     @classmethod
     def spec_of(cls, data: DictConfig) -> DatasetSpec:
-        node = OmegaConf.to_container(data, resolve=True)
-        return DatasetSpec(cls.KIND, node["source"], node.get("sha256"),
-                           options={k: node.get(k) for k in cls.OPTIONS},
-                           storage_options=dict(node.get("storage_options") or {}))
+        return spec_from_config(OmegaConf.to_container(data, resolve=True), cls.KIND)
 
     def entry(self) -> Entry:
         return prepare(self.spec, self.cache_dir)
@@ -86,7 +83,6 @@ class ImageFolderDataModule(CachedDataModule):
     """Images in class folders (``class_name/*.png|jpg``), decoded once, scaled to [0, 1]."""
 
     KIND = "image_folder"
-    OPTIONS = ("channels", "image_size")
 
     def __init__(self, source: str, sha256: Optional[str] = None, storage_options: Optional[dict] = None,
                  cache_dir: str = "outputs/dataset-cache", channels: Optional[int] = None,
@@ -105,7 +101,6 @@ class ArraysDataModule(CachedDataModule):
     """Feature/label arrays from an .npz or a Parquet table, decoded once."""
 
     KIND = "arrays"
-    OPTIONS = ("features_key", "labels_key")
 
     def __init__(self, source: str, sha256: Optional[str] = None, storage_options: Optional[dict] = None,
                  cache_dir: str = "outputs/dataset-cache", features_key: str = "features", labels_key: str = "labels",
