@@ -101,7 +101,7 @@ class CachedDataConfig(DataConfig):
 
     source: str = field(default=MISSING, metadata=meta(c.data_source()))
     sha256: Optional[str] = field(default=None, metadata=meta(c.sha256_hex()))
-    storage_options: Dict[str, Any] = field(default_factory=dict)
+    storage_options: Optional[Dict[str, Any]] = None
     cache_dir: str = field(default="${paths.dataset_cache}", metadata=meta(c.non_empty()))
     num_classes: Optional[int] = field(default=None, metadata=meta(c.at_least(2)))
     input_shape: Optional[List[int]] = field(default=None, metadata=meta(c.non_empty_positive_ints()))
