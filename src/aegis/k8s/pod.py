@@ -265,6 +265,11 @@ def pod_spec(cfg: DictConfig, main: dict[str, Any], restart_policy: Optional[str
         spec["tolerations"] = [_toleration(t) for t in plain(launcher.tolerations)]
     if launcher.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in launcher.image_pull_secrets]
+    from aegis.k8s.prefetch import init_containers
+
+    init = init_containers(cfg)  # launcher.prefetch_data: the dataset cache filled first
+    if init:
+        spec["initContainers"] = init
     spec["containers"] = [main]
     spec["volumes"] = vols
     return spec

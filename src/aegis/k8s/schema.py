@@ -121,6 +121,9 @@ class K8sLauncherConfig(LauncherConfig):
     env_from: List[str] = field(default_factory=list)  # Secrets whose keys all become env
     outputs: OutputsVolumeConfig = field(default_factory=OutputsVolumeConfig)
     dataset_cache: DatasetCacheConfig = field(default_factory=DatasetCacheConfig)
+    # An init container (python -m aegis.data fetch) fills the dataset cache before the
+    # training container starts, so a gang never races to download (aegis.k8s.prefetch).
+    prefetch_data: bool = False
     # In-memory /dev/shm for DataLoader workers; null: none. It counts against the memory
     # limit, so at most half of it is accepted.
     shm_size: Optional[str] = "512Mi"
