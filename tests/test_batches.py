@@ -251,3 +251,43 @@ def test_a_ddp_gang_visits_every_training_sample_once_per_epoch(tmp_path):
         assert not set(rows[0]) & set(rows[1])
         assert sorted(rows[0] + rows[1]) == train_rows
     assert seen[0]["0"] != seen[0]["1"]  # reshuffled between epochs
+
+
+# ------------------------------------------------- Lightning's self.log, without the walk
+
+
+def test_the_log_fastpath_keeps_every_logged_value_and_still_moves_a_metric_elsewhere(monkeypatch):
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection, _ResultMetric
+
+    from aegis.training import log_fastpath
+
+    def log_some(results):
+        for step in range(5):
+            value = torch.tensor(float(step))
+            results.log("training_step", "train/loss", value, on_step=True, on_epoch=True, batch_size=2 + step)
+            results.log("training_step", "train/top", value, on_step=False, on_epoch=True, reduce_fx="max")
+        return {key: (metric.value.item(), getattr(metric, "cumulated_batch_size", torch.tensor(0)).item())
+                for key, metric in results.items()}
+
+    original = getattr(_ResultMetric.to, "__wrapped__", _ResultMetric.to)  # an in-process run may have patched it
+    monkeypatch.setattr(_ResultMetric, "to", original)  # whatever was there is back after the test
+    shipped = log_some(_ResultCollection(training=True))
+    assert log_fastpath.install() and log_fastpath.install()  # idempotent
+    assert _ResultMetric.to is not original
+    fast = _ResultCollection(training=True)
+    assert log_some(fast) == shipped
+
+    metric = fast["training_step.train/loss"]
+    metric.to(torch.device("meta"))  # another device: Lightning's own move runs
+    assert metric.value.device.type == "meta" and metric.cumulated_batch_size.device.type == "meta"
+
+
+def test_the_log_fastpath_can_be_left_off(monkeypatch):
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
+
+    from aegis.training import log_fastpath
+
+    monkeypatch.setattr(_ResultMetric, "to", getattr(_ResultMetric.to, "__wrapped__", _ResultMetric.to))
+    monkeypatch.setenv("AEGIS_LOG_FASTPATH", "0")
+    before = _ResultMetric.__dict__["to"]
+    assert log_fastpath.install() is False and _ResultMetric.__dict__["to"] is before

@@ -186,6 +186,9 @@ class _Attempt:
         from aegis.training.tracking import build_tracking
 
         _one_log_stream()
+        from aegis.training.log_fastpath import install as install_log_fastpath
+
+        install_log_fastpath()  # self.log's device move, skipped when there is nothing to move
         cfg, ctx, run_dir, checkpoint_dir = self.cfg, self.ctx, self.ctx.run_dir, self.checkpoint_dir
         from aegis.training.datasets import complete_from_data
 

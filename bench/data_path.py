@@ -1,0 +1,87 @@
+"""The in-memory data path: train.py's steps/s before (torch's DataLoader) and after (whole
+batches by indexing), beside a minimal Lightning script and a plain PyTorch loop.
+
+Two workloads, each arm alternating, REPEATS times, in one run:
+
+- default: ``python train.py logger=none`` (digits MLP, batch 64, 20 epochs of 20 steps);
+- long epochs: ``data=synthetic data.num_samples=200000 data.batch_size=256`` (625 steps
+  an epoch), EPOCHS_SYNTHETIC epochs.
+
+"before" is the same train.py as every run was before issue 12: ``AEGIS_CLASSIC_DATALOADER=1``
+(torch's ``DataLoader(TensorDataset)``) and ``AEGIS_LOG_FASTPATH=0`` (Lightning's per-log
+device move as shipped); "batches" switches the data path alone; "after" is the default. Steps/s are
+``summary.json``'s (first training step to the end of fit, validation and checkpoints
+included) and the baselines' (bench/baseline_data_path.py) over the same span.
+Targets (issue 12): after/before >= 1.3 on the default; after/plain >= 0.8 on long epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import PYTHON, REPO, median, run, spread, summary_of
+
+REPEATS = 3
+EPOCHS_SYNTHETIC = 2
+WORKLOADS = {
+    "default": ("digits", 20, []),
+    "synthetic": ("synthetic", EPOCHS_SYNTHETIC,
+                  ["data=synthetic", "data.num_samples=200000", "data.batch_size=256",
+                   f"trainer.max_epochs={EPOCHS_SYNTHETIC}"]),
+}
+
+
+ARMS = {  # train.py's arms: (classic DataLoader, Lightning's log path as shipped)
+    "before": (True, True),
+    "batches": (False, True),
+    "after": (False, False),
+}
+
+
+def aegis_once(overrides: list[str], arm: str) -> float:
+    classic, log_as_shipped = ARMS[arm]
+    root = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
+    try:
+        run([PYTHON, "train.py", "logger=none", "trainer.accelerator=cpu", *overrides],
+            env={"AEGIS_OUTPUT_ROOT": str(root), "AEGIS_CLASSIC_DATALOADER": "1" if classic else "0",
+                 "AEGIS_LOG_FASTPATH": "0" if log_as_shipped else "1"})
+        return summary_of(root)["timing"]["train_steps_per_s"]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def baseline_once(arm: str, data: str, epochs: int) -> float:
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    run([PYTHON, str(REPO / "bench" / "baseline_data_path.py"), str(out), arm, data, str(epochs)],
+        env={"PYTHONPATH": str(REPO / "src")})
+    record = json.loads(out.read_text())
+    out.unlink()
+    return record["train_steps_per_s"]
+
+
+def main(names: list[str]) -> None:
+    for name in names:
+        data, epochs, overrides = WORKLOADS[name]
+        rates: dict[str, list[float]] = {"before": [], "batches": [], "after": [], "lightning": [], "plain": []}
+        for _ in range(REPEATS):
+            for arm in ARMS:
+                rates[arm].append(aegis_once(overrides, arm))
+            rates["lightning"].append(baseline_once("lightning", data, epochs))
+            rates["plain"].append(baseline_once("plain", data, epochs))
+        print(f"{name} ({data}, {epochs} epochs, CPU): training steps/s")
+        for arm, values in rates.items():
+            print(f"  {arm:10s} {spread(values)}")
+        after = median(rates["after"])
+        print(f"  batches / before:  {median(rates['batches']) / median(rates['before']):.3f}")
+        print(f"  after / before:    {after / median(rates['before']):.3f}" + ("  (target >= 1.3)" if name == "default" else ""))
+        print(f"  after / lightning: {after / median(rates['lightning']):.3f}")
+        print(f"  after / plain:     {after / median(rates['plain']):.3f}" + ("  (target >= 0.8)" if name == "synthetic" else ""))
+        print(f"  before / plain:    {median(rates['before']) / median(rates['plain']):.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(WORKLOADS))
