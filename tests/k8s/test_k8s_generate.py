@@ -13,7 +13,8 @@ from k8s_helpers import ROOT
 
 def test_checked_in_manifests_match_the_renderer():
     files = render_all(ROOT / "conf")
-    assert sorted(files) == ["job-training.yaml", "pvc-dataset-cache.yaml", "pytorchjob-training.yaml"]
+    assert sorted(files) == ["job-training.yaml", "pvc-dataset-cache.yaml", "pytorchjob-s3-dataset.yaml",
+                             "pytorchjob-training.yaml"]
     for name, text in files.items():
         on_disk = (ROOT / "k8s" / name).read_text()
         assert on_disk == text, f"k8s/{name} drifted from conf/: run `python -m aegis.k8s.generate`"
@@ -26,6 +27,11 @@ def test_checked_in_manifests_validate():
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     ptj = yaml.safe_load((ROOT / "k8s" / "pytorchjob-training.yaml").read_text())
     assert pytorchjob_problems(ptj) == []
+    example = yaml.safe_load((ROOT / "k8s" / "pytorchjob-s3-dataset.yaml").read_text())
+    assert pytorchjob_problems(example) == []
+    for replica in example["spec"]["pytorchReplicaSpecs"].values():  # the cache filled before training
+        [init] = replica["template"]["spec"]["initContainers"]
+        assert init["name"] == "prefetch-data" and "s3://my-bucket/datasets/digits.tar" in init["args"][-1]
 
 
 def test_checked_in_claims_are_shared_and_no_file_names_a_namespace():

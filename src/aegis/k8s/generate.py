@@ -27,6 +27,14 @@ RUN_ID = "2026-01-01_00-00-00_000000"
 # applied file) to fit the storage class.
 DATASET_CACHE_SIZE = "20Gi"
 OUTPUTS_SIZE = "20Gi"
+# Examples beyond each launcher's defaults: (file, launcher, overrides). The source on S3,
+# cached on the dataset-cache claim and filled by the prefetch init container
+# (docs/data.md); credentials from a Secret named in env_from, never in the manifest.
+EXAMPLES = [
+    ("pytorchjob-s3-dataset.yaml", "pytorchjob",
+     ["strategy=ddp", "launcher.nodes=2", "data=image_folder", "data.source=s3://my-bucket/datasets/digits.tar",
+      "model=cnn", "launcher.prefetch_data=true", "launcher.env_from=[s3-credentials]"]),
+]
 HEADER = (
     "# Generated from conf/ by `python -m aegis.k8s.generate`; do not edit by hand.\n"
     "# Equivalent to: python train.py {command} launcher.dry_run=true\n"
@@ -100,6 +108,10 @@ def _render_all(conf_dir: Path) -> dict[str, str]:
         files[f"{plan.kind.lower()}-training.yaml"] = HEADER.format(command=" ".join(args)) + to_yaml(manifest)
         launcher = cfg.launcher  # the volumes are the same for every Kubernetes launcher
     assert launcher is not None, "no launcher submits a Kubernetes kind"
+    for file_name, name, overrides in EXAMPLES:
+        args = [*overrides, f"launcher={name}", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
+        _, plan = _plan(conf_dir, args, get_launcher(name))
+        files[file_name] = HEADER.format(command=" ".join(args)) + to_yaml(_without_namespace(plan.manifest))
     claims: list[dict[str, Any]] = []
     if launcher.dataset_cache.claim:
         claims.append(pvc(launcher.dataset_cache.claim, DATASET_CACHE_SIZE, "dataset-cache",
