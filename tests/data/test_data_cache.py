@@ -220,3 +220,22 @@ def test_meta_records_source_checksum_size_and_time(tmp_path, digits_files):
     meta = json.loads((entry.path / "meta.json").read_text())
     assert meta["sha256"] == digits_files["sha256"] and meta["sha256_pinned"] is True
     assert meta["size"] == digits_files["tar"].stat().st_size and time.time() - meta["fetched_at"] < 60
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_nothing(tmp_path, server):
+    import shutil
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        with pytest.raises(DataSourceError) as exc:  # the 3.7 MB archive does not fit in 1 MB
+            prepare(DatasetSpec("image_folder", server.url("digits.tar")), disk)
+        assert _one_sentence(exc).startswith(f"paths.dataset_cache={disk} ran out of space while caching data.source=")
+        _nothing_cached(disk)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

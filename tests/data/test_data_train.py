@@ -99,3 +99,21 @@ def test_training_from_s3_on_a_local_s3_server(tmp_path, digits_files):
         assert entry.meta["source"] == url and entry.meta["sha256"] == digits_files["sha256"]
     finally:
         s3.stop()
+
+
+def test_arrays_train_with_classes_and_shape_from_the_data(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    features = rng.normal(size=(300, 6)) + labels[:, None] * 2.0
+    np.savez(tmp_path / "set.npz", x=features, y=np.array(["a", "b", "c"])[labels])
+    code, out = _finish(_start(["data=arrays", f"data.source={tmp_path / 'set.npz'}", "data.features_key=x",
+                                "data.labels_key=y", "trainer=smoke"], tmp_path / "out", tmp_path / "cache"))
+    assert code == 0, out[-3000:]
+    [run] = run_dirs(tmp_path / "out")
+    from omegaconf import OmegaConf
+
+    resolved = OmegaConf.load(run / "config.yaml")
+    assert resolved.data.num_classes == resolved.model.num_classes == 3
+    assert list(resolved.data.input_shape) == list(resolved.model.input_shape) == [6]
