@@ -13,6 +13,11 @@ device move as shipped); "batches" switches the data path alone; "after" is the 
 ``summary.json``'s (first training step to the end of fit, validation and checkpoints
 included) and the baselines' (bench/baseline_data_path.py) over the same span.
 Targets (issue 12): after/before >= 1.3 on the default; after/plain >= 0.8 on long epochs.
+
+``cache``: images per second from a filled dataset cache (``data=image_folder``'s cache
+hit: the memory-mapped entry to float32 arrays, then to the split tensors the batches come
+from), for CACHE_IMAGES digits PNGs decoded into the cache once beforehand (target
+>= 20k images/s). Run one part with ``data_path.py default|synthetic|cache``.
 """
 
 from __future__ import annotations
@@ -63,8 +68,56 @@ def baseline_once(arm: str, data: str, epochs: int) -> float:
     return record["train_steps_per_s"]
 
 
+CACHE_IMAGES = 20000
+
+
+def cache_load() -> None:
+    import time
+
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from aegis.training.datasets import ImageFolderDataModule
+
+    work = Path(tempfile.mkdtemp(prefix="aegis-bench-cache-"))
+    try:
+        features, labels = load_digits(return_X_y=True)
+        for i in range(CACHE_IMAGES):
+            target = work / "images" / str(labels[i % len(labels)]) / f"{i:05d}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.round(features[i % len(labels)].reshape(8, 8) * 255 / 16).astype(np.uint8)
+            Image.fromarray(pixels).save(target)
+
+        def module() -> ImageFolderDataModule:
+            return ImageFolderDataModule(source=str(work / "images"), cache_dir=str(work / "cache"))
+
+        started = time.perf_counter()
+        module().load()  # the miss: decode every PNG once into the cache
+        fill = time.perf_counter() - started
+        loads, setups = [], []
+        for _ in range(REPEATS * 2):
+            data = module()
+            started = time.perf_counter()
+            data.load()
+            loads.append(CACHE_IMAGES / (time.perf_counter() - started))
+            data = module()
+            started = time.perf_counter()
+            data.setup()
+            setups.append(CACHE_IMAGES / (time.perf_counter() - started))
+        print(f"cache ({CACHE_IMAGES} 8x8 PNGs): images/s")
+        print(f"  first fill (decode)        {CACHE_IMAGES / fill:.0f}")
+        print(f"  cache hit, load()          {spread(loads)}  (target >= 20000)")
+        print(f"  cache hit, setup() (+split) {spread(setups)}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(names: list[str]) -> None:
     for name in names:
+        if name == "cache":
+            cache_load()
+            continue
         data, epochs, overrides = WORKLOADS[name]
         rates: dict[str, list[float]] = {"before": [], "batches": [], "after": [], "lightning": [], "plain": []}
         for _ in range(REPEATS):
@@ -84,4 +137,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(WORKLOADS))
+    main(sys.argv[1:] or [*WORKLOADS, "cache"])
