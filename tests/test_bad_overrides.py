@@ -25,6 +25,7 @@ from helpers import run_train
 
 K8S = ["launcher=k8s-job", "launcher.image=reg.example.com/ml/aegis:1"]
 PTJ = ["strategy=ddp", "launcher=pytorchjob", "launcher.image=reg.example.com/ml/aegis:1"]
+TJ = ["strategy=ddp", "launcher=trainjob", "launcher.image=reg.example.com/ml/aegis:1"]
 TORCHRUN = ["strategy=ddp", "launcher=torchrun"]
 SYNTHETIC = ["data=synthetic"]
 
@@ -163,6 +164,17 @@ BAD = [
     (PTJ + ["launcher.resources.gpu=1", "launcher.nproc_per_node=2"], "launcher.nproc_per_node=2"),
     (PTJ + ["strategy.num_nodes=3"], "strategy.num_nodes=3"),
     (PTJ + ["launcher.job_name=" + "j" * 60], "launcher.job_name='jjj"),
+    # launcher=trainjob
+    (TJ + ["launcher.nodes=0"], "launcher.nodes=0"),
+    (TJ + ["launcher.nproc_per_node=0"], "launcher.nproc_per_node=0"),
+    (TJ + ["launcher.runtime_kind=Bogus"], "launcher.runtime_kind='Bogus'"),
+    (TJ + ["launcher.runtime=Not_A_Name"], "launcher.runtime='Not_A_Name'"),
+    (TJ + ["+launcher.env.PET_NNODES=3"], "launcher.env.PET_NNODES"),
+    (TJ + ["+launcher.secret_env.PET_MASTER_ADDR=s/k"], "launcher.secret_env.PET_MASTER_ADDR"),
+    (TJ + ["launcher.nodes=100000", "launcher.job_name=" + "j" * 46], "launcher.job_name='jjj"),
+    (TJ + ["launcher.backoff_limit=3"], "launcher.backoff_limit=3"),
+    (TJ + ["launcher.env_from=[creds]"], "launcher.env_from"),
+    (TJ + ["launcher.resources.gpu=1", "launcher.nproc_per_node=2"], "launcher.nproc_per_node=2"),
     # logger
     (["logger.registered_model_name=bad/name"], "logger.registered_model_name='bad/name'"),
     (["logger.registered_model_name=bad:name"], "logger.registered_model_name='bad:name'"),

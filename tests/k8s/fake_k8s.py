@@ -1,6 +1,6 @@
 """A small, stateful fake of the Kubernetes API server, on loopback over real HTTP.
 
-It serves exactly what ``aegis.k8s.client`` calls (Jobs, PyTorchJobs, pods, pod logs,
+It serves exactly what ``aegis.k8s.client`` calls (Jobs, PyTorchJobs, TrainJobs, pods, pod logs,
 events; create, get, list/watch, delete; reading a namespace, a PersistentVolumeClaim, the
 nodes)
 with the API server's status codes and
@@ -31,6 +31,7 @@ TOKEN = "fake-token"
 _ROUTES = {
     "jobs": ("batch", "v1", "Job"),
     "pytorchjobs": ("kubeflow.org", "v1", "PyTorchJob"),
+    "trainjobs": ("trainer.kubeflow.org", "v1alpha1", "TrainJob"),
 }
 
 
@@ -239,10 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         self.fake.requests.append((method, self.path))
-        m = re.fullmatch(r"/apis/(batch|kubeflow\.org)/v1/namespaces/([^/]+)/(jobs|pytorchjobs)(?:/([^/]+))?", url.path)
-        if m:
+        m = re.fullmatch(r"/apis/([^/]+/[^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?", url.path)
+        if m and m.group(3) in _ROUTES and m.group(1) == "/".join(_ROUTES[m.group(3)][:2]):
             _, ns, plural, name = m.groups()
-            if plural == "pytorchjobs" and not self.fake.crd_installed:
+            if plural != "jobs" and not self.fake.crd_installed:
                 return self._send(404, _status(404, "NotFound", "the server could not find the requested resource",
                                                {}))
             return self._objects(method, ns, plural, name, q)

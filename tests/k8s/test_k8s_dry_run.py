@@ -13,7 +13,8 @@ from k8s_helpers import IMAGE, ROOT, run_train
 
 
 @pytest.mark.parametrize("launcher, kind, file", [("k8s-job", "Job", "job.yaml"),
-                                                  ("pytorchjob", "PyTorchJob", "pytorchjob.yaml")])
+                                                  ("pytorchjob", "PyTorchJob", "pytorchjob.yaml"),
+                                                  ("trainjob", "TrainJob", "trainjob.yaml")])
 def test_dry_run_prints_and_writes_the_manifest_without_torch_or_the_client(tmp_path, launcher, kind, file):
     out = tmp_path / "out"
     result = subprocess.run(

@@ -70,8 +70,9 @@ def run_suffix(run_id: str, nonce: str | None = None) -> str:
     return f"{slug(run_id, 24)}-{nonce}"
 
 
-def job_name(task_name: str, run_id: str, nonce: str | None = None) -> str:
-    """``<task>-<run>``: derived from the experiment, unique per submission, DNS-1035."""
+def job_name(task_name: str, run_id: str, nonce: str | None = None, limit: int = MAX_JOB_NAME) -> str:
+    """``<task>-<run>``: derived from the experiment, unique per submission, DNS-1035, at most
+    ``limit`` characters (a kind whose pods add longer suffixes passes less)."""
     suffix = run_suffix(run_id, nonce)
-    head = slug(task_name, MAX_JOB_NAME - len(suffix) - 1)
-    return f"{head}-{suffix}"[:MAX_JOB_NAME].rstrip("-")
+    head = slug(task_name, max(1, limit - len(suffix) - 1))
+    return f"{head}-{suffix}"[:limit].rstrip("-")

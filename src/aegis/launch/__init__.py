@@ -38,6 +38,9 @@ LAUNCHERS: dict[str, Registered] = {
     "pytorchjob": Registered("aegis.launch.pytorchjob.launcher:PyTorchJobLauncher",
                              "aegis.launch.pytorchjob.schema:PyTorchJobLauncherConfig",
                              kind="aegis.launch.pytorchjob.kind:PYTORCHJOB"),
+    "trainjob": Registered("aegis.launch.trainjob.launcher:TrainJobLauncher",
+                           "aegis.launch.trainjob.schema:TrainJobLauncherConfig",
+                           kind="aegis.launch.trainjob.kind:TRAINJOB"),
 }
 
 
