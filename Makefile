@@ -14,7 +14,7 @@ $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[dev,tune,k8s,ui]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tune,k8s,ui,s3]'
 	touch $(READY)
 
 setup: $(READY)

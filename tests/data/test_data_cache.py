@@ -81,6 +81,17 @@ def test_an_unreachable_host_is_one_sentence_and_caches_nothing(tmp_path):
     _nothing_cached(tmp_path)
 
 
+def test_an_s3_source_without_s3fs_says_which_extra_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "s3fs" else find_spec(name, *a))
+    with pytest.raises(DataSourceError) as exc:
+        prepare(DatasetSpec("image_folder", "s3://datasets/digits.tar"), tmp_path)
+    assert "pip install 'aegis[s3]'" in _one_sentence(exc)
+    _nothing_cached(tmp_path)
+
+
 def test_an_archive_without_class_folders_is_refused(tmp_path, digits_files):
     png = next(digits_files["tree"].rglob("*.png")).read_bytes()
     flat = tmp_path / "flat.tar"

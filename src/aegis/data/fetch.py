@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,10 @@ def fetch(spec: DatasetSpec, temp: Path) -> Fetched:
 def _download(spec: DatasetSpec, temp: Path) -> Fetched:
     import fsspec
 
+    if urlsplit(spec.source).scheme in ("s3", "s3a") and importlib.util.find_spec("s3fs") is None:
+        raise DataSourceError(
+            f"data.source={spec.shown_source} needs s3fs, which is not installed: pip install 'aegis[s3]' "
+            "(for the image: docker/build.sh --extras s3).")
     name = os.path.basename(urlsplit(spec.source).path.rstrip("/")) or "source"
     target = temp / name
     digest = hashlib.sha256()
