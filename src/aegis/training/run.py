@@ -358,7 +358,7 @@ class _Attempt:
         self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, metrics=metrics)
         if _explained(exc):
             if self.rank_zero:
-                log.error("Run failed: %s. Record: %s", cause, self.record.path)
+                log.error("Run failed: %s Record: %s", cause if cause.endswith(".") else f"{cause}.", self.record.path)
             return Outcome(1, dict(self.record.current))
         raise exc
 
