@@ -33,9 +33,15 @@ def podman_available() -> Optional[str]:
 
 
 def pod_specs(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Pod specs by role: {'job': ...} for a Job, {'master': ..., 'worker': ...} for a PyTorchJob."""
+    """Pod specs by role: {'job': ...} for a Job, {'master': ..., 'worker': ...} for a PyTorchJob,
+    {'node': ...} for a TrainJob (every node's pod is the same: its trainer and runtime patch put
+    together as Trainer does)."""
     if manifest["kind"] == "Job":
         return {"job": manifest["spec"]["template"]["spec"]}
+    if manifest["kind"] == "TrainJob":
+        from aegis.launch.trainjob.validate import node_pod_template
+
+        return {"node": node_pod_template(manifest)["spec"]}
     replicas = manifest["spec"]["pytorchReplicaSpecs"]
     return {role.lower(): spec["template"]["spec"] for role, spec in replicas.items()}
 

@@ -33,7 +33,7 @@ def render(tmp_path: Path, *overrides: str) -> dict:
     result = subprocess.run([sys.executable, str(TRAIN), *overrides, "launcher.dry_run=true"],
                             cwd=ctr.REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    [path] = [p for p in root.rglob("*.yaml") if p.name in ("job.yaml", "pytorchjob.yaml")]
+    [path] = [p for p in root.rglob("*.yaml") if p.name in ("job.yaml", "pytorchjob.yaml", "trainjob.yaml")]
     return ctr.load_manifest(path)
 
 
