@@ -156,6 +156,10 @@ BAD = [
     (K8S + ["launcher.shm_size=lots"], "launcher.shm_size='lots'"),
     (K8S + ["launcher.dry_run=true", "launcher.server_dry_run=true"], "launcher.dry_run=true"),
     (K8S + ["logger.tracking_uri=https://alice:PW@mlflow.example.com"], "logger.tracking_uri=https://alice:***@"),
+    (K8S + ["launcher.queue='Bad_Queue!'"], "launcher.queue='Bad_Queue!' is not a valid LocalQueue name"),
+    (K8S + ["launcher.queue=" + "q" * 64], "launcher.queue='qqq"),
+    (K8S + ["launcher.priority_class=High"], "launcher.priority_class='High' is not a valid WorkloadPriorityClass"),
+    (K8S + ["launcher.pod_priority_class=a_b"], "launcher.pod_priority_class='a_b' is not a valid PriorityClass"),
     # launcher=pytorchjob
     (PTJ + ["launcher.nodes=0"], "launcher.nodes=0"),
     (PTJ + ["launcher.nproc_per_node=0"], "launcher.nproc_per_node=0"),
@@ -164,6 +168,7 @@ BAD = [
     (PTJ + ["launcher.resources.gpu=1", "launcher.nproc_per_node=2"], "launcher.nproc_per_node=2"),
     (PTJ + ["strategy.num_nodes=3"], "strategy.num_nodes=3"),
     (PTJ + ["launcher.job_name=" + "j" * 60], "launcher.job_name='jjj"),
+    (PTJ + ["launcher.queue='team a'"], "launcher.queue='team a'"),
     # launcher=trainjob
     (TJ + ["launcher.nodes=0"], "launcher.nodes=0"),
     (TJ + ["launcher.nproc_per_node=0"], "launcher.nproc_per_node=0"),
@@ -175,6 +180,7 @@ BAD = [
     (TJ + ["launcher.backoff_limit=3"], "launcher.backoff_limit=3"),
     (TJ + ["launcher.env_from=[creds]"], "launcher.env_from"),
     (TJ + ["launcher.resources.gpu=1", "launcher.nproc_per_node=2"], "launcher.nproc_per_node=2"),
+    (TJ + ["launcher.queue='Bad_Queue!'"], "launcher.queue='Bad_Queue!'"),
     # logger
     (["logger.registered_model_name=bad/name"], "logger.registered_model_name='bad/name'"),
     (["logger.registered_model_name=bad:name"], "logger.registered_model_name='bad:name'"),
@@ -251,6 +257,7 @@ SUBPROCESS = [
     (["paths.root=/etc/hostname/sub"], "paths.root=/etc/hostname/sub"),
     (K8S + ["launcher.dry_run=true", "+launcher.env.FOO=${oc.env:AWS_SECRET_ACCESS_KEY}"], "launcher.env.FOO="),
     (["launcher=pytorchjob", "strategy=ddp", "launcher.dry_run=true"], "launcher.image is required"),
+    (K8S + ["launcher.queue='Bad_Queue!'", "launcher.dry_run=true"], "launcher.queue='Bad_Queue!'"),
 ]
 
 # The subprocess cases the default tier runs (one or more of each kind of check); every other
@@ -285,6 +292,8 @@ GOOD = [
     K8S + ["+launcher.env.LOG_LEVEL=debug", "+launcher.secret_env.MLFLOW_TRACKING_PASSWORD=mlflow/password",
            "logger.tracking_uri=https://mlflow.example.com"],
     ["launcher=k8s-job", "launcher.image=reg.example.com/a:1", "trainer.accelerator=gpu", "launcher.resources.gpu=1"],
+    K8S + ["launcher.queue=team-a.gpu", "launcher.priority_class=high", "launcher.pod_priority_class=high-priority"],
+    PTJ + ["launcher.queue=" + "q" * 63],
 ]
 
 

@@ -5,7 +5,8 @@ events; create, get, list/watch, delete; reading a namespace, a PersistentVolume
 nodes)
 with the API server's status codes and
 ``Status`` bodies, so the official ``kubernetes`` client runs unmodified against it.
-Tests drive a job's life with the helpers (``set_status``, ``add_pod``, ``log``, ...),
+Tests drive a job's life with the helpers (``set_status``, ``add_pod``, ``log``, ``suspend``,
+``delete_pod``, ...; ``kueue = True`` suspends a queued object on creation, as Kueue's webhook),
 usually from a scenario thread started when the object is created.
 
 (kmock on PyPI is asyncio/aiohttp-based and needs kubernetes>=37 for its fetch extra;
@@ -33,6 +34,9 @@ _ROUTES = {
     "pytorchjobs": ("kubeflow.org", "v1", "PyTorchJob"),
     "trainjobs": ("trainer.kubeflow.org", "v1alpha1", "TrainJob"),
 }
+# Where each kind keeps its suspend flag (Kueue flips it to queue, admit and preempt).
+_SUSPEND = {"jobs": ("spec",), "pytorchjobs": ("spec", "runPolicy"), "trainjobs": ("spec",)}
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 def _now() -> str:
@@ -72,6 +76,9 @@ class FakeCluster:
         self.reject_token = False  # 401
         self.forbid: set[str] = set()  # verbs ("create") or "<verb> <resource>" ("get persistentvolumeclaims"): 403
         self.on_create: Optional[Callable[["FakeCluster", str, dict], None]] = None
+        # Kueue's mutating webhook: an object created with the queue-name label is suspended
+        # (jobframework.ApplyDefaultForSuspend), and its controller reports it Suspended.
+        self.kueue = False
         self._rv = itertools.count(1)
         self._changed = threading.Condition()
         self._server: Optional[ThreadingHTTPServer] = None
@@ -133,6 +140,31 @@ class FakeCluster:
         self._touch(obj)
         self._notify()
 
+    def suspend(self, plural: str, name: str, suspended: bool = True, ns: str = "default", *,
+                condition: bool = True) -> None:
+        """Set the object's suspend flag, as Kueue does to hold, admit or preempt it; with
+        ``condition`` its controller's ``Suspended`` condition follows (JobSuspended/JobResumed)."""
+        obj = self.objects[(plural, ns, name)]
+        _suspend_flag(plural, obj, suspended)
+        if condition:
+            self._suspended_condition(obj, suspended)
+        self._touch(obj)
+        self._notify()
+
+    @staticmethod
+    def _suspended_condition(obj: dict, suspended: bool) -> None:
+        conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+        conditions[:] = [c for c in conditions if c.get("type") != "Suspended"]
+        conditions.append({"type": "Suspended", "status": "True" if suspended else "False",
+                           "reason": "JobSuspended" if suspended else "JobResumed",
+                           "message": "Job suspended" if suspended else "Job resumed",
+                           "lastTransitionTime": _now(), "lastProbeTime": _now()})
+
+    def delete_pod(self, name: str, ns: str = "default") -> None:
+        """The pod is gone (a suspended job's controller deletes its pods)."""
+        del self.pods[(ns, name)]
+        self._notify()
+
     def add_pod(self, name: str, labels: dict, container: str, ns: str = "default") -> dict:
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "labels": labels,
@@ -186,6 +218,13 @@ class FakeCluster:
                     return False
                 self._changed.wait(min(left, 0.1))
         return True
+
+
+def _suspend_flag(plural: str, obj: dict, suspended: bool) -> None:
+    where = obj
+    for key in _SUSPEND[plural]:
+        where = where.setdefault(key, {})
+    where["suspend"] = suspended
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -315,6 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
             obj = copy.deepcopy(body)
             obj["metadata"].update(uid=f"uid-{key[2]}", creationTimestamp=_now())
             obj["status"] = {}
+            if fake.kueue and KUEUE_QUEUE_LABEL in (obj["metadata"].get("labels") or {}):
+                _suspend_flag(plural, obj, True)
+                fake._suspended_condition(obj, True)
             if q.get("dryRun") == "All":
                 return self._send(201, obj)
             fake._touch(obj)
@@ -394,7 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._chunk((line + "\n").encode())
                 sent = len(lines)
                 cs = p["status"]["containerStatuses"][0]
-                ended = cs["restartCount"] != start or "terminated" in cs["state"]
+                gone = fake.pods.get((ns, pod)) is not p  # deleted: its container is stopped
+                ended = cs["restartCount"] != start or "terminated" in cs["state"] or gone
                 if q.get("follow", "").lower() != "true" or ended:
                     if len(fake.logs.get(key, [])) == sent:
                         return self._end_stream()

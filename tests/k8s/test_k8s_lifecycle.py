@@ -237,7 +237,8 @@ def _pod(name, labels, state, phase="Pending", **status):
 
 
 @pytest.mark.parametrize("conditions, pod_state, state, reason", [
-    ([{"type": "Suspended", "status": "True", "reason": "Queued"}], None, "queued", "Queued"),
+    ([{"type": "Suspended", "status": "True", "reason": "Queued"}], None, "queued",
+     "suspended (no kueue.x-k8s.io/queue-name label)"),  # queued in a LocalQueue: test_k8s_kueue.py
     ([{"type": "Created", "status": "True"}], {"waiting": {"reason": "ImagePullBackOff"}}, "pending",
      "master-0: ImagePullBackOff"),
     ([{"type": "Created", "status": "True"}], {"waiting": {"reason": "ContainerCreating"}}, "pending", None),

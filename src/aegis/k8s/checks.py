@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.errors import Problems
-from aegis.k8s import builds, images, naming, prefetch, quantities
+from aegis.k8s import builds, images, kueue, naming, prefetch, quantities
 from aegis.redact import find_credential, is_credential_name, mask_credentials
 
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
@@ -288,6 +288,7 @@ def _check_config(cfg: DictConfig, found: Problems) -> None:
     _env(launcher, found)
     _tolerations(launcher, found)
     prefetch.check(cfg, found)
+    kueue.check(cfg, found)
     if cfg.launcher.get("server_dry_run") and cfg.launcher.get("dry_run"):
         found.add(
             "launcher.dry_run=true and launcher.server_dry_run=true are both set: dry_run contacts no cluster, "

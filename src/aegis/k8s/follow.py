@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+from aegis.k8s import kueue
 from aegis.k8s.client import Cluster, ClusterError
 from aegis.k8s.kinds import Kind
 from aegis.k8s.logs import ContainerLogs
@@ -62,6 +63,9 @@ class Follower:
         self._seen: set[Any] = set()
         self._log_error: Optional[BaseException] = None
         self._surfacing = threading.Lock()
+        self._queued = False  # suspended: held by its queue
+        self._queued_since: Optional[str] = None  # since when
+        self._admitted = False  # seen unsuspended once: a later suspension is a preemption
 
     def say(self, text: str) -> None:
         print(f"[k8s] {self.prefix}{text}", file=self.err, flush=True)
@@ -129,6 +133,23 @@ class Follower:
 
     # ------------------------------------------------------------------ main
 
+    def _queue_line(self, obj: dict[str, Any]) -> Optional[str]:
+        """What a change of the object's suspension means, once per change: queued (at first),
+        preempted and requeued (suspended after it ran), admitted (let go); None otherwise.
+
+        Kueue preempting a job is not its end: the job is suspended, its pods deleted, and it
+        is admitted again later, so following goes on until a terminal condition."""
+        suspended = self.target.kind.suspended(obj)
+        line = None
+        if suspended and not self._queued:
+            self._queued, self._queued_since = True, kueue.queued_since(obj)
+            line = kueue.requeued(obj) if self._admitted else kueue.waiting(obj)
+        elif not suspended:
+            if self._queued:
+                line = kueue.admitted(obj, self._queued_since)
+            self._queued, self._admitted = False, True
+        return line
+
     def _watch_to_the_end(self) -> Optional[State]:
         """The object's terminal state; None when it was deleted by ``aegis cancel``."""
         t = self.target
@@ -139,12 +160,17 @@ class Follower:
                     if t.cancel_requested():
                         return None
                     raise ClusterError(f"{t.what} was deleted before it finished.")
+                state, _ = t.kind.condition_state(obj)
+                terminal = state is not None and state.terminal
+                queue_line = None if terminal else self._queue_line(obj)
+                if queue_line is not None:
+                    self.say(f"{t.what}: {queue_line}")
                 now = phrase(obj)
                 if now != last_phrase:
-                    self.say(f"{t.what}: {now}")
+                    if queue_line is None and not self._queued:  # a queued job's phrase says no more
+                        self.say(f"{t.what}: {now}")
                     last_phrase = now
-                state, _ = t.kind.condition_state(obj)
-                if state is not None and state.terminal:
+                if terminal:
                     return state
             if self._log_error is not None:
                 raise self._log_error

@@ -33,6 +33,9 @@ class Kind:
     conditions: tuple[tuple[str, State], ...] = ()
     # What to install when the API server has no such API (a CRD); None for built-in kinds.
     missing_api_hint: Optional[str] = None
+    # Where the object says it is suspended (a queue such as Kueue holds it, no pods run):
+    # spec.suspend for a Job, TrainJob, RayJob; a kind that keeps it elsewhere names its path.
+    suspend_field: tuple[str, ...] = ("spec", "suspend")
 
     @property
     def api_version(self) -> str:
@@ -61,6 +64,18 @@ class Kind:
             return f"{rtype.lower()}-{index}"
         prefix = f"{job_name}-"
         return pod_name[len(prefix):] if pod_name.startswith(prefix) else pod_name
+
+    def suspended(self, obj: dict[str, Any]) -> bool:
+        """Whether the object is held (by Kueue, or by hand): its suspend flag, or a True
+        ``Suspended`` condition while the flag is unset. A flag set to false wins over a
+        condition the controller has not yet turned off: the object was just admitted."""
+        flag: Any = obj
+        for key in self.suspend_field:
+            flag = flag.get(key) if isinstance(flag, dict) else None
+        if flag is not None:
+            return bool(flag)
+        return any(c.get("type") == "Suspended" and c.get("status") == "True"
+                   for c in (obj.get("status") or {}).get("conditions") or [])
 
     def condition_state(self, obj: dict[str, Any]) -> tuple[Optional[State], Optional[str]]:
         """The state the object's conditions decide, with the condition's reason; (None, None)

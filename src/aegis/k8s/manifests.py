@@ -15,7 +15,7 @@ from typing import Any, Optional
 import yaml
 from omegaconf import DictConfig
 
-from aegis.k8s import naming, pod
+from aegis.k8s import kueue, naming, pod
 from aegis.launch.base import RunContext
 
 
@@ -61,10 +61,13 @@ def job_name(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None) -> s
 
 
 def metadata(cfg: DictConfig, name: str, run_id: str) -> dict[str, Any]:
+    """The job object's metadata, the same for every kind: Aegis's labels, the user's, and
+    Kueue's queue and priority (``aegis.k8s.kueue``)."""
     return {
         "name": name,
         "namespace": cfg.launcher.namespace,
-        "labels": pod.labels(cfg, name, run_id),
+        # the Kueue labels on the object only (Kueue reads them there), never on its pods
+        "labels": {**pod.labels(cfg, name, run_id), **kueue.labels(cfg)},
         "annotations": pod.annotations(cfg, run_id),
     }
 

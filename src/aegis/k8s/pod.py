@@ -259,6 +259,8 @@ def pod_spec(cfg: DictConfig, main: dict[str, Any], restart_policy: Optional[str
     if sec.fs_group is not None:
         pod_security["fsGroup"] = sec.fs_group
     spec["securityContext"] = pod_security
+    if launcher.get("pod_priority_class") is not None:  # without Kueue: the scheduler's priority
+        spec["priorityClassName"] = str(launcher.pod_priority_class)
     if launcher.node_selector:
         spec["nodeSelector"] = {str(k): str(v) for k, v in plain(launcher.node_selector).items()}
     if launcher.tolerations:

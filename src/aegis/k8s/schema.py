@@ -133,6 +133,14 @@ class K8sLauncherConfig(LauncherConfig):
     labels: Dict[str, str] = field(default_factory=dict)
     annotations: Dict[str, str] = field(default_factory=dict)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    # Kueue (docs/kubernetes.md#kueue): the LocalQueue (label kueue.x-k8s.io/queue-name) and
+    # the WorkloadPriorityClass (kueue.x-k8s.io/priority-class), on the job object. Kueue's
+    # webhook suspends a queued job until it is admitted; Aegis never sets suspend itself.
+    queue: Optional[str] = None
+    priority_class: Optional[str] = None
+    # Clusters without Kueue: a PriorityClass for the pods (priorityClassName), which the
+    # scheduler uses to order and preempt pods.
+    pod_priority_class: Optional[str] = None
     # Seconds between SIGTERM (preemption, eviction, deletion) and SIGKILL: the pod's
     # terminationGracePeriodSeconds, and $AEGIS_TERMINATION_GRACE_S for the run to budget
     # its checkpoint-and-exit within.

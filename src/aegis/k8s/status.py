@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from aegis.k8s import kueue
 from aegis.k8s.kinds import Kind, natural_key
 from aegis.launch.lifecycle import JobStatus, ReplicaStatus, State
 
@@ -121,6 +122,14 @@ def job_status(kind: Kind, obj: dict[str, Any], pods: list[dict[str, Any]]) -> J
     primary = {kind.replica_name(p, name) for p in pods if kind.is_primary(p)}
     replicas.sort(key=lambda r: (r.name not in primary, natural_key(r.name)))
     state, reason = kind.condition_state(obj)
+    details: dict[str, Any] = {}
+    if not (state is not None and state.terminal) and kind.suspended(obj):
+        # Held by its queue (Kueue suspends a queued job until admission, and again when it
+        # preempts it): queued, not pending, for as long as it is suspended.
+        state, reason = State.queued, kueue.waiting(obj, pods=len(pods))
+        details = {"queue": kueue.queue_of(obj), "queued_since": kueue.queued_since(obj)}
+    elif state is State.queued:
+        state, reason = None, None  # the suspend flag is off: admitted, the condition not yet updated
     if state is None or state is State.pending:
         # Nothing decided yet: a replica that started (or already ended, before the controller
         # has noticed) means running; none started means pending.
@@ -137,4 +146,4 @@ def job_status(kind: Kind, obj: dict[str, Any], pods: list[dict[str, Any]]) -> J
             reason = f"{stuck[0].name}: {stuck[0].reason}"
     return JobStatus(state, replicas, exit_code_, reason,
                      details={"kind": kind.name, "name": name, "namespace": obj["metadata"].get("namespace"),
-                              "phrase": phrase(obj)})
+                              "phrase": phrase(obj), **details})
