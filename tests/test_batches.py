@@ -291,3 +291,16 @@ def test_the_log_fastpath_can_be_left_off(monkeypatch):
     monkeypatch.setenv("AEGIS_LOG_FASTPATH", "0")
     before = _ResultMetric.__dict__["to"]
     assert log_fastpath.install() is False and _ResultMetric.__dict__["to"] is before
+
+
+def test_the_log_fastpath_leaves_lightning_alone_when_its_internals_changed(monkeypatch):
+    import lightning.pytorch.trainer.connectors.logger_connector.result as result
+
+    from aegis.training import log_fastpath
+
+    class Renamed:  # a Lightning whose metric class no longer defines `to` itself
+        pass
+
+    monkeypatch.setattr(result, "_ResultMetric", Renamed)
+    assert log_fastpath.install() is False and "to" not in vars(Renamed)
+    assert log_fastpath._all_on(object(), torch.device("cpu")) is False  # an unknown layout: Lightning's move

@@ -30,29 +30,35 @@ def install() -> bool:
         return False
     try:
         from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
-    except ImportError:
-        return False
-    original = _ResultMetric.__dict__.get("to")
-    if original is None:
-        return False
-    if getattr(original, _PATCHED, False):
+
+        original = _ResultMetric.__dict__["to"]
+        if getattr(original, _PATCHED, False):
+            return True
+
+        def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not kwargs and len(args) == 1 and isinstance(args[0], torch.device) and _all_on(self, args[0]):
+                return self
+            return original(self, *args, **kwargs)
+
+        setattr(to, _PATCHED, True)
+        to.__wrapped__ = original  # type: ignore[attr-defined]
+        to.__doc__ = original.__doc__
+        _ResultMetric.to = to
         return True
-
-    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs and len(args) == 1 and isinstance(args[0], torch.device) and _all_on(self, args[0]):
-            return self
-        return original(self, *args, **kwargs)
-
-    setattr(to, _PATCHED, True)
-    to.__wrapped__ = original  # type: ignore[attr-defined]
-    to.__doc__ = original.__doc__
-    _ResultMetric.to = to
-    return True
+    except Exception:  # any change in Lightning's internals: leave it as shipped
+        return False
 
 
 def _all_on(metric: Any, device: torch.device) -> bool:
     """Every tensor of the metric (its states and their defaults) is on ``device``; a metric
     holding anything else that could move (a torchmetrics ``Metric``) takes Lightning's path."""
+    try:
+        return _tensors_on(metric, device)
+    except Exception:  # a metric laid out differently: Lightning's own move decides
+        return False
+
+
+def _tensors_on(metric: Any, device: torch.device) -> bool:
     if not getattr(metric, "is_tensor", False):
         return False
     state = vars(metric)
