@@ -12,6 +12,10 @@ Two workloads, each arm alternating, REPEATS times, in one run:
 device move as shipped); "batches" switches the data path alone; "after" is the default. Steps/s are
 ``summary.json``'s (first training step to the end of fit, validation and checkpoints
 included) and the baselines' (bench/baseline_data_path.py) over the same span.
+Every process runs torch on one thread (``OMP_NUM_THREADS=1``, all arms alike): on a shared
+2-core machine, two OpenMP threads spin-waiting for a core turned a busy moment into
+10x slower steps, which no number of repeats averaged away.
+
 Targets (issue 12): after/before >= 1.3 on the default; after/plain >= 0.8 on long epochs.
 
 ``cache``: images per second from a filled dataset cache (``data=image_folder``'s cache
@@ -29,6 +33,8 @@ import tempfile
 from pathlib import Path
 
 from _common import PYTHON, REPO, median, run, spread, summary_of
+
+THREADS = {"OMP_NUM_THREADS": "1"}
 
 REPEATS = 3
 EPOCHS_SYNTHETIC = 2
@@ -52,7 +58,7 @@ def aegis_once(overrides: list[str], arm: str) -> float:
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
     try:
         run([PYTHON, "train.py", "logger=none", "trainer.accelerator=cpu", *overrides],
-            env={"AEGIS_OUTPUT_ROOT": str(root), "AEGIS_CLASSIC_DATALOADER": "1" if classic else "0",
+            env={**THREADS, "AEGIS_OUTPUT_ROOT": str(root), "AEGIS_CLASSIC_DATALOADER": "1" if classic else "0",
                  "AEGIS_LOG_FASTPATH": "0" if log_as_shipped else "1"})
         return summary_of(root)["timing"]["train_steps_per_s"]
     finally:
@@ -62,7 +68,7 @@ def aegis_once(overrides: list[str], arm: str) -> float:
 def baseline_once(arm: str, data: str, epochs: int) -> float:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     run([PYTHON, str(REPO / "bench" / "baseline_data_path.py"), str(out), arm, data, str(epochs)],
-        env={"PYTHONPATH": str(REPO / "src")})
+        env={**THREADS, "PYTHONPATH": str(REPO / "src")})
     record = json.loads(out.read_text())
     out.unlink()
     return record["train_steps_per_s"]
