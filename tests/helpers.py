@@ -35,6 +35,15 @@ def run_train(
     return subprocess.run(command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def sigint_as_at_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test sends SIGINT: the child starts with SIGINT's
+    default action whatever this process inherited (a non-interactive shell's ``&`` starts
+    its jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_dirs(root: Path) -> list[Path]:
     """Every run dir under ``root`` (single runs and multirun jobs): those with Hydra's record."""
     return sorted(p.parent for p in root.rglob(".hydra"))

@@ -12,6 +12,7 @@ import pytest
 
 from aegis.errors import AegisError
 from aegis.launch import get_launcher
+from helpers import sigint_as_at_a_terminal
 from k8s_helpers import IMAGE, ROOT, compose_cfg, context_for
 
 MASTER = {"training.kubeflow.org/job-role": "master"}
@@ -217,6 +218,7 @@ def test_ctrl_c_stops_following_and_optionally_cancels(tmp_path, fake_cluster, c
          f"launcher.cancel_on_interrupt={str(cancel).lower()}", "launcher.poll_interval_s=0.2"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "AEGIS_OUTPUT_ROOT": str(tmp_path / "out")},
+        preexec_fn=sigint_as_at_a_terminal,
     )
     assert proc.stdout.readline().strip() == "training started"
     proc.send_signal(signal.SIGINT)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, TRAIN, run_train, summary
+from helpers import REPO, TRAIN, run_train, sigint_as_at_a_terminal, summary
 
 pytestmark = [pytest.mark.ray]
 pytest.importorskip("ray")
@@ -103,7 +103,8 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path)
     env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     driver = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=sigint_as_at_a_terminal)
     sweep = sweep_dir(tmp_path, "res")
     deadline = time.time() + 300
     try:
