@@ -295,3 +295,21 @@ def _check_config(cfg: DictConfig, found: Problems) -> None:
             "server_dry_run asks the API server to check without creating; choose one."
         )
 
+
+def check_gang_shape(cfg: DictConfig, found: Problems) -> None:
+    """What every multi-node launcher (pytorchjob, trainjob) asks of its gang: one process per
+    GPU at most, and a DDP strategy whose node count, when set, is the launcher's."""
+    launcher = cfg.launcher
+    gpus = launcher.resources.gpu
+    if gpus and not found.refused("launcher.resources.gpu", "launcher.nproc_per_node") and launcher.nproc_per_node > gpus:
+        found.add(
+            f"launcher.nproc_per_node={launcher.nproc_per_node} exceeds launcher.resources.gpu={gpus}: "
+            "run one process per GPU (set launcher.nproc_per_node to at most the GPUs per pod)."
+        )
+    strategy = cfg.strategy
+    if strategy.name == "ddp" and not found.refused("launcher.nodes", "strategy.num_nodes") \
+            and strategy.get("num_nodes") not in (None, launcher.nodes):
+        found.add(
+            f"strategy.num_nodes={strategy.num_nodes} disagrees with launcher.nodes={launcher.nodes}: "
+            "leave strategy.num_nodes null to read it from torchrun."
+        )

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 from omegaconf import DictConfig
 
 from aegis.k8s import kueue, naming, pod
 from aegis.launch.base import RunContext
+
+if TYPE_CHECKING:
+    from aegis.k8s.kinds import Kind
 
 
 
@@ -70,6 +73,15 @@ def metadata(cfg: DictConfig, name: str, run_id: str) -> dict[str, Any]:
         "labels": {**pod.labels(cfg, name, run_id), **kueue.labels(cfg)},
         "annotations": pod.annotations(cfg, run_id),
     }
+
+
+def plan(cfg: DictConfig, ctx: RunContext, kind: "Kind", name: str, spec: dict[str, Any]) -> Plan:
+    """The object of ``kind`` around its ``spec``, and what submitting and following it needs:
+    every launcher's renderer ends here, so no two build the object differently."""
+    manifest = {"apiVersion": kind.api_version, "kind": kind.name, "metadata": metadata(cfg, name, ctx.run_id),
+                "spec": spec}
+    return Plan(manifest, kind.name, name, cfg.launcher.namespace, ctx.run_id, ctx.run_dir,
+                pod.pod_run_dir(cfg, ctx.run_id), kind.container, settings(cfg))
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:

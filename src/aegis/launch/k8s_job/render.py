@@ -7,7 +7,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from aegis.k8s import pod
-from aegis.k8s.manifests import Plan, job_name, metadata, settings
+from aegis.k8s.manifests import Plan, job_name, plan
 from aegis.launch.base import RunContext
 from aegis.launch.k8s_job.kind import JOB
 
@@ -30,6 +30,4 @@ def render_job(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None) ->
         "metadata": {"labels": template_labels, "annotations": pod.annotations(cfg, ctx.run_id)},
         "spec": pod.pod_spec(cfg, main, restart_policy="Never"),
     }
-    manifest = {"apiVersion": JOB.api_version, "kind": JOB.name, "metadata": metadata(cfg, name, ctx.run_id), "spec": spec}
-    return Plan(manifest, JOB.name, name, launcher.namespace, ctx.run_id, ctx.run_dir,
-                pod.pod_run_dir(cfg, ctx.run_id), JOB.container, settings(cfg))
+    return plan(cfg, ctx, JOB, name, spec)

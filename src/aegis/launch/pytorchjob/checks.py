@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from aegis.errors import Problems
 from aegis.k8s import naming
+from aegis.k8s.checks import check_gang_shape
 
 
 def check(cfg: DictConfig, found: Problems) -> None:
@@ -18,10 +19,11 @@ def check(cfg: DictConfig, found: Problems) -> None:
             f"launcher.job_name={name!r} is not a valid PyTorchJob name: expected a DNS-1035 label of at most "
             f"{naming.MAX_JOB_NAME} characters (a lowercase letter first, then lowercase letters, digits and '-')."
         )
-    _gang(cfg, launcher, found)
+    _elastic(launcher, found)
+    check_gang_shape(cfg, found)
 
 
-def _gang(cfg: DictConfig, launcher: DictConfig, found: Problems) -> None:
+def _elastic(launcher: DictConfig, found: Problems) -> None:
     elastic = launcher.elastic
     if elastic.enabled and not found.refused("launcher.nodes", "launcher.elastic"):
         if launcher.nodes < 2:
@@ -36,17 +38,4 @@ def _gang(cfg: DictConfig, launcher: DictConfig, found: Problems) -> None:
                 f"launcher.nodes={launcher.nodes} must lie within launcher.elastic.min_nodes={low} and "
                 f"launcher.elastic.max_nodes={high}."
             )
-    gpus = launcher.resources.gpu
-    if gpus and not found.refused("launcher.resources.gpu", "launcher.nproc_per_node") and launcher.nproc_per_node > gpus:
-        found.add(
-            f"launcher.nproc_per_node={launcher.nproc_per_node} exceeds launcher.resources.gpu={gpus}: "
-            "run one process per GPU (set launcher.nproc_per_node to at most the GPUs per pod)."
-        )
-    strategy = cfg.strategy
-    if strategy.name == "ddp" and not found.refused("launcher.nodes", "strategy.num_nodes") \
-            and strategy.get("num_nodes") not in (None, launcher.nodes):
-        found.add(
-            f"strategy.num_nodes={strategy.num_nodes} disagrees with launcher.nodes={launcher.nodes}: "
-            "leave strategy.num_nodes null to read it from torchrun."
-        )
 

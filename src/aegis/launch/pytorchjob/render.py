@@ -8,7 +8,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from aegis.k8s import pod
-from aegis.k8s.manifests import Plan, job_name, metadata, settings
+from aegis.k8s.manifests import Plan, job_name, plan
 from aegis.launch.base import RunContext
 from aegis.launch.pytorchjob.kind import PYTORCHJOB
 
@@ -56,11 +56,4 @@ def render_pytorchjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = N
             "rdzvBackend": elastic.rdzv_backend,
         }
     spec["pytorchReplicaSpecs"] = replicas
-    manifest = {
-        "apiVersion": PYTORCHJOB.api_version,
-        "kind": PYTORCHJOB.name,
-        "metadata": metadata(cfg, name, ctx.run_id),
-        "spec": spec,
-    }
-    return Plan(manifest, PYTORCHJOB.name, name, launcher.namespace, ctx.run_id, ctx.run_dir,
-                pod.pod_run_dir(cfg, ctx.run_id), PYTORCHJOB.container, settings(cfg))
+    return plan(cfg, ctx, PYTORCHJOB, name, spec)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from aegis.errors import Problems
 from aegis.k8s import naming
+from aegis.k8s.checks import check_gang_shape
 from aegis.launch.trainjob.kind import max_name_length
 from aegis.launch.trainjob.validate import RESERVED_ENV
 
@@ -32,7 +33,7 @@ def check(cfg: DictConfig, found: Problems) -> None:
         found.add(f"launcher.runtime={runtime!r} is not a valid runtime name: expected the name of a "
                   f"{launcher.runtime_kind} (a DNS-1123 subdomain, e.g. torch-distributed).", "launcher.runtime")
     _unsupported(launcher, found)
-    _gang(cfg, launcher, found)
+    check_gang_shape(cfg, found)
 
 
 def _reserved_env(launcher: DictConfig, found: Problems) -> None:
@@ -70,18 +71,3 @@ def _unsupported(launcher: DictConfig, found: Problems) -> None:
                   "runtime: expected false with launcher=trainjob (fill the cache with launcher=pytorchjob or "
                   "python -m aegis.data fetch).", "launcher.prefetch_data")
 
-
-def _gang(cfg: DictConfig, launcher: DictConfig, found: Problems) -> None:
-    gpus = launcher.resources.gpu
-    if gpus and not found.refused("launcher.resources.gpu", "launcher.nproc_per_node") and launcher.nproc_per_node > gpus:
-        found.add(
-            f"launcher.nproc_per_node={launcher.nproc_per_node} exceeds launcher.resources.gpu={gpus}: "
-            "run one process per GPU (set launcher.nproc_per_node to at most the GPUs per pod)."
-        )
-    strategy = cfg.strategy
-    if strategy.name == "ddp" and not found.refused("launcher.nodes", "strategy.num_nodes") \
-            and strategy.get("num_nodes") not in (None, launcher.nodes):
-        found.add(
-            f"strategy.num_nodes={strategy.num_nodes} disagrees with launcher.nodes={launcher.nodes}: "
-            "leave strategy.num_nodes null to read it from torchrun."
-        )

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from aegis.k8s import naming, pod
-from aegis.k8s.manifests import Plan, metadata, settings
+from aegis.k8s.manifests import Plan, plan
 from aegis.launch.base import RunContext
 from aegis.launch.trainjob.kind import CONTAINER, REPLICATED_JOB, TRAINJOB, max_name_length
 
@@ -78,11 +78,4 @@ def render_trainjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = Non
     }
     if launcher.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = launcher.active_deadline_seconds
-    manifest = {
-        "apiVersion": TRAINJOB.api_version,
-        "kind": TRAINJOB.name,
-        "metadata": metadata(cfg, name, ctx.run_id),
-        "spec": job_spec,
-    }
-    return Plan(manifest, TRAINJOB.name, name, launcher.namespace, ctx.run_id, ctx.run_dir,
-                pod.pod_run_dir(cfg, ctx.run_id), TRAINJOB.container, settings(cfg))
+    return plan(cfg, ctx, TRAINJOB, name, job_spec)
