@@ -50,18 +50,20 @@ def _no_temp_files(run_dir: Path) -> list[Path]:
 
 
 def test_pid_1_of_a_rendered_pod_is_the_init(image, tmp_path):
-    manifest = render(tmp_path, "launcher=k8s-job", f"launcher.image={image}", "trainer=smoke", "logger=csv")
+    # long enough epochs that the run is still going when PID 1 is looked at
+    manifest = render(tmp_path, "launcher=k8s-job", f"launcher.image={image}", "data=synthetic",
+                      "data.num_samples=60000", "trainer.max_epochs=3", "logger=csv")
     pod = ctr.pod_specs(manifest)["job"]
     container = pod["containers"][0]
     assert "command" not in container, "a command would replace the image's init"
     name = f"aegis-pid1-{uuid.uuid4().hex[:8]}"
     try:
         ctr.start(ctr.run_args(pod, name=name, volumes=volumes(tmp_path, outputs_dir(tmp_path))))
-        _wait_for(name, "epoch 1/")
+        _wait_for(name, "epoch 1/3")
         top = subprocess.run([*ctr.PODMAN, "exec", name, "cat", "/proc/1/comm"], capture_output=True, text=True)
-        ctr.wait(name)
     finally:
         ctr.remove(name)
+    assert top.returncode == 0, top.stderr
     assert top.stdout.strip() == "tini"
 
 
