@@ -126,6 +126,21 @@ def run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         sys.exit(130)
 
 
+def _hand_off(config: Any) -> Any:
+    """A launcher that runs the whole search elsewhere (``launcher=rayjob``: a RayJob whose
+    entrypoint is this search on the cluster's Ray) gets it here, checked (ValidateOnStart ran
+    its rules) and before anything is created or Ray is imported; None: the search runs here."""
+    from aegis.launch import get_launcher
+
+    launcher = get_launcher(str(config.launcher.name))
+    if not getattr(launcher, "runs_search", False):
+        return None
+    code = launcher.launch_search(config)
+    if code:
+        sys.exit(code)
+    return {"launcher": launcher.name, "run_id": str(config.run_id)}
+
+
 def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     config = sweeper.config
     register_resolvers()
@@ -139,6 +154,9 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     if settings.search_alg == "optuna" and any(d.kind == "grid" for d in space.dims.values()):
         raise ConfigError("hydra.sweeper.search_alg='optuna' cannot search a tag(grid,...) dimension: "
                           "use choice(...) or search_alg=random.")
+    handed_off = _hand_off(config)
+    if handed_off is not None:
+        return handed_off
 
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
     paths_root = Path(str(config.paths.root)).resolve()

@@ -8,10 +8,11 @@ than a surprise later:
 
 - a search in RUN mode (``hydra.mode=RUN``) would run the base config once and search
   nothing;
-- a launcher other than ``local`` would never be used: a trial cannot become a torchrun
-  gang (Lightning's ddp re-launches ``sys.argv[0]``, which in a Ray worker is Ray's own
-  script) nor a Kubernetes job; a search on a cluster runs against a Ray cluster there
-  (KubeRay) through ``hydra.sweeper.address``;
+- a launcher other than ``local`` or ``rayjob`` would never be used: a trial cannot become
+  a torchrun gang (Lightning's ddp re-launches ``sys.argv[0]``, which in a Ray worker is
+  Ray's own script) nor a Kubernetes job; a search on Kubernetes is ``launcher=rayjob``
+  (the whole search as a KubeRay RayJob), or runs against a Ray cluster there through
+  ``hydra.sweeper.address``;
 - a Hydra launcher (``hydra/launcher=submitit_slurm``, ``ray``) would be ignored the same way;
 - several devices per trial need a process per device, which one worker cannot start.
 
@@ -28,8 +29,10 @@ RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper
 # Hydra's own launcher, the one a sweep uses unless hydra/launcher says otherwise.
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # What a search on a cluster does instead of a cluster launcher.
-ON_A_CLUSTER = ("to search on a cluster, point the search at a Ray cluster there (KubeRay on Kubernetes) with "
-                "hydra.sweeper.address=ray://<head>:10001")
+ON_A_CLUSTER = ("to search on Kubernetes, use launcher=rayjob (the search as a KubeRay RayJob), or point the search "
+                "at a Ray cluster with hydra.sweeper.address=ray://<head>:10001")
+# Launchers a search runs with: here (local), or handed whole to a cluster that runs it (rayjob).
+SEARCH_LAUNCHERS = ("local", "rayjob")
 
 
 def _mode(hydra: Any) -> Optional[str]:
@@ -70,10 +73,11 @@ def _check(cfg: Any, hydra: Any, found: Problems) -> None:
         return
     spelled = f"search={search}" if search is not None else "hydra/sweeper=ray_tune"
     launcher = cfg.launcher.name
-    if launcher != "local":
+    if launcher not in SEARCH_LAUNCHERS:
         found.add(
-            f"{spelled} trains each trial in-process in a Ray worker, so it runs with launcher=local only, not "
-            f"launcher={launcher}: drop launcher={launcher}; {ON_A_CLUSTER}.", "launcher"  # and its own rules
+            f"{spelled} trains each trial in-process in a Ray worker, so it runs with launcher=local (here) or "
+            f"launcher=rayjob (a Ray cluster in Kubernetes), not launcher={launcher}: drop launcher={launcher}; "
+            f"{ON_A_CLUSTER}.", "launcher"  # and its own rules
         )
     hydra_launcher = (hydra.get("launcher") or {}).get("_target_")
     if hydra_launcher not in (None, BASIC_LAUNCHER):

@@ -1,0 +1,91 @@
+"""Rules of ``launcher=rayjob`` beyond the shared Kubernetes ones, one sentence each, before
+anything is rendered: a search must be selected (a RayJob runs one), the sweeper's address is
+the launcher's, the RayJob name KubeRay accepts, a /dev/shm that holds Ray's object store, every
+override carried through KubeRay's entrypoint, and the shared keys a RayJob has no use for."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from omegaconf import DictConfig
+
+from aegis.errors import Problems
+from aegis.k8s import naming, quantities
+from aegis.launch.base import _override_key
+from aegis.launch.rayjob.entrypoint import carried
+from aegis.launch.rayjob.kind import MAX_NAME_LENGTH
+from aegis.launch.rayjob.render import OBJECT_STORE_MINIMUM, OBJECT_STORE_SHARE, object_store_bytes
+
+RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper"
+
+
+def _hydra(cfg: DictConfig) -> Optional[Any]:
+    from aegis.config.validation import _hydra_node
+
+    return _hydra_node(cfg)
+
+
+def runs_a_search(hydra: Any) -> bool:
+    mode = hydra.get("mode")
+    mode = getattr(mode, "name", None if mode is None else str(mode))
+    return mode == "MULTIRUN" and (hydra.get("sweeper") or {}).get("_target_") == RAY_TUNE_SWEEPER
+
+
+def check(cfg: DictConfig, found: Problems) -> None:
+    launcher = cfg.launcher
+    hydra = _hydra(cfg)
+    if hydra is not None:
+        _search(hydra, found)
+    _name(launcher, found)
+    _object_store(launcher, found)
+    if launcher.backoff_limit is not None:
+        found.add(f"launcher.backoff_limit={launcher.backoff_limit!r} would retry the whole RayJob, which would start "
+                  "the search again in a sweep dir that already has one: leave it null with launcher=rayjob, and "
+                  "continue a stopped search with the same run_id and hydra.sweeper.resume=true.",
+                  "launcher.backoff_limit")
+
+
+def _search(hydra: Any, found: Problems) -> None:
+    if not runs_a_search(hydra):
+        found.add("launcher=rayjob runs a search on a Ray cluster in Kubernetes, and no search is selected: add "
+                  "search=ray-tune (or search=<a file in conf/search/>) with a search space, e.g. "
+                  "model.lr='tag(log,interval(1e-4,1e-1))', or train one config with launcher=k8s-job.", "search")
+        return
+    address = (hydra.get("sweeper") or {}).get("address")
+    if address is not None:
+        found.add(f"hydra.sweeper.address={address!r} is set, but launcher=rayjob runs the search on the Ray cluster "
+                  "it creates (address auto, inside it): drop hydra.sweeper.address.", "hydra.sweeper.address")
+    for line in (hydra.get("overrides") or {}).get("task") or []:
+        if _override_key(str(line)).split(".")[0] == "launcher":
+            continue  # this machine's: never in the entrypoint
+        why = carried(str(line))
+        if why:
+            found.add(f"the override {line} cannot be passed to the search in the RayJob ({why}, which KubeRay's "
+                      "entrypoint, read by two shells and ray job submit, would change): write it without "
+                      "whitespace, quotes or backslashes, e.g. model.hidden_dims=[256,128].", _override_key(str(line)))
+
+
+def _name(launcher: DictConfig, found: Problems) -> None:
+    name = launcher.job_name
+    if name is not None and not (naming.is_dns_1035_label(str(name)) and len(str(name)) <= MAX_NAME_LENGTH):
+        found.add(f"launcher.job_name={name!r} is not a valid RayJob name: expected a DNS-1035 label of at most "
+                  f"{MAX_NAME_LENGTH} characters (a lowercase letter first, then lowercase letters, digits and '-'), "
+                  "since KubeRay names its Ray cluster <name>-<5 characters>.", "launcher.job_name")
+
+
+def _object_store(launcher: DictConfig, found: Problems) -> None:
+    """Ray's object store goes in /dev/shm (launcher.shm_size): too small a one cannot hold it."""
+    if launcher.shm_size is None or found.refused("launcher.shm_size") \
+            or quantities.parse(launcher.shm_size) is None:
+        return
+    if object_store_bytes(launcher.shm_size) < OBJECT_STORE_MINIMUM:
+        least = -(-OBJECT_STORE_MINIMUM // int(OBJECT_STORE_SHARE * 2**20))
+        found.add(f"launcher.shm_size={launcher.shm_size!r} is too small for Ray's object store, which gets "
+                  f"{int(OBJECT_STORE_SHARE * 100)}% of it and needs at least 75Mi: expected at least {least}Mi, "
+                  "or null (no /dev/shm volume: Ray keeps its objects in /tmp).", "launcher.shm_size")
+    head_memory = launcher.head.resources.memory_limit or launcher.head.resources.memory
+    if head_memory is not None and quantities.parse(head_memory) is not None \
+            and quantities.parse(launcher.shm_size) * 2 > quantities.parse(head_memory):
+        found.add(f"launcher.shm_size={launcher.shm_size!r} is more than half of the head's memory limit "
+                  f"({head_memory!r}, launcher.head.resources), and /dev/shm counts against it: expected a larger "
+                  "launcher.head.resources.memory or a smaller launcher.shm_size.", "launcher.shm_size")

@@ -1,0 +1,50 @@
+"""The RayJob launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its
+renderer and validator, started by the Ray Tune sweeper (``launch_search``) instead of by
+``train.py`` for each job: a RayJob carries a whole search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from aegis.errors import Problems
+from aegis.k8s.launcher import KubernetesLauncher
+from aegis.launch.base import RunContext
+from aegis.launch.rayjob.checks import check as own_rules
+from aegis.launch.rayjob.render import render_rayjob
+from aegis.launch.rayjob.validate import validate_rayjob
+
+
+class RayJobLauncher(KubernetesLauncher):
+    name = "rayjob"
+    example_overrides = ("search=digits_mlp",)
+    example_file = "rayjob-tune.yaml"
+    # The sweeper hands the search to this launcher rather than running it here.
+    runs_search = True
+    render_manifest = render_rayjob
+    validate_manifest = validate_rayjob
+
+    def check(self, cfg: DictConfig, found: Problems) -> None:
+        super().check(cfg, found)
+        own_rules(cfg, found)
+
+    def spans_nodes(self, cfg: DictConfig) -> bool:
+        """The head and the workers are scheduled apart: their claims must be ReadWriteMany."""
+        return cfg.launcher.workers > 0
+
+    def launch_search(self, config: DictConfig) -> int:
+        """The search ``config`` (the sweeper's, ``hydra`` node included) as a RayJob: rendered,
+        then printed (dry run) or submitted and followed, with the manifest and ``job.json`` in
+        this machine's run dir for the search (``<root>/<task>/runs/<run_id>``), where ``aegis
+        status/logs/cancel <run_id>`` find it."""
+        ctx = context_of(config)
+        return self.launch(config, ctx)
+
+
+def context_of(config: DictConfig) -> RunContext:
+    hydra: Any = config.hydra
+    return RunContext(run_dir=Path(str(hydra.run.dir)).resolve(), run_id=str(config.run_id),
+                      task_overrides=tuple(str(o) for o in hydra.overrides.task),
+                      config_name=str(hydra.job.config_name), multirun=True)
