@@ -149,6 +149,14 @@ def registered_model_name() -> Check:
                  "such as '..' or one that starts with '/'")
 
 
+def registry_alias() -> Check:
+    from aegis.config import names
+
+    return Check(names.is_model_alias,
+                 "an MLflow model alias: at most 255 letters, digits, '_' and '-', not 'latest' and not "
+                 "'v<number>' (reserved for versions), e.g. champion or staging")
+
+
 def experiment_name() -> Check:
     from aegis.config import names
 

@@ -65,6 +65,13 @@ def has_torch_xla() -> bool:
     return importlib.util.find_spec("torch_xla") is not None
 
 
+def has_module(name: str) -> bool:
+    """``name`` can be imported here (found without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def in_torchrun_gang() -> bool:
     """True in a process torchrun (or a PyTorchJob's torchrun) started."""
     return "TORCHELASTIC_RUN_ID" in os.environ

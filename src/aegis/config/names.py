@@ -53,6 +53,19 @@ def is_registered_model_name(value: object) -> bool:
     return "/" not in value and ":" not in value and not _path_not_unique(value)
 
 
+# mlflow.utils.validation: _REGISTERED_MODEL_ALIAS_REGEX, _REGISTERED_MODEL_ALIAS_VERSION_REGEX,
+# MAX_REGISTERED_MODEL_ALIAS_LENGTH and the reserved "latest".
+_MODEL_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
+
+
+def is_model_alias(value: object) -> bool:
+    """An alias MLflow's registry accepts: letters, digits, ``_`` and ``-``; not ``latest``,
+    not ``v<N>`` (both name versions already)."""
+    return (isinstance(value, str) and _MODEL_ALIAS.fullmatch(value) is not None
+            and value.lower() != "latest" and _VERSION_ALIAS.fullmatch(value) is None)
+
+
 def is_experiment_name(value: object) -> bool:
     """mlflow.utils.validation._validate_experiment_name: non-empty, at most 500 characters."""
     return isinstance(value, str) and value != "" and len(value) <= MAX_EXPERIMENT_NAME

@@ -276,6 +276,10 @@ class MLflowLoggerConfig(LoggerConfig):
     registered_model_name: str = field(default="aegis-${task_name}", metadata=meta(c.registered_model_name()))
     # Start a new MLflow run even where the run dir records one (tracking.json); off: continue it.
     new_run: bool = False
+    # Point this MLflow alias (models:/<name>@<alias>) at the version the run registers.
+    registry_alias: Optional[str] = field(default=None, metadata=meta(c.registry_alias()))
+    # MLflow's system metrics monitor (CPU, memory, disk, network, GPU) on rank 0: the `metrics` extra.
+    system_metrics: bool = False
 
 
 @dataclass

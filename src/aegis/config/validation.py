@@ -596,6 +596,15 @@ def _check_tracking(cfg: DictConfig, found: Problems) -> None:
                 f"logger.tracking_uri={uri} is not a tracking URI MLflow accepts ({problem}): expected "
                 f"{names.TRACKING_URI_FORMS}."
             )
+    if logger.get("registry_alias") and not logger.get("register_model") and not found.refused(
+            "logger.registry_alias"):
+        found.add(f"logger.registry_alias={logger.registry_alias} names an alias for the registered model version "
+                  "but logger.register_model=false registers none: expected logger.register_model=true or "
+                  "logger.registry_alias=null.", "logger.registry_alias")
+    if logger.get("system_metrics") and _trains_here(cfg) and not host.has_module("psutil"):
+        found.add("logger.system_metrics=true needs psutil (MLflow's system metrics monitor reads CPU and memory "
+                  "through it), which is not installed here: expected pip install 'aegis[metrics]' or "
+                  "logger.system_metrics=false.", "logger.system_metrics")
     for tag in (logger.get("tags") or {}):
         if not names.is_tag_key(str(tag)):
             found.add(

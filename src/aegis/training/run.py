@@ -264,6 +264,8 @@ class _Attempt:
             devices_per_node=topology.devices,
             accelerator=type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
         )
+        if self.rank_zero:
+            tracking.log_lineage(cfg, ctx, trainer.world_size, trainer.num_nodes)
         if resume_from:
             log.info("Resuming from %s", resume_from)
 
@@ -292,7 +294,8 @@ class _Attempt:
                 if cfg.logger.log_checkpoint:
                     tracking.log_checkpoint(best)
                 if cfg.logger.register_model and best:
-                    tracking.register_model(_load_best(type(model), best, model), cfg.logger.registered_model_name)
+                    tracking.register_model(_load_best(type(model), best, model), cfg.logger.registered_model_name,
+                                            cfg.logger.get("registry_alias"))
         extra = {"sigterm": self.sigterm.outcome} if self.sigterm.outcome else {}
         summary = self._write("completed", metrics=metrics, **extra)
         if self.rank_zero:

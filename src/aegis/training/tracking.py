@@ -72,6 +72,18 @@ class ResumableCSVLogger(CSVLogger):
         return writer
 
 
+class _MLFlowLogger(MLFlowLogger):
+    """Lightning's MLFlowLogger, which stops the run's system metrics monitor (if any)
+    before it ends the run: the monitor's last samples are flushed while the run is open."""
+
+    system_metrics: Any = None
+
+    def finalize(self, status: str = "success") -> None:
+        if self.system_metrics is not None:
+            self.system_metrics.finish()
+        super().finalize(status)
+
+
 def default_tracking_uri(paths_root: Path) -> str:
     return f"sqlite:///{paths_root / 'mlflow.db'}"
 
@@ -126,6 +138,7 @@ class MLflowTarget:
     tags: dict[str, str]
     artifact_location: Optional[str]
     previous: Optional[dict[str, Any]]  # this run dir's tracking.json, when it continues
+    system_metrics: bool = False  # logger.system_metrics: MLflow's monitor on this run
 
     @property
     def shown_uri(self) -> str:
@@ -171,17 +184,38 @@ class Tracking:
         client = MlflowClient(tracking_uri=target.uri)
         run_id, experiment_id, continued = self._call(
             f"Opening the MLflow run in {target.shown_uri}", lambda: _open_run(client, target))
-        self.logger = logger = MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri,
+        self.logger = logger = _MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri,
                                             run_id=run_id, artifact_location=target.artifact_location)
         with _tracking_env_kept():
             self._call(f"Reopening MLflow run {run_id} for Lightning", lambda: logger.experiment)
         self.continued_run = continued
+        if continued:
+            from aegis.training.mlflow_steps import log_each_step_once
+
+            log_each_step_once(logger)  # a step re-run after the resume is not logged twice
         record = {"logger": "mlflow", "tracking_uri": target.shown_uri, "experiment_id": experiment_id,
                   "run_id": run_id}
         self._call(f"Writing {self.run_dir / TRACKING_FILE}", lambda: write_json(self.run_dir / TRACKING_FILE, record),
                    retry=False)
         self._call("Tagging the MLflow run with its run dir",
                    lambda: client.set_tag(run_id, RUN_DIR_TAG, str(self.run_dir)))
+        if target.system_metrics:
+            from aegis.training.system_metrics import SystemMetrics
+
+            logger.system_metrics = self._call("Starting MLflow's system metrics monitor",
+                                               lambda: SystemMetrics(client, run_id, target.uri, continued))
+
+    def log_lineage(self, cfg: DictConfig, ctx: Any, world_size: int, num_nodes: int) -> None:
+        """This attempt's code, config, launch, data and environment on the MLflow run
+        (``aegis.training.lineage``); a resumed run adds to what earlier attempts recorded."""
+        if not isinstance(self.logger, MLFlowLogger):
+            return
+        from aegis.training.lineage import for_attempt
+        from aegis.training.lineage_store import record_run
+
+        lineage = for_attempt(cfg, ctx, world_size, num_nodes)
+        client, run_id = self.logger.experiment, self.logger.run_id
+        self._call("Recording the run's lineage in MLflow", lambda: record_run(client, run_id, lineage))
 
     def log_config(self, flat: dict[str, Any]) -> None:
         """Log the resolved config as params once per tracking run (values may not change)."""
@@ -194,8 +228,9 @@ class Tracking:
             self._call(f"Logging checkpoint {path} to MLflow",
                        lambda: logger.experiment.log_artifact(logger.run_id, path, artifact_path="checkpoints"))
 
-    def register_model(self, module: Any, name: str) -> None:
-        """Log ``module`` to the run, then register it as a new version of ``name``.
+    def register_model(self, module: Any, name: str, alias: Optional[str] = None) -> None:
+        """Log ``module`` to the run, then register it as a new version of ``name`` that
+        carries the run's lineage tags, and point ``alias`` (if any) at it.
 
         Registration is its own step, under the store's lock for an embedded store: runs that
         finish together would otherwise race for the same version number."""
@@ -230,7 +265,13 @@ class Tracking:
             mlflow.set_tracking_uri(uri)  # log_model and register_model use MLflow's current URI
             info = self._call(f"Logging the model of MLflow run {run_id}", log_model, retry=False)
             version = self._call(f"Registering the model as {name!r}", register)
-        self.registered = {"name": name, "version": int(version.version), "model_uri": info.model_uri}
+        from aegis.training.lineage_store import tag_version
+
+        client = self.logger.experiment
+        self._call(f"Tagging version {version.version} of {name!r} with its lineage",
+                   lambda: tag_version(client, name, str(version.version), run_id, alias))
+        self.registered = {"name": name, "version": int(version.version), "model_uri": info.model_uri,
+                           **({"alias": alias, "alias_uri": f"models:/{name}@{alias}"} if alias else {})}
         log.info("Registered model %s version %s", name, version.version)
 
     def describe(self) -> dict[str, Any]:
@@ -377,5 +418,6 @@ def build_tracking(
         tags={**{str(k): str(v) for k, v in (cfg.logger.get("tags") or {}).items()}, RUN_ID_TAG: run_id},
         artifact_location=embedded_artifact_location(uri, paths_root),
         previous=previous,
+        system_metrics=bool(cfg.logger.get("system_metrics", False)),
     )
     return Tracking(kind, run_dir, uri=uri, experiment_name=cfg.logger.experiment_name, target=target)

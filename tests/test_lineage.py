@@ -1,0 +1,283 @@
+"""Lineage: what produced a run, on the MLflow run and on its registered version.
+
+Collection (aegis.training.lineage) is tested without MLflow on throwaway git checkouts;
+one in-process training run in this repository's checkout is read back with MLflow's own
+client; the slow tier runs ``python train.py`` and ``aegis show`` as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aegis.launch.base import RunContext
+from aegis.training import lineage
+from aegis.training.lineage import LaunchOrigin
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_GIT = shutil.which("git") is not None
+needs_git = pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@x", "HOME": str(cwd), "PATH": "/usr/bin:/bin"}).stdout.strip()
+
+
+@pytest.fixture()
+def checkout(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "feature")
+    (repo / "train.py").write_text("print('hi')\n")
+    _git(repo, "add", "train.py")
+    _git(repo, "commit", "-q", "-m", "first")
+    return repo
+
+
+# ----------------------------------------------------------------- collection, no MLflow
+
+
+@needs_git
+def test_a_clean_checkout_names_commit_branch_and_remote_without_credentials(checkout):
+    _git(checkout, "remote", "add", "origin", "https://alice:s3cr3t@git.example.com/team/aegis.git")
+    tags = lineage.git_tags(checkout / "train.py")
+    assert tags[lineage.GIT_COMMIT] == _git(checkout, "rev-parse", "HEAD")
+    assert tags[lineage.GIT_BRANCH] == "feature"
+    assert tags[lineage.GIT_DIRTY] == "false"
+    assert tags[lineage.GIT_REPO_URL] == "https://git.example.com/team/aegis.git"
+    assert lineage.GIT_STATE not in tags
+
+
+@needs_git
+def test_a_changed_tracked_file_is_dirty_an_untracked_one_is_not(checkout):
+    (checkout / "notes.txt").write_text("untracked\n")
+    assert lineage.git_tags(checkout)[lineage.GIT_DIRTY] == "false"
+    (checkout / "train.py").write_text("print('changed')\n")
+    assert lineage.git_tags(checkout)[lineage.GIT_DIRTY] == "true"
+
+
+@needs_git
+def test_a_detached_head_has_a_commit_and_no_branch(checkout):
+    _git(checkout, "checkout", "-q", "--detach")
+    tags = lineage.git_tags(checkout)
+    assert tags[lineage.GIT_COMMIT] == _git(checkout, "rev-parse", "HEAD") and lineage.GIT_BRANCH not in tags
+
+
+@needs_git
+def test_a_folder_outside_any_checkout_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # never find a checkout above tmp
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert lineage.git_tags(plain / "train.py") == {lineage.GIT_STATE: "not a git checkout"}
+
+
+def test_no_git_installed_is_a_tag_not_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on it
+    assert lineage.git_tags(tmp_path) == {lineage.GIT_STATE: "git is not installed (or did not answer)"}
+
+
+def test_the_reproduce_command_is_the_users_launch_without_the_runs_identity():
+    origin = LaunchOrigin("torchrun", ("strategy=ddp", "launcher=torchrun", "model.lr=0.01", "run_id=abc",
+                                       "hydra.run.dir=/x/y", "logger.tags.note=two words"), "train.py", "train")
+    assert lineage.reproduce_command(origin) == ("python train.py strategy=ddp launcher=torchrun model.lr=0.01 "
+                                                 "'logger.tags.note=two words'")
+    other = LaunchOrigin("local", ("model=cnn",), "train.py", "experiment_x")
+    assert lineage.reproduce_command(other) == "python train.py --config-name=experiment_x model=cnn"
+
+
+def test_a_child_process_records_the_launch_its_parent_passed_down():
+    parent = RunContext(run_dir=Path("/r"), run_id="r", task_overrides=("launcher=torchrun", "model.lr=0.1"),
+                        config_name="train", entrypoint="/src/train.py")
+    env = lineage.launch_env("torchrun", parent)
+    child = RunContext(run_dir=Path("/r"), run_id="r", task_overrides=("model.lr=0.1", "launcher=local", "run_id=r"),
+                       config_name="train", entrypoint="/src/train.py")
+    origin = lineage.origin_of("local", child, env)
+    assert origin == LaunchOrigin("torchrun", ("launcher=torchrun", "model.lr=0.1"), "train.py", "train")
+    assert lineage.origin_of("local", child, {}).launcher == "local"  # no parent: the process is the launch
+    assert lineage.origin_of("local", child, {lineage.LAUNCH_ENV: "{not json"}).launcher == "local"
+
+
+def test_launch_tags_name_the_image_digest_and_the_node():
+    digest = "sha256:" + "ab" * 32
+    tags = lineage.launch_tags(LaunchOrigin("pytorchjob", ()), 4, 2,
+                               {lineage.IMAGE_ENV: f"reg.example.com/aegis:1.0@{digest}", "NODE_NAME": "gpu-node-7"})
+    assert tags["aegis.launch.launcher"] == "pytorchjob"
+    assert tags["aegis.launch.world_size"] == "4" and tags["aegis.launch.nodes"] == "2"
+    assert tags["aegis.image.digest"] == digest and tags["aegis.launch.node_name"] == "gpu-node-7"
+    plain = lineage.launch_tags(LaunchOrigin("k8s-job", ()), 1, 1, {lineage.IMAGE_ENV: "aegis:dev"})
+    assert plain["aegis.image"] == "aegis:dev" and "aegis.image.digest" not in plain
+
+
+def test_data_from_the_cache_is_named_by_its_source_and_sha256(tmp_path):
+    import numpy as np
+
+    from aegis.data import prepare
+    from aegis.data.spec import spec_from_config
+
+    source = tmp_path / "d.npz"
+    np.savez(source, features=np.zeros((20, 3), dtype=np.float32), labels=np.arange(20) % 2)
+    cache = tmp_path / "cache"
+    data = {"_target_": "aegis.training.datasets.ArraysDataModule", "source": str(source), "sha256": None,
+            "storage_options": None, "cache_dir": str(cache), "features_key": "features", "labels_key": "labels"}
+    assert lineage.data_tags(data) == {"aegis.data.source": str(source)}  # not cached yet: the URI alone
+    entry = prepare(spec_from_config(data, "arrays"), cache)  # as the data module caches it
+    tags = lineage.data_tags(data)
+    assert tags["aegis.data.sha256"] == entry.meta["sha256"] and len(tags["aegis.data.sha256"]) == 64
+    assert tags["aegis.data.source"] == entry.meta["source"] and tags["aegis.data.sha256_pinned"] == "false"
+    assert lineage.data_tags({"_target_": "aegis.training.data.DigitsDataModule"}) == {
+        "aegis.data.module": "aegis.training.data.DigitsDataModule"}
+
+
+def test_environment_tags_name_python_torch_lightning_and_cuda():
+    import platform
+
+    import torch  # noqa: F401 (training has imported it)
+
+    tags = lineage.environment_tags()
+    assert tags["aegis.env.python"] == platform.python_version()
+    assert tags["aegis.env.torch"].startswith("2.") and tags["aegis.env.lightning"].startswith("2.")
+    assert tags["aegis.env.cuda"]
+
+
+# ------------------------------------------------------------------- MLflow side
+
+
+class _FakeRun:
+    def __init__(self, tags):
+        self.data = type("D", (), {"tags": tags})()
+
+
+class _Client:
+    """The few MlflowClient calls lineage_store makes, on dicts."""
+
+    def __init__(self):
+        self.tags: dict[str, str] = {"mlflow.source.name": "pytest"}
+        self.files: dict[str, str] = {}
+
+    def get_run(self, run_id):
+        return _FakeRun(dict(self.tags))
+
+    def log_batch(self, run_id, tags):
+        self.tags.update({t.key: t.value for t in tags})
+
+    def log_text(self, run_id, text, path):
+        self.files[path] = text
+
+
+def test_a_resumed_run_adds_its_attempt_and_keeps_the_first_attempts_tags():
+    from aegis.training.lineage_store import record_run
+
+    client = _Client()
+    first = lineage.Lineage({lineage.GIT_COMMIT: "aaa", "aegis.env.torch": "2.13"}, {"config.yaml": "a: 1\n"})
+    assert record_run(client, "r", first) == 1
+    assert client.tags[lineage.GIT_COMMIT] == "aaa" and client.tags["mlflow.source.name"] == "pytest"
+    second = lineage.Lineage({lineage.GIT_COMMIT: "bbb", "aegis.env.torch": "2.13", "aegis.image": "x:1"},
+                             {"config.yaml": "a: 2\n"})
+    assert record_run(client, "r", second) == 2
+    assert client.tags[lineage.GIT_COMMIT] == "aaa"  # never overwritten
+    assert client.tags["aegis.image"] == "x:1"  # added
+    assert client.tags[lineage.ATTEMPTS] == "2"
+    assert client.tags[lineage.CHANGED] == "attempt 2: mlflow.source.git.commit"
+    assert client.files["config.yaml"] == "a: 1\n"  # the first attempt's at the root
+    assert client.files["lineage/attempt-2/config.yaml"] == "a: 2\n"
+    assert json.loads(client.files["lineage/attempt-2/lineage.json"])[lineage.GIT_COMMIT] == "bbb"
+
+
+# ----------------------------------------------------------- a real run, read back
+
+
+@pytest.fixture()
+def train_run(compose, tmp_path, monkeypatch):
+    from aegis.training.run import train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(lineage.LAUNCH_ENV, raising=False)
+
+    def _train(*overrides: str, run_dir: Path | None = None):
+        cfg = compose(f"paths.root={tmp_path}", "progress=none", *overrides)
+        run_dir = run_dir or tmp_path / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ctx = RunContext(run_dir=run_dir, run_id=run_dir.name, task_overrides=overrides, config_name="train",
+                         entrypoint=str(ROOT / "train.py"))
+        return train(cfg, ctx), run_dir
+
+    return _train
+
+
+@needs_git
+def test_a_tracked_run_and_its_registered_version_carry_the_lineage(train_run, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    outcome, run_dir = train_run("trainer=smoke", "trainer.max_epochs=1", "logger.registered_model_name=lin",
+                                 "logger.registry_alias=champion")
+    assert outcome.exit_code == 0
+    tracking = outcome.summary["tracking"]
+    client = MlflowClient(tracking_uri=tracking["tracking_uri"])
+    run_id = tracking["run_id"]
+    tags = client.get_run(run_id).data.tags
+    head = _git(ROOT, "rev-parse", "HEAD")
+    assert tags["mlflow.source.git.commit"] == head
+    assert tags["aegis.git.dirty"] in ("true", "false")
+    assert tags["aegis.reproduce"] == ("python train.py trainer=smoke trainer.max_epochs=1 "
+                                       "logger.registered_model_name=lin logger.registry_alias=champion")
+    assert tags["aegis.launch.launcher"] == "local" and tags["aegis.launch.world_size"] == "1"
+    assert tags["aegis.data.module"].endswith("DigitsDataModule") and tags["aegis.lineage.attempts"] == "1"
+    config = client.download_artifacts(run_id, "config.yaml", str(tmp_path / "dl"))
+    assert Path(config).read_text() == (run_dir / "config.yaml").read_text()
+    root = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.yaml", "overrides.yaml", "lineage"} <= root
+
+    version = client.get_model_version_by_alias("lin", "champion")
+    assert str(version.version) == str(tracking["registered_model"]["version"])
+    assert version.run_id == run_id and version.tags["mlflow.source.git.commit"] == head
+    assert version.tags["aegis.source_run"] == run_id
+    assert tracking["registered_model"]["alias_uri"] == "models:/lin@champion"
+
+    resumed, _ = train_run("trainer=smoke", "trainer.max_epochs=2", "logger.register_model=false", run_dir=run_dir)
+    assert resumed.summary["tracking"]["run_id"] == run_id
+    tags = client.get_run(run_id).data.tags
+    assert tags["aegis.lineage.attempts"] == "2"
+    assert tags["aegis.reproduce"].endswith("logger.registry_alias=champion")  # the first attempt's stays
+    attempts = {a.path for a in client.list_artifacts(run_id, "lineage")}
+    assert attempts == {"lineage/attempt-1", "lineage/attempt-2"}
+
+
+# ------------------------------------------------------------------- validation
+
+
+def _sentences(compose, *overrides: str) -> list[str]:
+    from aegis.config.validation import problems
+
+    return problems(compose(*overrides)).sentences
+
+
+@pytest.mark.parametrize("alias", ["latest", "v3", "my alias", "prod/1"])
+def test_an_alias_mlflow_would_refuse_is_one_sentence_before_the_run(compose, alias):
+    sentences = _sentences(compose, f"logger.registry_alias='{alias}'")
+    assert len(sentences) == 1 and sentences[0].startswith(f"logger.registry_alias='{alias}' is invalid: expected "
+                                                           "an MLflow model alias")
+
+
+def test_an_alias_without_registration_is_refused(compose):
+    assert _sentences(compose, "logger.registry_alias=champion", "logger.register_model=false") == [
+        "logger.registry_alias=champion names an alias for the registered model version but "
+        "logger.register_model=false registers none: expected logger.register_model=true or "
+        "logger.registry_alias=null."]
+    assert _sentences(compose, "logger.registry_alias=champion") == []
+
+
+def test_system_metrics_without_psutil_names_the_extra(compose, monkeypatch):
+    from aegis.config import host
+
+    monkeypatch.setattr(host, "has_module", lambda name: name != "psutil")
+    assert _sentences(compose, "logger.system_metrics=true") == [
+        "logger.system_metrics=true needs psutil (MLflow's system metrics monitor reads CPU and memory through it), "
+        "which is not installed here: expected pip install 'aegis[metrics]' or logger.system_metrics=false."]
+    monkeypatch.setattr(host, "has_module", lambda name: True)
+    assert _sentences(compose, "logger.system_metrics=true") == []
