@@ -41,7 +41,30 @@ def test_composing_a_search_never_imports_torch_lightning_or_ray(tmp_path):
     [
         (["model.lr=interval(0.1,0.01)"], "Error: model.lr=interval(0.1,0.01) is not a valid search space"),
         (["model.lr=interval(1e-4,x)"], "Error: model.lr=interval(1e-4,x) is not a valid override"),
-        (["model.lrr=interval(0.1,0.2)"], "Error: A trial of this search does not compose: Could not override 'model.lrr'"),
+        (["model.lrr=interval(0.1,0.2)"], "Error: model.lrr=interval(0.1,0.2) cannot be searched: model.lrr is not a "
+                                          "key of model (did you mean model.lr?): expected one of "),
+        # Every value a trial may draw composes, and a bad one names the allowed values.
+        (["model.optimizer=choice(adam,rmsprop)"], "Error: model.optimizer=choice(adam,rmsprop) cannot be searched: "
+                                                   "model.optimizer=rmsprop is invalid: expected one of adam, adamw, sgd."),
+        (["model.optimizer=choice(adam,rmsprop,sgd)"], "Error: model.optimizer=choice(adam,rmsprop,sgd) cannot be "
+                                                       "searched: model.optimizer=rmsprop is invalid"),
+        (["model=choice(mlp,nope,cnn)"], "Error: model=choice(mlp,nope,cnn) cannot be searched: model=nope is not an "
+                                         "option of the model group: expected one of cnn, mlp."),
+        # The sweeper's keys against the model and the machine, before Ray (issue 15, item 4).
+        ([LR, "hydra.sweeper.metric=val/f1"], "Error: hydra.sweeper.metric=val/f1 is not a metric MLPClassifier logs "
+                                              "during training: expected one of train/loss, train/acc, val/loss, val/acc."),
+        ([LR, "model=cnn", "hydra.sweeper.metric=test/acc"], "Error: hydra.sweeper.metric=test/acc is logged by "
+                                                             "CNNClassifier only after training"),
+        ([LR, "hydra.sweeper.metric=val/loss"], "Error: hydra.sweeper.mode=max with hydra.sweeper.metric=val/loss "
+                                                "would pick the trial with the highest loss: expected hydra.sweeper.mode=min."),
+        ([LR, "hydra.sweeper.scheduler.name=asha", "trainer.max_epochs=4", "hydra.sweeper.scheduler.grace_period=5"],
+         "Error: hydra.sweeper.scheduler.grace_period=5 is beyond trainer.max_epochs=4"),
+        ([LR, "hydra.sweeper.scheduler.reduction_factor=1"], "Error: hydra.sweeper.scheduler.reduction_factor=1.0 is "
+                                                             "invalid: expected a number > 1."),
+        ([LR, "hydra.sweeper.search_alg=hyperopt"], "Error: hydra.sweeper.search_alg='hyperopt' is invalid: expected "
+                                                    "one of random, optuna."),
+        ([LR, "hydra.sweeper.num_cpus=1", "hydra.sweeper.resources.cpu=2"], "Error: hydra.sweeper.resources.cpu=2 is "
+                                                                            "more CPUs than the local Ray has"),
         (["model.lr=interval(-1,1)"], "Error: model.lr=-1.0 is invalid: expected a number > 0."),
         (["model.lr=1,2", "hydra.sweeper.scheduler.name=pbt"], "Error: hydra.sweeper.scheduler.name='pbt' is invalid"),
         (["model.lr=1,2", "hydra.sweeper.resume=true"], "Error: hydra.sweeper.resume=true but no search ran in"),
@@ -72,6 +95,68 @@ def test_a_bad_search_fails_in_one_sentence_before_anything_is_created(tmp_path,
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_metric_is_refused_in_seconds_without_ray_a_sweep_dir_or_a_tracking_run(tmp_path):
+    """Issue 15, item 4: it used to start Ray, fail a minute later in a 142-line traceback,
+    and leave a sweep dir and a parent MLflow run stuck at RUNNING."""
+    import os
+    import time
+
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(TRAIN), "search=ray-tune", LR, "hydra.sweeper.metric=val/f1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: hydra.sweeper.metric=val/f1 is not a metric MLPClassifier logs during training: "
+                      "expected one of train/loss, train/acc, val/loss, val/acc."]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"ray", "torch", "lightning", "mlflow"}
+    assert list(tmp_path.iterdir()) == []  # no sweep dir, no mlflow.db
+    assert elapsed < 30
+
+
+def test_the_sweeper_checks_see_the_trial_config_and_the_machine(compose, monkeypatch):
+    """The rules that need the config the trials train, not only hydra.sweeper: a GPU trainer
+    with no GPU per trial, more CPUs per trial than the local Ray, and all bad values at once."""
+    from aegis.tune import checks
+
+    def sentences(*overrides):
+        cfg = compose("search=ray-tune", *overrides, hydra_config=True)
+        return checks.check_search(cfg, cfg.hydra)
+
+    assert sentences() == []
+    assert sentences("trainer.accelerator=cuda") == [
+        "trainer.accelerator=cuda in a search needs a GPU per trial, but hydra.sweeper.resources.gpu=0 gives a trial "
+        "none (Ray hides every GPU from it): expected hydra.sweeper.resources.gpu=1, or trainer.accelerator=cpu."]
+    monkeypatch.setattr(checks.os, "cpu_count", lambda: 3)
+    assert sentences("hydra.sweeper.resources.cpu=4")[0].startswith(
+        "hydra.sweeper.resources.cpu=4 is more CPUs than the local Ray has (this machine's 3)")
+    assert sentences("hydra.sweeper.resources.cpu=4", "hydra.sweeper.address=auto") == []  # a cluster: Ray decides
+    many = sentences("hydra.sweeper.mode=best", "hydra.sweeper.num_samples=0", "hydra.sweeper.search_alg=grid")
+    assert [s.split(" ", 1)[0] for s in many] == ["hydra.sweeper.num_samples=0", "hydra.sweeper.mode='best'",
+                                                  "hydra.sweeper.search_alg='grid'"]
+    # Not a search (no multirun on the Ray Tune sweeper): its keys are never read.
+    plain = compose("hydra/sweeper=ray_tune", "hydra.sweeper.metric=val/f1", hydra_config=True)
+    assert checks.check_search(plain, plain.hydra) == []
+
+
+def test_optuna_missing_is_one_sentence(compose, monkeypatch):
+    import importlib.util
+
+    from aegis.tune import checks
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    cfg = compose("search=ray-tune", "hydra.sweeper.search_alg=optuna", hydra_config=True)
+    assert checks.check_search(cfg, cfg.hydra) == [
+        "hydra.sweeper.search_alg='optuna' needs the optuna package, which is not installed here: expected pip "
+        "install 'aegis[tune]' or hydra.sweeper.search_alg=random."]
 
 
 @pytest.mark.parametrize("args", [

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 from hydra.core.singleton import Singleton
 from hydra.errors import HydraException
@@ -23,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from aegis.config.resolvers import register_resolvers
 from aegis.config.validation import validate
-from aegis.errors import AegisError, ConfigError
+from aegis.errors import AegisError, ConfigError, error_lines
 from aegis.launch.base import _quote
 from aegis.tune import settings as tune_settings
 from aegis.tune.space import SearchSpace, parse
@@ -47,17 +47,36 @@ def _probe_params(space: SearchSpace) -> list[dict[str, Any]]:
     return [low, high]
 
 
+# Compositions spent on a search's values before Ray starts (~0.05 s each).
+MAX_PROBES = 32
+
+
+def _probes(space: SearchSpace) -> list[tuple[Optional[str], dict[str, Any]]]:
+    """Both ends of the space, then every other value of each choice: a trial may draw any
+    of them, and a bad one (``model.optimizer=choice(adam,rmsprop,sgd)``) must fail now, not
+    in the one trial that samples it. Each probe is (the key it varies, its params)."""
+    low, high = _probe_params(space)
+    probes: list[tuple[Optional[str], dict[str, Any]]] = [(None, low), (None, high)]
+    for key, dim in space.dims.items():
+        for value in dim.values[1:-1]:
+            probes.append((key, {**low, key: value}))
+    return probes[:MAX_PROBES]
+
+
 def _check_trials_compose(sweeper: Any, space: SearchSpace, pinned: list[str]) -> None:
+    from aegis.config.hydra_errors import sentence
+
     loader = sweeper.hydra_context.config_loader
-    for params in _probe_params(space):
+    for key, params in _probes(space):
         overrides = space.trial_overrides(params) + pinned
         try:
             cfg = loader.load_sweep_config(sweeper.config, overrides)
         except HydraException as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            reason = lines[0].rstrip(".")
-            detail = f" ({lines[-1].rstrip('.')})" if len(lines) > 1 else ""
-            raise ConfigError(f"A trial of this search does not compose: {reason}{detail}.") from None
+            reason = sentence(exc) or " ".join(str(exc).split())
+            key = key or next((k for k in space.dims if reason.startswith((f"{k}=", f"{k} "))), None)
+            where = f"{key}={space.dims[key].source} cannot be searched" if key else \
+                "A trial of this search does not compose"
+            raise ConfigError(f"{where}: {reason.rstrip('.')}.") from None
         validate(cfg)
 
 
@@ -116,7 +135,8 @@ def run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     try:
         return _run_sweep(sweeper, arguments)
     except AegisError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        for line in error_lines(exc):
+            print(line, file=sys.stderr)
         sys.exit(1)
     except Exception as exc:
         if type(exc).__name__ != "SearchInterrupted":

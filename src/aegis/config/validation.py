@@ -29,8 +29,9 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from aegis import secrets
 from aegis.config import host, names
 from aegis.config.checks import Check, is_non_finite
+from aegis.config.metrics import not_logged
 from aegis.config.schema import TrainConfig
-from aegis.config.signature import HYDRA_KEYS, static_class_constant, static_signature
+from aegis.config.signature import HYDRA_KEYS, static_signature
 from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import ConfigError, Problems, error_lines
 from aegis.redact import mask_credentials, mask_url_credentials, url_has_credentials
@@ -40,8 +41,6 @@ RESUME_KEYWORDS = ("auto", "never")
 # Launchers whose training runs on this machine, in this process or its children.
 # Hydra's own launcher: jobs run here. Others (submitit, ray) run them elsewhere.
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-# Where a model class declares the metric names it logs (read statically, see signature.py).
-LOGGED_METRICS_ATTR = "LOGGED_METRICS"
 # Data whose size is known before loading it: _target_ -> (samples, values per sample, classes).
 # Synthetic data states its own size in its keys.
 KNOWN_DATA = {"aegis.training.data.DigitsDataModule": (1797, 64, 10)}
@@ -420,17 +419,9 @@ def _check_monitored(cfg: DictConfig, key: str, monitor: str, found: Problems) -
     Aegis's models declare what they log (``LOGGED_METRICS``); a user's model that
     declares nothing is not checked. ``test/*`` metrics exist only after fitting.
     """
-    target = cfg.model.get("_target_")
-    logged = static_class_constant(target, LOGGED_METRICS_ATTR) if target else None
-    if not isinstance(logged, (list, tuple)):
-        return
-    during_fit = [m for m in logged if not str(m).startswith("test/")]
-    if monitor in during_fit:
-        return
-    model = target.rpartition(".")[2]
-    what = f"is logged by {model} only after training" if monitor in logged else \
-        f"is not a metric {model} logs during training"
-    found.add(f"{key}={monitor} {what}: expected one of {', '.join(during_fit)}.", key)
+    sentence = not_logged(cfg.model, key, monitor)
+    if sentence is not None:
+        found.add(sentence, key)
 
 
 # ------------------------------------------------------------------ trainer

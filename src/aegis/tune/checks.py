@@ -16,11 +16,20 @@ than a surprise later:
 - a Hydra launcher (``hydra/launcher=submitit_slurm``, ``ray``) would be ignored the same way;
 - several devices per trial need a process per device, which one worker cannot start.
 
+The sweeper's own keys are checked here too, in the same pass (``_check_sweeper``):
+every bad value (``aegis.tune.settings``), a metric the model never logs (its
+``LOGGED_METRICS``, read without importing it: ``aegis.config.metrics``), a mode that
+would pick the worst trial, an ASHA rung no trial reaches, and a trial that asks the
+local Ray for more CPUs or GPUs than it has (it would wait forever). Each would
+otherwise surface a minute later, from inside Ray, after the sweep dir and the tracking
+run exist.
+
 Pure: reads the composed config and the ``hydra`` node, imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 
 from aegis.errors import Problems
@@ -55,7 +64,15 @@ def check_search(cfg: Any, hydra: Any, found: Optional[Problems] = None) -> list
     found = Problems() if found is None else found
     before = len(found.sentences)
     _check(cfg, hydra, found)
+    if _is_search(hydra):
+        _check_sweeper(cfg, hydra, found)
     return found.sentences[before:]
+
+
+def _is_search(hydra: Any) -> bool:
+    """The Ray Tune sweeper will run: a multirun on it."""
+    return hydra is not None and _mode(hydra) == "MULTIRUN" and \
+        (hydra.get("sweeper") or {}).get("_target_") == RAY_TUNE_SWEEPER
 
 
 def _check(cfg: Any, hydra: Any, found: Problems) -> None:
@@ -95,3 +112,50 @@ def _check(cfg: Any, hydra: Any, found: Problems) -> None:
                 f"worker) cannot start: expected one device per trial (strategy.{key}=1 or null; "
                 "hydra.sweeper.resources.gpu=1 gives each trial a GPU).", f"strategy.{key}"
             )
+
+
+# Metric names whose direction is not a matter of taste: searching them the other way finds the worst trial.
+_DIRECTION = {"loss": "min", "acc": "max"}
+
+
+def _check_sweeper(cfg: Any, hydra: Any, found: Problems) -> None:
+    """``hydra.sweeper.*`` against itself and against the config the trials will train."""
+    from aegis.config import host
+    from aegis.config.metrics import not_logged
+    from aegis.tune import settings
+
+    s = settings.read(hydra.sweeper)
+    settings.problems(s, found)
+    if not found.refused("hydra.sweeper.metric"):
+        sentence = not_logged(cfg.model, "hydra.sweeper.metric", s.metric)
+        if sentence is not None:
+            found.add(sentence, "hydra.sweeper.metric")
+    leaf = str(s.metric).rpartition("/")[2]
+    if not found.refused("hydra.sweeper.metric", "hydra.sweeper.mode") and _DIRECTION.get(leaf, s.mode) != s.mode:
+        found.add(f"hydra.sweeper.mode={s.mode} with hydra.sweeper.metric={s.metric} would pick the trial with the "
+                  f"{'highest loss' if leaf == 'loss' else 'lowest accuracy'}: expected hydra.sweeper.mode="
+                  f"{_DIRECTION[leaf]}.", "hydra.sweeper.mode")
+    max_epochs = cfg.trainer.get("max_epochs")
+    if s.scheduler == "asha" and isinstance(max_epochs, int) and not found.refused(
+            "hydra.sweeper.scheduler", "trainer.max_epochs"):
+        if s.grace_period > max_epochs:
+            found.add(f"hydra.sweeper.scheduler.grace_period={s.grace_period} is beyond trainer.max_epochs="
+                      f"{max_epochs}: ASHA's first rung would come after every trial ended, so it would stop "
+                      f"none: expected at most {max_epochs}, or scheduler.name=fifo.",
+                      "hydra.sweeper.scheduler.grace_period")
+    if s.address is None and not found.refused("hydra.sweeper.resources", "hydra.sweeper.num_cpus"):
+        cpus = s.num_cpus or os.cpu_count() or 1
+        where = f"hydra.sweeper.num_cpus={s.num_cpus}" if s.num_cpus else f"this machine's {cpus}"
+        if s.cpu > cpus:
+            found.add(f"hydra.sweeper.resources.cpu={s.cpu:g} is more CPUs than the local Ray has ({where}), so no "
+                      f"trial could ever start: expected at most {cpus}.", "hydra.sweeper.resources.cpu")
+        if s.gpu > 0 and s.gpu > host.gpu_count():
+            found.add(f"hydra.sweeper.resources.gpu={s.gpu:g} is more GPUs than this machine has "
+                      f"({host.gpu_count()}), so no trial could ever start: expected at most {host.gpu_count()}, or "
+                      "hydra.sweeper.address=<a Ray cluster with GPUs>.", "hydra.sweeper.resources.gpu")
+    accelerator = str(cfg.trainer.get("accelerator"))
+    if accelerator in ("gpu", "cuda") and s.gpu == 0 and not found.refused("hydra.sweeper.resources.gpu",
+                                                                           "trainer.accelerator"):
+        found.add(f"trainer.accelerator={accelerator} in a search needs a GPU per trial, but "
+                  "hydra.sweeper.resources.gpu=0 gives a trial none (Ray hides every GPU from it): expected "
+                  "hydra.sweeper.resources.gpu=1, or trainer.accelerator=cpu.", "hydra.sweeper.resources.gpu")
