@@ -1,6 +1,6 @@
 """A small, stateful fake of the Kubernetes API server, on loopback over real HTTP.
 
-It serves exactly what ``aegis.k8s.client`` calls (Jobs, PyTorchJobs, TrainJobs, pods, pod logs,
+It serves exactly what ``aegis.k8s.client`` calls (Jobs, PyTorchJobs, TrainJobs, RayJobs, pods, pod logs,
 events; create, get, list/watch, delete; reading a namespace, a PersistentVolumeClaim, the
 nodes)
 with the API server's status codes and
@@ -33,9 +33,10 @@ _ROUTES = {
     "jobs": ("batch", "v1", "Job"),
     "pytorchjobs": ("kubeflow.org", "v1", "PyTorchJob"),
     "trainjobs": ("trainer.kubeflow.org", "v1alpha1", "TrainJob"),
+    "rayjobs": ("ray.io", "v1", "RayJob"),
 }
 # Where each kind keeps its suspend flag (Kueue flips it to queue, admit and preempt).
-_SUSPEND = {"jobs": ("spec",), "pytorchjobs": ("spec", "runPolicy"), "trainjobs": ("spec",)}
+_SUSPEND = {"jobs": ("spec",), "pytorchjobs": ("spec", "runPolicy"), "trainjobs": ("spec",), "rayjobs": ("spec",)}
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 

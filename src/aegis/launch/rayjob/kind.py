@@ -48,6 +48,13 @@ class RayJobKind(Kind):
             return State.running, reason if deployment == "Retrying" else None
         return None, None  # New, Initializing: the pods tell pending from running
 
+    def suspended(self, obj: dict[str, Any]) -> bool:
+        """Held by its queue: ``spec.suspend`` when set, else KubeRay's Suspended status."""
+        flag = (obj.get("spec") or {}).get("suspend")
+        if flag is not None:
+            return bool(flag)
+        return (obj.get("status") or {}).get("jobDeploymentStatus") == "Suspended"
+
     def replica_name(self, pod: dict[str, Any], job_name: str) -> str:
         """``head``, ``submitter``, ``worker-<pod suffix>`` (KubeRay names workers at random)."""
         meta = pod.get("metadata") or {}
