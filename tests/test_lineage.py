@@ -215,7 +215,7 @@ def test_a_tracked_run_and_its_registered_version_carry_the_lineage(train_run, t
     from mlflow.tracking import MlflowClient
 
     outcome, run_dir = train_run("trainer=smoke", "trainer.max_epochs=1", "logger.registered_model_name=lin",
-                                 "logger.registry_alias=champion")
+                                 "logger.registry_alias=champion", run_dir=tmp_path / "train" / "runs" / "run")
     assert outcome.exit_code == 0
     tracking = outcome.summary["tracking"]
     client = MlflowClient(tracking_uri=tracking["tracking_uri"])
@@ -246,6 +246,41 @@ def test_a_tracked_run_and_its_registered_version_carry_the_lineage(train_run, t
     assert tags["aegis.reproduce"].endswith("logger.registry_alias=champion")  # the first attempt's stays
     attempts = {a.path for a in client.list_artifacts(run_id, "lineage")}
     assert attempts == {"lineage/attempt-1", "lineage/attempt-2"}
+
+    _shows_the_lineage(tmp_path, run_dir, run_id, head)
+
+
+def _shows_the_lineage(root: Path, run_dir: Path, run_id: str, head: str) -> None:
+    """``aegis show`` of the run (by its id, its dir, its MLflow id) and of the aliased version."""
+    import contextlib
+    import io
+
+    from aegis.commands import main
+
+    def show(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["--root", str(root), "show", *args])
+        return code, out.getvalue(), err.getvalue()
+
+    for target in ("run", str(run_dir), run_id):
+        code, out, _ = show(target)
+        assert code == 0
+        rows = {line[:13].strip(): line[13:] for line in out.splitlines()}
+        assert rows["commit"].startswith(head) and rows["mlflow run"].startswith(run_id)
+        assert rows["reproduce"].startswith("python train.py trainer=smoke")
+        assert rows["launch"].startswith("launcher local, world size 1, nodes 1")
+        assert rows["registered"] == "models:/lin/1 (@champion)" and rows["attempts"] == "2"
+        assert "config.yaml" in rows["artifacts"] and "lineage/attempt-2" in rows["artifacts"]
+    code, out, _ = show("models:/lin@champion", "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["model"]["version"] == "1" and shown["model"]["aliases"] == ["champion"]
+    assert shown["run_id"] == run_id and shown["lineage"]["mlflow.source.git.commit"] == head
+    assert show("models:/lin/1")[1].splitlines()[0] == "model        models:/lin/1 (@champion)"
+    code, _, err = show("models:/lin@nope")
+    assert code == 1 and err.startswith("Error: Registered model 'lin' has no alias 'nope' in sqlite:")
+    code, _, err = show("models:/lin@champion", "--tracking-uri", f"sqlite:///{root / 'none.db'}")
+    assert code == 1 and "none.db does not exist" in err and not (root / "none.db").exists()
 
 
 # ------------------------------------------------------------------- validation

@@ -5,6 +5,7 @@
     aegis logs RUN [--follow] [--replica R]     a replica's log (rank0 / the master by default); --follow
                                                 waits for the end and exits with the job's code
     aegis cancel RUN                            SIGTERM a local run or gang (it checkpoints); delete a cluster job
+    aegis show RUN | models:/NAME@ALIAS         lineage: commit, reproduce command, launch, image, data, versions
     aegis data ls                               cached datasets (paths.dataset_cache): entry, size, age, source
     aegis data rm ENTRY... | --all              evict cached datasets
 
@@ -161,6 +162,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from aegis.show import print_shown, show
+
+    print_shown(show(args.target, args.root, args.tracking_uri), as_json=args.json)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="aegis", description="List, inspect, follow and cancel Aegis runs.")
     top.add_argument("--root", type=Path, default=None,
@@ -184,6 +192,14 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("--no-wait", dest="wait", action="store_false", help="return once the request is sent")
     cancel.add_argument("--timeout", type=float, default=120.0)
     cancel.set_defaults(fn=cmd_cancel)
+    shown = sub.add_parser("show", help="what produced a run or a registered model version (its lineage)")
+    shown.add_argument("target", help="run id, unique prefix, run dir, MLflow run id, models:/NAME@ALIAS or "
+                                      "models:/NAME/VERSION")
+    shown.add_argument("--tracking-uri", default=None,
+                       help="the MLflow store (default: the run's tracking.json, else $MLFLOW_TRACKING_URI, "
+                            "else <root>/mlflow.db)")
+    shown.add_argument("--json", action="store_true")
+    shown.set_defaults(fn=cmd_show)
     data = sub.add_parser("data", help="the dataset cache: ls, rm")
     data.add_argument("--cache", type=Path, default=None,
                       help="the cache dir (default: $AEGIS_DATASET_CACHE, else <root>/dataset-cache)")
