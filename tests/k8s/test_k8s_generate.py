@@ -8,6 +8,7 @@ import yaml
 from aegis.k8s.generate import render_all
 from aegis.k8s.validate import KUBERNETES_VERSION
 from aegis.launch.pytorchjob.validate import pytorchjob_problems
+from aegis.launch.rayjob.validate import rayjob_problems
 from aegis.launch.trainjob.validate import trainjob_problems
 from k8s_helpers import ROOT
 
@@ -15,7 +16,7 @@ from k8s_helpers import ROOT
 def test_checked_in_manifests_match_the_renderer():
     files = render_all(ROOT / "conf")
     assert sorted(files) == ["job-training.yaml", "pvc-dataset-cache.yaml", "pytorchjob-s3-dataset.yaml",
-                             "pytorchjob-training.yaml", "trainjob-training.yaml"]
+                             "pytorchjob-training.yaml", "rayjob-tune.yaml", "trainjob-training.yaml"]
     for name, text in files.items():
         on_disk = (ROOT / "k8s" / name).read_text()
         assert on_disk == text, f"k8s/{name} drifted from conf/: run `python -m aegis.k8s.generate`"
@@ -31,6 +32,9 @@ def test_checked_in_manifests_validate():
     tj = yaml.safe_load((ROOT / "k8s" / "trainjob-training.yaml").read_text())
     assert trainjob_problems(tj) == []
     assert tj["spec"]["runtimeRef"]["name"] == "torch-distributed" and tj["spec"]["trainer"]["numNodes"] == 2
+    rj = yaml.safe_load((ROOT / "k8s" / "rayjob-tune.yaml").read_text())
+    assert rayjob_problems(rj) == [] and rj["spec"]["shutdownAfterJobFinishes"] is True
+    assert rj["spec"]["entrypoint"].startswith("python train.py search=digits_mlp launcher=local ")
     example = yaml.safe_load((ROOT / "k8s" / "pytorchjob-s3-dataset.yaml").read_text())
     assert pytorchjob_problems(example) == []
     for replica in example["spec"]["pytorchReplicaSpecs"].values():  # the cache filled before training

@@ -195,7 +195,7 @@ def test_the_search_gets_its_overrides_unchanged_through_kuberays_shells_and_ray
 
 def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_torch(tmp_path, crd_schema):
     proc = run_train("-m", *SEARCH, "launcher=rayjob", f"launcher.image={IMAGE}", "launcher.workers=2",
-                     "launcher.dry_run=true", "run_id=s1", cwd=tmp_path,
+                     "launcher.dry_run=true", "run_id=s1", "hydra.sweeper.resources.cpu=64", cwd=tmp_path,
                      env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     [manifest] = list(yaml.safe_load_all(proc.stdout))

@@ -87,7 +87,8 @@ def _without_namespace(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
     """File name in k8s/ -> its content: one manifest per launcher that submits a Kubernetes
-    kind (``<kind>-training.yaml``), and the volume claims they mount."""
+    kind (``<kind>-training.yaml``, or the launcher's ``example_file``: ``rayjob-tune.yaml``),
+    and the volume claims they mount."""
     with builds.ignored():
         return _render_all(conf_dir)
 
@@ -105,7 +106,9 @@ def _render_all(conf_dir: Path) -> dict[str, str]:
         args = [*chosen.example_overrides, f"launcher={name}", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
         cfg, plan = _plan(conf_dir, args, chosen)
         manifest = _without_namespace(plan.manifest)
-        files[f"{plan.kind.lower()}-training.yaml"] = HEADER.format(command=" ".join(args)) + to_yaml(manifest)
+        # A launcher that runs something other than one training (rayjob: a search) names its file.
+        file_name = getattr(chosen, "example_file", None) or f"{plan.kind.lower()}-training.yaml"
+        files[file_name] = HEADER.format(command=" ".join(args)) + to_yaml(manifest)
         launcher = cfg.launcher  # the volumes are the same for every Kubernetes launcher
     assert launcher is not None, "no launcher submits a Kubernetes kind"
     for file_name, name, overrides in EXAMPLES:

@@ -143,7 +143,9 @@ def _check_sweeper(cfg: Any, hydra: Any, found: Problems) -> None:
                       f"{max_epochs}: ASHA's first rung would come after every trial ended, so it would stop "
                       f"none: expected at most {max_epochs}, or scheduler.name=fifo.",
                       "hydra.sweeper.scheduler.grace_period")
-    if s.address is None and not found.refused("hydra.sweeper.resources", "hydra.sweeper.num_cpus"):
+    # The local Ray only: an address, or launcher=rayjob (the search runs on the cluster's Ray), has its own nodes.
+    local_ray = s.address is None and cfg.launcher.get("name") != "rayjob"
+    if local_ray and not found.refused("hydra.sweeper.resources", "hydra.sweeper.num_cpus"):
         cpus = s.num_cpus or os.cpu_count() or 1
         where = f"hydra.sweeper.num_cpus={s.num_cpus}" if s.num_cpus else f"this machine's {cpus}"
         if s.cpu > cpus:
