@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,45 @@ def test_system_metrics_without_psutil_names_the_extra(compose, monkeypatch):
         "which is not installed here: expected pip install 'aegis[metrics]' or logger.system_metrics=false."]
     monkeypatch.setattr(host, "has_module", lambda name: True)
     assert _sentences(compose, "logger.system_metrics=true") == []
+
+
+# ------------------------------------------------------------------- launchers
+
+
+def test_a_torchrun_gang_passes_the_users_launch_to_its_ranks(compose, monkeypatch):
+    from aegis.launch import get_launcher
+
+    monkeypatch.delenv(lineage.LAUNCH_ENV, raising=False)
+    overrides = ("strategy=ddp", "launcher=torchrun", "launcher.nproc_per_node=2", "model.lr=0.01")
+    ctx = RunContext(run_dir=Path("/runs/x"), run_id="x", task_overrides=overrides, config_name="train",
+                     entrypoint="/repo/train.py")
+    plan = get_launcher("torchrun").render(compose(*overrides), ctx)
+    origin = LaunchOrigin.from_env(plan.env[lineage.LAUNCH_ENV])
+    assert origin == LaunchOrigin("torchrun", overrides, "train.py", "train")
+    assert lineage.reproduce_command(origin) == ("python train.py strategy=ddp launcher=torchrun "
+                                                 "launcher.nproc_per_node=2 model.lr=0.01")
+
+
+@pytest.mark.slow
+@needs_git
+def test_a_torchrun_gang_run_is_tracked_with_its_launch_and_shown(tmp_path):
+    """``python train.py strategy=ddp launcher=torchrun``: rank 0's lineage names torchrun,
+    world size 2 and the command the user typed; ``aegis show`` prints it."""
+    from mlflow.tracking import MlflowClient
+
+    from helpers import REPO, run_dirs, run_train
+
+    args = ["strategy=ddp", "launcher=torchrun", "launcher.nproc_per_node=2", "trainer=smoke",
+            "trainer.max_epochs=1", "logger.register_model=false", "progress=none"]
+    done = run_train(args, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    record = json.loads((run_dir / "tracking.json").read_text())
+    tags = MlflowClient(record["tracking_uri"]).get_run(record["run_id"]).data.tags
+    assert tags["aegis.launch.launcher"] == "torchrun" and tags["aegis.launch.world_size"] == "2"
+    assert tags["aegis.reproduce"] == "python train.py " + " ".join(args)
+    assert tags["mlflow.source.git.commit"] == _git(REPO, "rev-parse", "HEAD")
+    shown = subprocess.run([sys.executable, "-m", "aegis", "--root", str(tmp_path), "show", run_dir.name],
+                           capture_output=True, text=True, cwd=REPO)
+    assert shown.returncode == 0, shown.stderr
+    assert "launcher torchrun, world size 2" in shown.stdout and "python train.py strategy=ddp" in shown.stdout

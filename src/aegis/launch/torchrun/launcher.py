@@ -20,6 +20,7 @@ from aegis.launch.base import Launcher, ProcessPlan, RunContext
 from aegis.launch.gang import Supervisor
 from aegis.launch.local.launcher import SUPERVISED_ENV, claim_run_dir
 from aegis.launch.process import ProcessJobs
+from aegis.training.lineage import launch_env
 
 if TYPE_CHECKING:
     from aegis.errors import Problems
@@ -67,6 +68,7 @@ class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, Supervisor]):
         argv = [sys.executable, "-m", "torch.distributed.run", *torchrun_flags(cfg.launcher)]
         argv += [ctx.entrypoint, *hydra_flags(ctx), *ctx.child_overrides(launcher="local")]
         env = {SUPERVISED_ENV: "1"}  # job.json names this parent, not a rank
+        env.update(launch_env(self.name, ctx))  # each rank's lineage names this launch (aegis.training.lineage)
         if "OMP_NUM_THREADS" not in os.environ:
             env["OMP_NUM_THREADS"] = str(threads_per_process(cfg.launcher.nproc_per_node))
         world = cfg.launcher.nproc_per_node * cfg.launcher.nnodes
