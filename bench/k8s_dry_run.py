@@ -1,6 +1,6 @@
 """Wall time of a Kubernetes dry run against composing the same config with Hydra alone.
 
-    python bench/k8s_dry_run.py [--repeats 7] [--launcher pytorchjob|trainjob|k8s-job]
+    python bench/k8s_dry_run.py [--repeats 7] [--launcher pytorchjob|trainjob|k8s-job|rayjob]
 
 Both sides are fresh interpreters (what a user waits for): the baseline imports Hydra,
 registers Aegis's schemas and composes ``conf/`` with ``initialize_config_dir`` +
@@ -27,7 +27,11 @@ OVERRIDES = {
     "pytorchjob": ["strategy=ddp", "launcher=pytorchjob", IMAGE],
     "trainjob": ["strategy=ddp", "launcher=trainjob", "launcher.nodes=2", "launcher.nproc_per_node=2", IMAGE],
     "k8s-job": ["launcher=k8s-job", IMAGE],
+    # A search (its space kept in conf/search/digits_mlp.yaml, so Hydra's compose can take it).
+    "rayjob": ["search=digits_mlp", "launcher=rayjob", "launcher.workers=2", IMAGE],
 }
+# The empty app must not run the search: Hydra's basic sweeper runs it once instead.
+FLOOR_EXTRA = {"rayjob": ["hydra/sweeper=basic"]}
 BASELINE = """
 from hydra import compose, initialize_config_dir
 from aegis.cli import prepare
@@ -71,7 +75,7 @@ def main() -> int:
         base = [sys.executable, "-c", BASELINE.format(conf=str(ROOT / "conf"), overrides=overrides)]
         floor_app = Path(tmp) / "floor_app.py"
         floor_app.write_text(FLOOR)
-        floor = [sys.executable, str(floor_app), *overrides]
+        floor = [sys.executable, str(floor_app), *overrides, *FLOOR_EXTRA.get(args.launcher, [])]
         for argv in (dry, base, floor):  # warm the page cache and .pyc files
             timed(argv, env, tmp)
         dry_s, base_s, floor_s = [], [], []
