@@ -41,7 +41,7 @@ def test_child_overrides_keep_hydra_keys_other_than_the_run_dir():
 def test_torchrun_renders_a_standalone_gang_on_one_node(compose):
     cfg = compose("strategy=ddp", "launcher=torchrun", "launcher.nproc_per_node=3", "trainer=smoke")
     plan = get_launcher("torchrun").render(cfg, _ctx("strategy=ddp", "launcher=torchrun", "trainer=smoke"))
-    assert plan.argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert plan.argv[:3] == [sys.executable, "-m", "aegis.launch.elastic"]  # torchrun, recording failures
     assert "--standalone" in plan.argv and "--nproc-per-node=3" in plan.argv
     entry = plan.argv.index("/repo/train.py")
     assert plan.argv[entry + 1:] == [

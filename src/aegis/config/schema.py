@@ -332,6 +332,8 @@ class TrainConfig:
     launcher: Any = MISSING
     logger: Any = MISSING
     paths: Any = MISSING
+    # A failure on purpose (the ``fault`` group, aegis.config.faults): none unless asked for.
+    fault: Any = MISSING
     # Extra Lightning callbacks by name, each a ``_target_`` node (the ``callbacks`` group),
     # built after Aegis's own, which are always on (see conf/callbacks/default.yaml).
     callbacks: Dict[str, Any] = field(default_factory=dict)
@@ -373,8 +375,10 @@ def register_configs() -> None:
     """Register every schema in Hydra's ConfigStore (call before composing)."""
     from hydra.core.config_store import ConfigStore
 
+    from aegis.config.faults import SCHEMAS as FAULT_SCHEMAS
     from aegis.launch import schemas as launcher_schemas  # each launcher's folder holds its own
 
     store = ConfigStore.instance()
-    for group, name, node in SCHEMAS + [("launcher", option, schema) for option, schema in launcher_schemas()]:
+    launchers = [("launcher", option, schema) for option, schema in launcher_schemas()]
+    for group, name, node in SCHEMAS + FAULT_SCHEMAS + launchers:
         store.store(group=group, name=name, node=node, provider="aegis")

@@ -30,6 +30,7 @@ from aegis import secrets
 from aegis.config import host, names
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.metrics import not_logged
+from aegis.config.faults import check as check_fault
 from aegis.config.schema import TrainConfig
 from aegis.config.signature import HYDRA_KEYS, static_signature
 from aegis.config.signature import target_problem as static_target_problem
@@ -654,6 +655,7 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
         found.run(check, cfg, found)
     found.run(_check_tracking, cfg, found)
     found.run(_check_host, cfg, found)
+    found.run(check_fault, cfg, found)  # fault.rank within the gang
     if not unresolved and not found.covers("launcher"):
         found.run(launcher.check, cfg, found)  # the launcher's own rules, from its folder
     found.run(secrets.check_values, cfg, found)  # last: the named checks above say it better for their keys

@@ -14,6 +14,12 @@ turns torchrun's 1 back into what the ranks said (``gang_exit_code``):
 ``python -m aegis.launch.gang CMD...`` is that supervisor inside a pod: the image's
 init (tini) signals it, it forwards SIGTERM/SIGINT to ``CMD`` (torchrun) and exits with
 the gang's code. The local torchrun launcher uses the same rule. No torch import.
+
+When the gang failed (or a restart recovered from a failure), the supervisor also says
+which rank and why (``aegis.launch.triage``): torchrun runs as ``aegis.launch.elastic``,
+which records each failed attempt, each rank leaves its own account (``note_failure``),
+and the one :class:`~aegis.failure.Failure` goes to the terminal, the run dir's
+``summary.json`` and the MLflow run (``aegis.launch.failure_report``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+
+if TYPE_CHECKING:
+    from aegis.failure import Failure
 
 NOTES_ENV = "AEGIS_GANG_NOTES"
 PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM: retryable under restartPolicy ExitCode
@@ -76,6 +85,42 @@ def note_exit(rank: int, exit_code: int, status: str) -> None:
     _write_note(rank, exit_code, status)
 
 
+def _restart() -> int:
+    """torchrun's restart count of this attempt (0: the first)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def note_failure(rank: int, failure: "Failure") -> None:
+    """This rank's own account of its failure (an ``aegis.failure.Failure``), per attempt."""
+    folder = os.environ.get(NOTES_ENV)
+    if not folder:
+        return
+    path = Path(folder) / f"failure-{_restart()}-rank-{rank}.json"
+    try:
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(failure.as_dict()))
+        os.replace(temp, path)
+    except OSError:
+        pass
+
+
+def read_failures(folder: Path) -> dict[int, dict[int, "Failure"]]:
+    """The ranks' own failures, by torchrun restart count, then rank."""
+    from aegis.failure import Failure
+
+    found: dict[int, dict[int, Failure]] = {}
+    for path in folder.glob("failure-*-rank-*.json"):
+        try:
+            _, restart, _, rank = path.stem.split("-")
+            found.setdefault(int(restart), {})[int(rank)] = Failure.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+    return found
+
+
 def read_notes(folder: Path) -> list[RankNote]:
     notes = []
     for path in folder.glob("rank-*.json"):
@@ -120,8 +165,10 @@ class Supervisor:
     report the gang's exit code."""
 
     def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None, *,
-                 forward_sigint: bool = True) -> None:
+                 forward_sigint: bool = True, run_dir: Optional[Path] = None) -> None:
         self.notes_dir = Path(tempfile.mkdtemp(prefix="aegis-gang-"))
+        self.run_dir = run_dir  # where the failure is recorded; None: the terminal only
+        self.first_attempt = _next_attempt(run_dir)  # summary.json's number of torchrun's first attempt
         self.argv = list(argv)
         base = dict(env if env is not None else os.environ)
         # torchrun SIGKILLs its ranks 30 s after passing a SIGTERM on, whatever the pod's
@@ -158,9 +205,43 @@ class Supervisor:
         try:
             code = self.process.wait()
             notes = read_notes(self.notes_dir)
+            exit_code = gang_exit_code(code, notes, self.signalled)
+            self._triage(exit_code, notes)
         finally:
             self._cleanup()
-        return gang_exit_code(code, notes, self.signalled)
+        return exit_code
+
+    def _triage(self, exit_code: int, notes: list[RankNote]) -> None:
+        """Which rank failed and why, for this failed gang and each failure a restart
+        recovered from; delivered by ``aegis.launch.failure_report``. Never raises: the
+        exit code is what counts."""
+        try:
+            from aegis.launch.elastic import read_attempts
+            from aegis.launch.failure_report import report
+            from aegis.launch.triage import gang_failure
+
+            attempts, own = read_attempts(self.notes_dir), read_failures(self.notes_dir)
+            failed = exit_code != 0 and not (self.signalled and exit_code == PREEMPTED_EXIT_CODE)
+            last = max([*attempts, *own, 0]) if failed else None
+            restarts = {}
+            for restart in sorted(set(attempts) | set(own)):
+                if restart != last:
+                    why = gang_failure(attempts.get(restart, {}).get("failures", []), own.get(restart, {}),
+                                       run_dir=self.run_dir)
+                    if why is not None:
+                        restarts[restart] = why
+            failure = None
+            if failed:
+                failure = gang_failure(attempts.get(last, {}).get("failures", []), own.get(last, {}), notes,
+                                       run_dir=self.run_dir)
+                if failure is None:
+                    from aegis.failure import Failure, signal_of_exit
+
+                    failure = Failure(f"the gang's launcher exited with code {exit_code} before any rank "
+                                      "recorded how it ended", exit_code=exit_code, signal=signal_of_exit(exit_code))
+            report(failure, self.run_dir, first_attempt=self.first_attempt, restarts=restarts)
+        except Exception as exc:  # a report that fails must not change the gang's exit code
+            print(f"aegis: could not say why the gang failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def _cleanup(self) -> None:
         for signum, handler in self._previous.items():
@@ -174,6 +255,23 @@ class Supervisor:
             pass
 
 
+def _next_attempt(run_dir: Optional[Path]) -> int:
+    """The attempt number the run dir's next attempt gets in ``summary.json``."""
+    try:
+        record = json.loads((run_dir / "summary.json").read_text()) if run_dir is not None else {}
+    except (OSError, ValueError):
+        record = {}
+    return len(record.get("attempts") or []) + 1 if isinstance(record, dict) else 1
+
+
+def _run_dir_of(args: Sequence[str]) -> Optional[Path]:
+    """The run dir a pod's command pins (``hydra.run.dir=...``, as every launcher passes it)."""
+    for arg in args:
+        if arg.startswith("hydra.run.dir="):
+            return Path(arg.split("=", 1)[1].strip("'\""))
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--"]:
@@ -182,8 +280,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("usage: python -m aegis.launch.gang [--] COMMAND [ARGS...]  (e.g. torchrun train.py ...)",
               file=sys.stderr)
         return 2
+    if args[0] == "torchrun":  # the same torchrun, recording how each rank ended (aegis.launch.elastic)
+        args = [sys.executable, "-m", "aegis.launch.elastic", *args[1:]]
     try:
-        supervisor = Supervisor(args).start()
+        supervisor = Supervisor(args, run_dir=_run_dir_of(args)).start()
     except OSError as exc:
         print(f"Error: cannot start {args[0]!r}: {exc.strerror or exc}.", file=sys.stderr)
         return 127

@@ -26,7 +26,7 @@ log = logging.getLogger("aegis.training")
 SUMMARY_FILE = "summary.json"
 # Kept per attempt under "attempts"; the full record of the run is the top level.
 _ATTEMPT_KEYS = ("attempt", "status", "started_at", "finished_at", "host", "pid", "resumed_from",
-                 "resume_fallback", "epochs_completed", "global_step", "error", "cause")
+                 "resume_fallback", "epochs_completed", "global_step", "error", "cause", "failure")
 
 
 class RunRecord:

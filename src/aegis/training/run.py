@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
 import time
 import warnings
@@ -237,10 +238,11 @@ class _Attempt:
         self.timing = timing = StepTiming()
         self.snapshot = MetricsSnapshot()
         from aegis.training.components import build_callbacks  # the `callbacks` group: after Aegis's own
+        from aegis.training.faults import fault_callbacks  # fault=...: a failure on purpose, off by default
 
         trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
                                         checkpointing, last, preemption, timing, *callbacks,
-                                        *build_callbacks(cfg.get("callbacks"))]
+                                        *build_callbacks(cfg.get("callbacks")), *fault_callbacks(cfg, run_dir)]
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
             trainer_callbacks.append(EpochLines())
@@ -349,7 +351,7 @@ class _Attempt:
             # signal codes restarts the gang, which resumes from last.ckpt.
             cause = failure_cause(exc)
             self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, retryable=True,
-                        metrics=metrics)
+                        metrics=metrics, failure=self._failure(exc, cause, PREEMPTED_EXIT_CODE))
             log.error("Run stopped: %s; exiting %d (retryable): the restarted gang resumes from last.ckpt.",
                       cause, PREEMPTED_EXIT_CODE)
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
@@ -358,12 +360,32 @@ class _Attempt:
             self._write("stopped", metrics=metrics)
             raise exc
         cause = failure_cause(exc)
-        self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, metrics=metrics)
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, metrics=metrics,
+                    failure=self._failure(exc, cause, code))
         if _explained(exc):
             if self.rank_zero:
                 log.error("Run failed: %s Record: %s", cause if cause.endswith(".") else f"{cause}.", self.record.path)
             return Outcome(1, dict(self.record.current))
         raise exc
+
+    def _failure(self, exc: BaseException, cause: str, exit_code: int) -> dict[str, Any]:
+        """This rank's account of its failure, also left for torchrun and the gang's supervisor
+        (aegis.training.rank_failure); a run with no supervisor tags its MLflow run itself."""
+        from aegis.config.resolvers import in_torchrun_gang
+        from aegis.launch.gang import NOTES_ENV, note_failure
+        from aegis.training.rank_failure import failure_of, write_error_file
+
+        rank = global_rank() if in_torchrun_gang() else None
+        failure = failure_of(exc, cause, rank, exit_code)
+        write_error_file(exc, failure)
+        if rank is not None:
+            note_failure(rank, failure)
+        if self.rank_zero and not os.environ.get(NOTES_ENV):
+            from aegis.launch.failure_report import tag_run
+
+            tag_run(self.ctx.run_dir, failure)
+        return failure.as_dict()
 
 
 def _explained(exc: BaseException) -> bool:
@@ -383,6 +405,10 @@ def failure_cause(exc: BaseException) -> str:
         inner = inner.__cause__ or inner.__context__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if _is_peer_failure(exc):
+        from aegis.training.rank_failure import is_collective_timeout
+
+        if is_collective_timeout(text):
+            return f"a collective timed out waiting for another rank of the gang (this rank saw: {text})"
         return f"another rank of the gang stopped (this rank saw: {text})"
     if isinstance(exc, SystemExit):
         return f"exited with code {exc.code}"
@@ -390,9 +416,12 @@ def failure_cause(exc: BaseException) -> str:
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
+    from aegis.training.rank_failure import is_collective_timeout
+
     words = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted",
              "DistNetworkError", "DistBackendError")
-    return any(w in f"{type(exc).__name__}: {exc}" for w in words)
+    text = f"{type(exc).__name__}: {exc}"
+    return any(w in text for w in words) or is_collective_timeout(text)
 
 
 def _load_best(cls: type, path: str, fallback: Any) -> Any:

@@ -68,9 +68,31 @@ class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
         except BaseException as exc:
             code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
             note_exit(rank, code, "crashed" if code else "stopped")
+            if code and not isinstance(exc, KeyboardInterrupt) and self._report(rendered.ctx.run_dir, rank):
+                return code  # the traceback, then the one paragraph: the last thing the user reads
             raise
         note_exit(rank, outcome.exit_code, str(outcome.summary.get("status", "")))
         return outcome.exit_code
+
+    @staticmethod
+    def _report(run_dir: Path, rank: int) -> bool:
+        """A run on its own (no gang supervisor to do it): its traceback, then the failure's
+        paragraph as the run recorded it in summary.json. False when there is none."""
+        from aegis.failure import Failure
+        from aegis.launch.failure_report import print_paragraph
+        from aegis.training.files import read_json
+
+        if rank != 0 or os.environ.get(SUPERVISED_ENV):
+            return False
+        attempts = (read_json(run_dir / "summary.json") or {}).get("attempts") or [{}]
+        failure = attempts[-1].get("failure")
+        if not isinstance(failure, dict):
+            return False
+        import traceback
+
+        traceback.print_exc()
+        print_paragraph(Failure.from_dict(failure))
+        return True
 
     def follow(self, handle: int) -> int:
         return handle

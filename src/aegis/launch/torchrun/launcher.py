@@ -65,7 +65,8 @@ class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, Supervisor]):
         check(cfg, found)
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> ProcessPlan:
-        argv = [sys.executable, "-m", "torch.distributed.run", *torchrun_flags(cfg.launcher)]
+        # torchrun itself, recording how each rank ended for the supervisor (aegis.launch.elastic)
+        argv = [sys.executable, "-m", "aegis.launch.elastic", *torchrun_flags(cfg.launcher)]
         argv += [ctx.entrypoint, *hydra_flags(ctx), *ctx.child_overrides(launcher="local")]
         env = {SUPERVISED_ENV: "1"}  # job.json names this parent, not a rank
         env.update(launch_env(self.name, ctx))  # each rank's lineage names this launch (aegis.training.lineage)
@@ -82,7 +83,8 @@ class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, Supervisor]):
             claim_run_dir(self.name, rendered.run_dir, str(rendered.run_id), os.getpid())  # cancel signals this parent
         # SIGTERM (preemption) goes on to torchrun, which stops its workers gracefully; a
         # terminal's Ctrl-C already reaches torchrun through the process group.
-        return Supervisor(rendered.argv, {**os.environ, **rendered.env}, forward_sigint=False).start()
+        return Supervisor(rendered.argv, {**os.environ, **rendered.env}, forward_sigint=False,
+                          run_dir=rendered.run_dir).start()
 
     def follow(self, gang: Supervisor) -> int:
         return gang.wait()
