@@ -14,7 +14,7 @@ $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[dev,tune,k8s,ui,s3]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tune,k8s,ui,s3,metrics]'
 	touch $(READY)
 
 setup: $(READY)

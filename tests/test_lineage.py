@@ -359,3 +359,17 @@ def test_a_torchrun_gang_run_is_tracked_with_its_launch_and_shown(tmp_path):
                            capture_output=True, text=True, cwd=REPO)
     assert shown.returncode == 0, shown.stderr
     assert "launcher torchrun, world size 2" in shown.stdout and "python train.py strategy=ddp" in shown.stdout
+
+
+def test_system_metrics_are_logged_to_the_run_by_mlflows_monitor(train_run, monkeypatch):
+    pytest.importorskip("psutil")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    outcome, _ = train_run("trainer=smoke", "trainer.max_epochs=3", "logger.register_model=false",
+                           "logger.log_checkpoint=false", "logger.system_metrics=true")
+    tracking = outcome.summary["tracking"]
+    run = MlflowClient(tracking["tracking_uri"]).get_run(tracking["run_id"])
+    assert "system/cpu_utilization_percentage" in run.data.metrics
+    assert "system/system_memory_usage_megabytes" in run.data.metrics
+    assert run.info.status == "FINISHED"
