@@ -216,12 +216,11 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
              ", ".join(f"{k}={d.source}" for k, d in space.dims.items()), sweep_dir)
     trials, budget = search.run(job, settings, sweep_dir, int(config.trainer.max_epochs))
 
-    for trial in sorted(trials, key=lambda t: t.number):
-        value = trial.best(settings.mode)
-        shown = "crashed: " + trial.error if trial.error else f"{settings.metric}={value:.4f}" if value is not None \
-            else "no result"
-        log.info("trial %d (%s) %s  %s", trial.number, trial.trial_id, shown,
-                 " ".join(f"{k}={results.format_value(v)}" for k, v in trial.params.items()))
+    from aegis.tune.console import final_table
+
+    lines = final_table(trials, list(space.dims), settings.metric, settings.mode, int(config.trainer.max_epochs),
+                        asha=settings.scheduler == "asha")
+    print("\n".join(lines), flush=True)
     best = results.pick_best(trials, settings.mode)
     record = None
     files = []

@@ -69,6 +69,9 @@ class RayTuneSweeperConf:
     params: Dict[str, Any] = field(default_factory=dict)
     # Write a PNG of every trial's metric per epoch into the sweep dir.
     plot: bool = True
+    # Workers' logs and Ray's own messages on the terminal too (the logs are always in each
+    # trial's train.log); the live table and the final table stay.
+    verbose: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="ray_tune", node=RayTuneSweeperConf, provider="aegis")

@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 from typing import Any, Optional
 
+from aegis.tune import console
 from aegis.tune.results import TrialRecord
 from aegis.tune.settings import Settings
 from aegis.tune.trial import TrialJob, run_trial, trial_number
@@ -96,11 +97,14 @@ def start_ray(s: Settings) -> None:
     import ray
 
     env = {"RAY_CHDIR_TO_TRIAL_DIR": "0"}  # trials resolve paths as the driver does
+    # Workers' logs stay in the trials' train.log (Hydra's job logging in each run dir), off
+    # the terminal; hydra.sweeper.verbose=true shows them there too, with Ray's own messages.
+    quiet = {"log_to_driver": s.verbose, "logging_level": logging.INFO if s.verbose else logging.ERROR}
     if s.address is None:
         os.environ.update(env)  # the local Ray's workers inherit this process's environment
-        ray.init(num_cpus=s.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=True)
+        ray.init(num_cpus=s.num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
     else:
-        ray.init(address=s.address, runtime_env={"env_vars": env}, log_to_driver=True)
+        ray.init(address=s.address, runtime_env={"env_vars": env}, **quiet)
 
 
 def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[list[TrialRecord], FailureBudget]:
@@ -108,6 +112,9 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
     from ray import tune
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray Tune's new-style output ignores a progress_reporter; the legacy path calls ours
+    # (aegis.tune.console) and prints nothing else at verbose=1.
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard files nobody asked for
     budget = FailureBudget(s.max_failures)
     start_ray(s)
@@ -118,14 +125,16 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
             tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
         else:
-            reporter = tune.CLIReporter(metric_columns=[s.metric, "epoch"], parameter_columns=list(job.space.dims),
-                                        max_report_frequency=15, sort_by_metric=True)
+            reporter = console.make_reporter(list(job.space.dims), s.metric, s.mode, s.num_samples, max_epochs,
+                                             asha=s.scheduler == "asha")
             tuner = tune.Tuner(
                 trainable,
                 param_space=job.space.to_ray(),
                 tune_config=tune.TuneConfig(
                     metric=s.metric, mode=s.mode, num_samples=s.num_samples, scheduler=_scheduler(s, max_epochs),
-                    search_alg=_search_alg(s), max_concurrent_trials=s.max_concurrent_trials,
+                    search_alg=_search_alg(s),
+                    # BasicVariantGenerator limits itself (_search_alg); Ray wants the limit only for a Searcher.
+                    max_concurrent_trials=None if s.search_alg == "random" else s.max_concurrent_trials,
                     reuse_actors=True,  # a worker imports torch once, not once per trial
                 ),
                 run_config=tune.RunConfig(

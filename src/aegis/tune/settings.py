@@ -38,6 +38,7 @@ class Settings:
     seed: Optional[int]
     resume: bool
     plot: bool
+    verbose: bool = False
 
 
 def _fail(key: str, value: Any, expected: str) -> str:
@@ -56,6 +57,7 @@ def read(raw: Mapping[str, Any]) -> Settings:
         cpu=resources.get("cpu", 1.0), gpu=resources.get("gpu", 0.0), max_failures=raw["max_failures"],
         address=raw.get("address"), num_cpus=raw.get("num_cpus"), seed=raw.get("seed"),
         resume=bool(raw.get("resume")), plot=bool(raw.get("plot", True)),
+        verbose=bool(raw.get("verbose", False)),
     )
 
 
