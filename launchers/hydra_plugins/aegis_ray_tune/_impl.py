@@ -233,7 +233,10 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         log.info("Reproduce it: %s", record["command"])
         log.info("Written: %s", sweep_dir / results.BEST_FILE)
     if settings.plot and any(t.history for t in trials):
-        files.append(results.write_plot(sweep_dir, trials, settings.metric, best))
+        from aegis.tune.plot import write_plot
+
+        files.append(write_plot(sweep_dir, trials, settings.metric, settings.mode, list(space.dims),
+                                int(config.trainer.max_epochs)))
         log.info("Written: %s", files[-1])
     failed = [t for t in trials if t.error]
     if parent:

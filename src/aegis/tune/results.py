@@ -1,9 +1,8 @@
-"""What a person takes away from a search: the best trial and how to rerun it, and a plot.
+"""What a person takes away from a search: the best trial and how to rerun it.
 
 ``best.yaml`` carries the best trial's metric, its overrides, the exact
 ``python train.py ...`` command that reproduces it as a single run, and its whole
-resolved config. ``trials.png`` draws every trial's metric per epoch, so early-stopped
-trials show where ASHA cut them.
+resolved config. (The picture, ``trials.png``, is ``aegis.tune.plot``'s.)
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import yaml
 from aegis.tune.space import SearchSpace, format_value
 
 BEST_FILE = "best.yaml"
-PLOT_FILE = "trials.png"
 # Overrides that belong to the search, not to the run it found: the search's own group
 # (rerunning a trial must not start another search) and run_id (it names the search).
 SEARCH_ONLY_KEYS = ("search", "run_id")
@@ -104,32 +102,3 @@ def write_best(sweep_dir: Path, best: TrialRecord, space: SearchSpace, metric: s
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def write_plot(sweep_dir: Path, trials: Sequence[TrialRecord], metric: str, best: Optional[TrialRecord]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for trial in sorted(trials, key=lambda t: t.number):
-        if not trial.history:
-            continue
-        epochs, values = zip(*trial.history)
-        is_best = best is not None and trial.trial_id == best.trial_id
-        ax.plot(epochs, values, marker="o", markersize=3, linewidth=2.5 if is_best else 1.0,
-                label=f"trial {trial.number}" + (" (best)" if is_best else ""))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per epoch, {len(trials)} trials")
-    ax.grid(alpha=0.3)
-    if len(trials) <= 20:
-        ax.legend(fontsize="small")
-    path = sweep_dir / PLOT_FILE
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
