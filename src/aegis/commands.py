@@ -114,7 +114,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             lines.append((key.replace("_", " "), str(status.details[key])))
     for label, value in lines:
         print(f"{label:<18}{value}")
+    _print_failure(status)
     return 0
+
+
+def _print_failure(status: JobStatus, out=None) -> None:
+    """The failure's paragraph (``aegis.failure.Failure``) when the launcher found one: which
+    rank or pod, why, its last log lines."""
+    if status.details.get("failure"):
+        from aegis.failure import Failure
+
+        print(Failure.from_dict(status.details["failure"]).paragraph(), file=out or sys.stdout)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -132,6 +142,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 0
     status = launcher.status(ref)
     print(f"run {ref.run_id} {status.state.value}" + (f": {status.reason}" if status.reason else ""), file=sys.stderr)
+    _print_failure(status, sys.stderr)
     return job_exit_code(status)
 
 

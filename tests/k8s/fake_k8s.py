@@ -166,13 +166,21 @@ class FakeCluster:
         del self.pods[(ns, name)]
         self._notify()
 
-    def add_pod(self, name: str, labels: dict, container: str, ns: str = "default") -> dict:
+    def add_pod(self, name: str, labels: dict, container: str, ns: str = "default", *, image: str = "x",
+                env: Optional[dict] = None, memory_limit: Optional[str] = None) -> dict:
+        """A pod as its controller creates it; ``env`` and ``memory_limit`` as its template had them
+        (plus what the controller injects, e.g. the Training Operator's ``PET_*``)."""
+        spec_container: dict = {"name": container, "image": image}
+        if env:
+            spec_container["env"] = [{"name": k, "value": str(v)} for k, v in env.items()]
+        if memory_limit:
+            spec_container["resources"] = {"limits": {"memory": memory_limit}, "requests": {"memory": memory_limit}}
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "labels": labels,
                             "creationTimestamp": _now()},
-               "spec": {"containers": [{"name": container, "image": "x"}]},
+               "spec": {"containers": [spec_container]},
                "status": {"phase": "Pending", "containerStatuses": [
-                   {"name": container, "ready": False, "restartCount": 0, "image": "x", "imageID": "",
+                   {"name": container, "ready": False, "restartCount": 0, "image": image, "imageID": "",
                     "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
         self._touch(pod)
         self.pods[(ns, name)] = pod
@@ -190,6 +198,14 @@ class FakeCluster:
             cs["lastState"] = last_state
         if phase:
             p["status"]["phase"] = phase
+        self._touch(p)
+        self._notify()
+
+    def pod_status(self, pod: str, ns: str = "default", **fields: Any) -> None:
+        """Set fields of a pod's status (phase, reason, message, conditions), as the kubelet and
+        the scheduler do: ``reason="Evicted"``, a ``PodScheduled`` condition that is False."""
+        p = self.pods[(ns, pod)]
+        p["status"].update(fields)
         self._touch(p)
         self._notify()
 
@@ -423,11 +439,19 @@ class _Handler(BaseHTTPRequestHandler):
         if p is None:
             return self._send(404, _status(404, "NotFound", f'pods "{pod}" not found', {"name": pod, "kind": "pods"}))
         cs = p["status"]["containerStatuses"][0]
+        if q.get("previous", "").lower() == "true":  # the start before the current one, as it ended
+            if not cs["restartCount"]:
+                return self._send(400, _status(400, "BadRequest", f'previous terminated container "{cs["name"]}" '
+                                               f'in pod "{pod}" not found'))
+            lines = fake.logs.get((pod, cs["restartCount"] - 1), [])
+            return self._send_lines(lines[-int(q["tailLines"]):] if "tailLines" in q else lines)
         if "waiting" in cs["state"]:
             return self._send(400, _status(400, "BadRequest",
                                            f'container "{cs["name"]}" in pod "{pod}" is waiting to start'))
         start = cs["restartCount"]
         key = (pod, start)
+        if "tailLines" in q and q.get("follow", "").lower() != "true":
+            return self._send_lines(fake.logs.get(key, [])[-int(q["tailLines"]):])
         self._begin_stream("text/plain")
         sent = 0
         try:
@@ -447,6 +471,12 @@ class _Handler(BaseHTTPRequestHandler):
                     fake._changed.wait(0.2)
         except (BrokenPipeError, ConnectionResetError):
             return
+
+    def _send_lines(self, lines: list[str]) -> None:
+        self._begin_stream("text/plain")
+        for line in lines:
+            self._chunk((line + "\n").encode())
+        self._end_stream()
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -265,11 +265,17 @@ class Cluster:
         return out
 
     def stream_logs(self, pod: str, namespace: str, container: str, *, follow: bool = True,
-                    since_seconds: Optional[int] = None) -> Iterator[str]:
-        """Lines of a container's log; with ``follow``, until the container stops."""
+                    since_seconds: Optional[int] = None, previous: bool = False,
+                    tail_lines: Optional[int] = None) -> Iterator[str]:
+        """Lines of a container's log; with ``follow``, until the container stops; ``previous``:
+        of its start before the current one; ``tail_lines``: only the last so many."""
         kw: dict[str, Any] = {"container": container, "follow": follow, "_preload_content": False}
         if since_seconds is not None:
             kw["since_seconds"] = since_seconds
+        if previous:
+            kw["previous"] = True
+        if tail_lines is not None:
+            kw["tail_lines"] = tail_lines
         where = dict(action="read logs of", kind="Pod", name=pod, namespace=namespace)
         response = self._call(self.core.read_namespaced_pod_log, pod, namespace, **where, **kw)
         buffer = b""

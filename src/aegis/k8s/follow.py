@@ -5,12 +5,20 @@ thread streams the primary replica's logs (the Job's pod, the PyTorchJob's maste
 through Pending, restarts and retried pods; warnings that explain a stall
 (FailedScheduling, ImagePullBackOff, OOMKilled, ...) are printed as they appear.
 Training logs go to stdout, Aegis's own lines to stderr. Nothing here names a kind.
+
+A failed job ends with the triage paragraph (``aegis.k8s.triage``: which pod and rank,
+why, its last log lines). A job that has not started after ``launcher.pending_timeout_s``
+(a pod unschedulable, an image that cannot be pulled, a volume that cannot be mounted,
+or nothing said at all) stops being followed with exit code 1 and a line that says why
+and how to follow again or cancel: the job itself is left in place, since a node may yet
+be added and only the user knows whether to wait.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -19,10 +27,12 @@ from aegis.k8s import kueue
 from aegis.k8s.client import Cluster, ClusterError
 from aegis.k8s.kinds import Kind
 from aegis.k8s.logs import ContainerLogs
-from aegis.k8s.status import STALLED, exit_code, phrase
+from aegis.k8s.status import STALLED, exit_code, job_status, phrase
 from aegis.launch.lifecycle import CANCEL_FILE, State
 
 CANCELLED_EXIT_CODE = 143  # as a cancelled local run: 128 + SIGTERM
+NOT_STARTED_EXIT_CODE = 1  # stopped following a job that did not start within launcher.pending_timeout_s
+_NOT_STARTED = object()  # what the watch returns when it stops waiting for a job to start
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,10 @@ class Target:
 
 class Follower:
     def __init__(self, cluster: Cluster, target: Target, *, poll_s: float = 2.0,
-                 out: Optional[TextIO] = None, err: Optional[TextIO] = None, prefix: str = ""):
+                 out: Optional[TextIO] = None, err: Optional[TextIO] = None, prefix: str = "",
+                 pending_timeout_s: Optional[float] = None):
         self.cluster, self.target, self.poll_s, self.prefix = cluster, target, poll_s, prefix
+        self.pending_timeout_s = pending_timeout_s  # None: wait for the job to start for ever
         self.out, self.err = out or sys.stdout, err or sys.stderr
         self._finished = threading.Event()  # the object reached a terminal condition
         self._stop = threading.Event()  # stop streaming now (interrupt)
@@ -66,6 +78,9 @@ class Follower:
         self._queued = False  # suspended: held by its queue
         self._queued_since: Optional[str] = None  # since when
         self._admitted = False  # seen unsuspended once: a later suspension is a preemption
+        self._obj: Optional[dict[str, Any]] = None  # the object as last watched
+        self._pending_since: Optional[float] = None  # when it was last seen not pending (monotonic)
+        self._not_started: Optional[str] = None  # why following stops before the job started
 
     def say(self, text: str) -> None:
         print(f"[k8s] {self.prefix}{text}", file=self.err, flush=True)
@@ -89,7 +104,7 @@ class Follower:
         with self._surfacing:
             self._surface_once()
 
-    def _surface_once(self) -> None:
+    def _surface_once(self) -> list[dict[str, Any]]:
         t = self.target
         pods = self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
         for pod in pods:
@@ -121,12 +136,40 @@ class Follower:
             self._seen.add(key)
             obj = event.get("involvedObject") or {}
             self.say(f"{event.get('reason')} {obj.get('kind', '').lower()}/{obj.get('name')}: {event.get('message')}")
+        return pods
+
+    def _check_started(self, pods: list[dict[str, Any]]) -> None:
+        """Give up waiting once the job has been pending (not queued: Kueue's wait is its own)
+        for ``pending_timeout_s``, with the reason a pod gives (``triage.explain``)."""
+        obj, t = self._obj, self.target
+        if self.pending_timeout_s is None or obj is None:
+            return
+        now = time.monotonic()
+        if job_status(t.kind, obj, pods).state is not State.pending:
+            self._pending_since = None
+            return
+        if self._pending_since is None:
+            self._pending_since = now
+        if now - self._pending_since < self.pending_timeout_s:
+            return
+        from aegis.k8s.triage import explain
+
+        found = explain(self.cluster, t.kind, obj, pods, failed=False)
+        waited = f"{self.pending_timeout_s:g} s"
+        if found is None:
+            why = "no pod has started and none says why (a large image still being pulled?)"
+        else:
+            why = f"{found.where()}: {found.cause}"
+        self._not_started = f"{t.what} has not started after {waited}: {why}"
 
     def _monitor(self) -> None:
         """Surface stalls while the watch waits and the logs stream (both block)."""
         try:
             while not self._finished.is_set() and not self._stop.is_set():
-                self._surface()
+                with self._surfacing:
+                    pods = self._surface_once()
+                    if self._not_started is None:
+                        self._check_started(pods)
                 self._stop.wait(self.poll_s)
         except BaseException as exc:  # reported by the main thread
             self._log_error = exc
@@ -150,8 +193,9 @@ class Follower:
             self._queued, self._admitted = False, True
         return line
 
-    def _watch_to_the_end(self) -> Optional[State]:
-        """The object's terminal state; None when it was deleted by ``aegis cancel``."""
+    def _watch_to_the_end(self) -> Any:
+        """The object's terminal state; None when it was deleted by ``aegis cancel``;
+        ``_NOT_STARTED`` when it has not started within ``pending_timeout_s``."""
         t = self.target
         last_phrase = None
         while True:
@@ -160,6 +204,7 @@ class Follower:
                     if t.cancel_requested():
                         return None
                     raise ClusterError(f"{t.what} was deleted before it finished.")
+                self._obj = obj
                 state, _ = t.kind.condition_state(obj)
                 terminal = state is not None and state.terminal
                 queue_line = None if terminal else self._queue_line(obj)
@@ -174,6 +219,8 @@ class Follower:
                     return state
             if self._log_error is not None:
                 raise self._log_error
+            if self._not_started is not None:
+                return _NOT_STARTED
 
     def run(self) -> int:
         t = self.target
@@ -190,13 +237,34 @@ class Follower:
         if state is None:
             self.say(f"{t.what} was cancelled (deleted on request)")
             return CANCELLED_EXIT_CODE
+        if state is _NOT_STARTED:
+            self.say(f"{self._not_started}.")
+            self.say(f"Stopped following; the job is left in place (it may still start): follow again: "
+                     f"{t.follow_again()}; cancel: {t.cancel_hint()}; launcher.pending_timeout_s=null waits "
+                     "for ever.")
+            return NOT_STARTED_EXIT_CODE
         self._surface()
         if state is State.succeeded:
             code = 0
         else:
-            code = exit_code(t.kind, self.cluster.pods(t.namespace, t.kind.pods_selector(t.name)))
+            pods = self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
+            code = self._report(pods) or exit_code(t.kind, pods)
         self.say(f"{t.what} {'succeeded' if code == 0 else f'failed (exit code {code})'}")
         return code
+
+    def _report(self, pods: list[dict[str, Any]]) -> Optional[int]:
+        """Print the failure's paragraph (which pod and rank, why, its last log lines); the
+        failing container's exit code, when it has one."""
+        from aegis.k8s.triage import explain
+
+        if self._obj is None:
+            return None
+        failure = explain(self.cluster, self.target.kind, self._obj, pods)
+        if failure is None:
+            return None
+        for line in failure.paragraph().splitlines():
+            self.say(line)
+        return failure.exit_code or None
 
     def interrupt(self) -> None:
         self._stop.set()

@@ -36,6 +36,9 @@ class Kind:
     # Where the object says it is suspended (a queue such as Kueue holds it, no pods run):
     # spec.suspend for a Job, TrainJob, RayJob; a kind that keeps it elsewhere names its path.
     suspend_field: tuple[str, ...] = ("spec", "suspend")
+    # A replica type's first node rank (torchrun's --node-rank): PyTorchJob's Master is node 0
+    # and Worker i is node i + 1. Empty: the pods carry no node rank (a Job's pod is one attempt).
+    node_rank_base: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def api_version(self) -> str:
@@ -64,6 +67,16 @@ class Kind:
             return f"{rtype.lower()}-{index}"
         prefix = f"{job_name}-"
         return pod_name[len(prefix):] if pod_name.startswith(prefix) else pod_name
+
+    def node_rank(self, pod: dict[str, Any]) -> Optional[int]:
+        """The pod's node rank in its gang, from its replica type and index labels; None when
+        the kind or the pod does not say."""
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        rtype = (labels.get(self.replica_type_label or "") or "").lower()
+        index = labels.get(self.replica_index_label or "")
+        if rtype not in self.node_rank_base or index is None or not str(index).isdigit():
+            return None
+        return self.node_rank_base[rtype] + int(index)
 
     def suspended(self, obj: dict[str, Any]) -> bool:
         """Whether the object is held (by Kueue, or by hand): its suspend flag, or a True

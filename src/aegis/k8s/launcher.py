@@ -154,7 +154,8 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
             multirun.defer(handle)
             print(f"[k8s] {target.what} will be followed with the rest of the sweep", file=sys.stderr)
             return 0
-        follower = Follower(handle.cluster, target, poll_s=float(plan.settings.get("poll_interval_s", 2.0)))
+        follower = Follower(handle.cluster, target, poll_s=float(plan.settings.get("poll_interval_s", 2.0)),
+                            pending_timeout_s=plan.settings.get("pending_timeout_s"))
         try:
             return follower.run()
         except KeyboardInterrupt:
@@ -218,11 +219,30 @@ def _status(cluster: "Cluster", kind: Kind, ref: JobRef) -> JobStatus:
     obj = _current(cluster, kind, ref)
     if obj is None:
         return _gone(ref, kind)
-    status = job_status(kind, obj, cluster.pods(ref.namespace, kind.pods_selector(ref.name)))
+    pods = cluster.pods(ref.namespace, kind.pods_selector(ref.name))
+    status = job_status(kind, obj, pods)
     if (obj.get("metadata") or {}).get("deletionTimestamp") and not status.state.terminal:
         gone = _gone(ref, kind, being_deleted=True)
         status.state, status.reason = gone.state, gone.reason
+    elif status.state in (State.failed, State.pending):
+        _triage(cluster, kind, obj, pods, status)
     return status
+
+
+def _triage(cluster: "Cluster", kind: Kind, obj: dict[str, Any], pods: list, status: JobStatus) -> None:
+    """A failed job's ``failure`` (``aegis.failure.Failure.as_dict``: pod, rank, cause, log tail)
+    in ``status.details``; a pending job's reason in the operator's words (``aegis.k8s.triage``)."""
+    from aegis.k8s.triage import explain
+
+    failed = status.state is State.failed
+    found = explain(cluster, kind, obj, pods, failed=failed)
+    if found is None:
+        return
+    if failed:
+        status.details["failure"] = found.as_dict()
+        status.exit_code = found.exit_code or status.exit_code  # the failing container's, as the follower's
+    else:
+        status.reason = f"{found.where()}: {found.cause}"
 
 
 def _gone(ref: JobRef, kind: Kind, being_deleted: bool = False) -> JobStatus:

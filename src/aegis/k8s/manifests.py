@@ -85,6 +85,7 @@ def plan(cfg: DictConfig, ctx: RunContext, kind: "Kind", name: str, spec: dict[s
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
-    keys = ("context", "dry_run", "server_dry_run", "wait", "cancel_on_interrupt", "poll_interval_s")
+    keys = ("context", "dry_run", "server_dry_run", "wait", "cancel_on_interrupt", "poll_interval_s",
+            "pending_timeout_s")
     return {k: pod.plain(cfg.launcher[k]) for k in keys}
 

@@ -57,6 +57,7 @@ def follow_all(handles: list[Any], out: Optional[Any] = None) -> int:
     for i, handle in enumerate(handles):
         plan = handle.plan
         follower = Follower(handle.cluster, handle.target(), poll_s=float(plan.settings.get("poll_interval_s", 2.0)),
+                            pending_timeout_s=plan.settings.get("pending_timeout_s"),
                             prefix=f"[{plan.name}] ")
         followers.append(follower)
         t = threading.Thread(target=one, args=(i, follower), daemon=True)

@@ -154,6 +154,10 @@ class K8sLauncherConfig(LauncherConfig):
     wait: bool = True  # follow status and logs to the end; false: print the name and return
     cancel_on_interrupt: bool = False  # Ctrl-C deletes the job instead of only detaching
     poll_interval_s: float = field(default=2.0, metadata=meta(c.greater_than(0)))
+    # Following stops (exit 1; the job is left in place) when no pod has started this long
+    # after the job stopped being queued, and says why (unschedulable, image pull, volume
+    # mount: aegis.k8s.triage); null: wait for ever.
+    pending_timeout_s: Optional[float] = field(default=600.0, metadata=meta(c.greater_than(0)))
 
 
 

@@ -15,6 +15,7 @@ PYTORCHJOB = Kind(
     conditions=(("Succeeded", State.succeeded), ("Failed", State.failed), ("Suspended", State.queued),
                 ("Restarting", State.running), ("Running", State.running), ("Created", State.pending)),
     suspend_field=("spec", "runPolicy", "suspend"),
+    node_rank_base={"master": 0, "worker": 1},
     missing_api_hint=(
         "install the Kubeflow Training Operator v1 (kubectl apply --server-side -k "
         "\"github.com/kubeflow/trainer.git/manifests/overlays/standalone?ref=v1.9.4\") or use launcher=k8s-job"

@@ -25,6 +25,7 @@ TRAINJOB = Kind(
     primary_labels={REPLICATED_JOB_LABEL: REPLICATED_JOB, INDEX_LABEL: "0"},
     replica_type_label=REPLICATED_JOB_LABEL,
     replica_index_label=INDEX_LABEL,
+    node_rank_base={REPLICATED_JOB: 0},  # the completion index is the node rank (PET_NODE_RANK)
     # The TrainJob's condition types (CRD v2.3.0): Complete and Failed end it; Suspended is
     # Kueue (or a user) holding it; Created means the JobSet exists and the pods tell the rest.
     conditions=(("Complete", State.succeeded), ("Failed", State.failed), ("Suspended", State.queued),
