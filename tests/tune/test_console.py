@@ -98,8 +98,10 @@ class Terminal(io.StringIO):
 
 def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere():
     pytest.importorskip("ray")
-    trials = [trial("abcde_00000", "RUNNING", {"model.lr": 0.1}, epoch=1, time_this_iter_s=2.0,
-                    **{"val/acc": 0.5})]
+    trials = [trial("abcde_00000", "RUNNING", {"model.lr": 0.1}, epoch=2, time_this_iter_s=2.0,
+                    **{"val/acc": 0.5}),
+              trial("abcde_00001", "RUNNING", {"model.lr": 0.2}, epoch=1, time_this_iter_s=40.0,
+                    **{"val/acc": 0.4})]
     out = io.StringIO()
     reporter = console.make_reporter(["model.lr"], "val/acc", "max", 4, 4, asha=True, stream=out, every_s=0)
     assert reporter.should_report(trials)
@@ -107,11 +109,12 @@ def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere
     assert not reporter.should_report(trials)  # nothing changed
     assert not reporter.should_report(trials, done=True)  # the final table says it
     text = out.getvalue()
-    assert text.startswith("Search 0/4 done, 1 running, 3 pending") and "\x1b[" not in text
-    assert "ETA ≤ 0:00:30" in text  # 3 + 3 * 4 epochs left at 2 s, one slot
+    assert text.startswith("Search 0/4 done, 2 running, 2 pending") and "\x1b[" not in text
+    # (2 + 3 + 2 * 4) epochs left at 2 s (the first epoch's 40 s paid the start-up), two at once
+    assert "ETA ≤ 0:00:13" in text
 
     tty = Terminal()
     reporter = console.make_reporter(["model.lr"], "val/acc", "max", 4, 4, asha=True, stream=tty, every_s=0)
     reporter.report(trials, False)
     reporter.report(trials, False)
-    assert tty.getvalue().count("\x1b[3F\x1b[J") == 1  # the second draw replaced the first one's 3 lines
+    assert tty.getvalue().count("\x1b[4F\x1b[J") == 1  # the second draw replaced the first one's 4 lines

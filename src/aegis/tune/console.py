@@ -272,8 +272,9 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
             timed = [((t.last_result or {}).get("epoch"), (t.last_result or {}).get("time_this_iter_s"))
                      for t in trials]
             timed = [(epoch, seconds) for epoch, seconds in timed if epoch and seconds]
-            # A first epoch also paid the trial's start-up (imports, data): later ones when there are.
-            per_epoch = [s for e, s in timed if e > 1] or [s for _, s in timed]
+            # A first epoch also paid its worker's start-up (torch, data: tens of seconds against
+            # an epoch's few), so the ETA waits for a later one.
+            per_epoch = [s for e, s in timed if e > 1]
             left = 0
             for row in rows:
                 if row.status in ("running", "pending", "paused") and row.max_epochs:
