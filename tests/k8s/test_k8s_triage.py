@@ -192,6 +192,9 @@ def test_the_follower_and_status_give_the_triage_and_the_exit_code(tmp_path, fak
     if expected_code != 1:
         assert f"Run failed: {where(launcher, pods)}: {cause}." in out
         assert f"{'exit code':<18}{expected_code}\n" in out
+        # Following it again from another terminal ends the same way.
+        assert aegis(["logs", str(tmp_path / "run"), "--follow"]) == expected_code
+        assert f"Run failed: {where(launcher, pods)}: {cause}." in capsys.readouterr().err
     else:
         assert f"{'reason':<18}{where(launcher, pods)}: {cause}\n" in out
 
@@ -247,6 +250,32 @@ def test_a_job_that_starts_late_is_followed_to_its_end(tmp_path, fake_cluster, c
     assert get_launcher("k8s-job").launch(cfg, context_for(cfg, overrides, tmp_path / "run")) == 0
     err = capsys.readouterr().err
     assert "has not started" not in err and "succeeded" in err
+
+
+def test_time_queued_by_kueue_is_not_time_pending(tmp_path, fake_cluster, capsys):
+    """Suspended by Kueue for longer than launcher.pending_timeout_s, then admitted: followed to the end."""
+    fake_cluster.kueue = True
+
+    def on_create(fake, plural, obj):
+        def life():
+            name = obj["metadata"]["name"]
+            time.sleep(2.5)
+            fake.suspend(plural, name, False)
+            [pod] = make_pods(fake, plural, obj)
+            fake.container_state(pod, {"running": {}}, phase="Running")
+            time.sleep(0.3)
+            fake.container_state(pod, ended("05", 0, "Completed"), phase="Succeeded")
+            fake.set_status(plural, name, {"conditions": [{"type": "Complete", "status": "True"}]})
+
+        fake.run(life)
+
+    fake_cluster.on_create = on_create
+    overrides = ("launcher=k8s-job", f"launcher.image={IMAGE}", "launcher.poll_interval_s=0.1",
+                 "launcher.pending_timeout_s=1", "launcher.queue=team-a")
+    cfg = compose_cfg(*overrides)
+    assert get_launcher("k8s-job").launch(cfg, context_for(cfg, overrides, tmp_path / "run")) == 0
+    err = capsys.readouterr().err
+    assert "queued in LocalQueue team-a" in err and "has not started" not in err and "succeeded" in err
 
 
 def test_pending_timeout_must_be_positive(tmp_path):
