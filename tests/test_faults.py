@@ -283,3 +283,63 @@ def test_the_supervisor_reports_what_the_gang_recorded(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == "Run failed: rank 1: ValueError: bad batch. (exit code 1)"
     record = json.loads((run_dir / "summary.json").read_text())
     assert record["failure"]["rank"] == 1 and record["failure"]["message"] == "bad batch"
+
+
+def test_torchrun_runs_unobserved_when_its_agent_cannot_be(monkeypatch, tmp_path):
+    # docs/internals.md: the agent hook is private; without it torchrun runs as it is
+    import torch.distributed.run as torchrun
+
+    from aegis.launch import elastic
+
+    ran = []
+    monkeypatch.setenv("AEGIS_GANG_NOTES", str(tmp_path))
+    monkeypatch.setattr(elastic, "_observe_agent", lambda folder: (_ for _ in ()).throw(AttributeError("moved")))
+    monkeypatch.setattr(torchrun, "main", lambda args: ran.append(args))
+    assert elastic.main(["--standalone", "train.py"]) == 0 and ran == [["--standalone", "train.py"]]
+
+
+def test_the_observed_agent_records_each_failed_attempt(monkeypatch, tmp_path):
+    import torch.distributed.launcher.api as launcher_api
+
+    from aegis.launch import elastic
+
+    failure = SimpleNamespace(local_rank=0, exitcode=-9, error_file="<N/A>", error_file_data={}, timestamp=5,
+                              signal_name=lambda: "SIGKILL")
+
+    class Agent:
+        _remaining_restarts = 0
+
+        def _monitor_workers(self, worker_group):
+            return SimpleNamespace(is_failed=lambda: True, failures={3: failure})
+
+    monkeypatch.setattr(launcher_api, "LocalElasticAgent", Agent)
+    elastic._observe_agent(tmp_path)
+    group = SimpleNamespace(spec=SimpleNamespace(max_restarts=1), group_rank=1)
+    launcher_api.LocalElasticAgent()._monitor_workers(group)
+    [(restart, attempt)] = elastic.read_attempts(tmp_path).items()
+    assert restart == 1 and attempt["failures"] == [{"rank": 3, "local_rank": 0, "exit_code": -9, "signal": "SIGKILL",
+                                                     "error_file_data": None, "timestamp": 5, "order": 0}]
+
+
+def test_a_pods_supervisor_runs_torchrun_observed_and_knows_the_run_dir(monkeypatch):
+    from pathlib import Path
+
+    from aegis.launch import gang
+
+    seen = {}
+
+    class Fake:
+        def __init__(self, argv, run_dir=None):
+            seen.update(argv=argv, run_dir=run_dir)
+
+        def start(self):
+            return self
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(gang, "Supervisor", Fake)
+    assert gang.main(["torchrun", "--nnodes=2", "train.py", "launcher=local", "hydra.run.dir=/outputs/r1"]) == 0
+    assert seen["argv"][:3] == [sys.executable, "-m", "aegis.launch.elastic"]
+    assert seen["argv"][3:] == ["--nnodes=2", "train.py", "launcher=local", "hydra.run.dir=/outputs/r1"]
+    assert seen["run_dir"] == Path("/outputs/r1")

@@ -75,7 +75,7 @@ def gang_failure(torchrun_failures: Iterable[dict[str, Any]], own: dict[int, Fai
         elif note is not None and note.exit_code is not None and note.status in CONSEQUENCE_STATUSES:
             continue  # torchrun stopped it after another rank failed: it checkpointed and left
         elif sig:
-            mine = Failure(f"killed by {sig}, leaving no record (the OOM killer, kill -9, a lost node)",
+            mine = Failure(f"killed by {sig} (the OOM killer, kill -9, or a lost node: no record of its own)",
                            rank=rank, exit_code=None, signal=sig, log_tail=rank_log(run_dir, rank))
         else:
             mine = Failure(f"exited with code {code} without saying why (os._exit or a crash in native code)",

@@ -27,7 +27,8 @@ from aegis.failure import LOG_TAIL_LINES, Failure
 ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
 # What a rank's exception says when a collective waited for a peer that never came
 # (gloo, then NCCL's watchdog): that peer stopped responding, this rank did not.
-TIMEOUT_WORDS = ("Timed out waiting", "Watchdog caught collective operation timeout", "timed out after")
+TIMEOUT_WORDS = ("Timed out waiting", "Watchdog caught collective operation timeout", "timed out after",
+                 "wait timeout after")  # the last: the store, while the gang forms
 
 
 def is_collective_timeout(text: Optional[str]) -> bool:
