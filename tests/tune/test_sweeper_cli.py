@@ -232,3 +232,63 @@ def test_a_search_kept_in_conf_search_passes_every_check_before_ray(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("Error: hydra.sweeper.resume=true but no search ran in"), proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    # The experiment selects the search (no -m, no search=): a typo is still reported as itself.
+    (["hydra.sweeper.num_sample=4"], "Error: hydra.sweeper.num_sample is not a key of hydra.sweeper (did you mean "
+                                     "hydra.sweeper.num_samples?)"),
+    (["hydra.sweeper.num_samples=four"], "Error: hydra.sweeper.num_samples=four is invalid: expected a whole number."),
+    (["model.optimizer=choice(adam,rmsprop)"], "Error: model.optimizer=choice(adam,rmsprop) cannot be searched: "
+                                               "model.optimizer=rmsprop is invalid: expected one of adam, adamw, sgd."),
+    (["hydra.sweeper.metric=val/f1"], "Error: hydra.sweeper.metric=val/f1 is not a metric MLPClassifier logs"),
+    # Every check passed, the rerun command of best.yaml included (issue 15, item 5): what
+    # stops it is the first thing after them, resuming a search that never ran.
+    (["hydra.sweeper.resume=true"], "Error: hydra.sweeper.resume=true but no search ran in"),
+])
+def test_a_search_an_experiment_file_defines_is_checked_like_one_given_as_search(tmp_path, args, message):
+    proc = run_train(["experiment=hpo_mlp", "trainer=smoke", *args], tmp_path, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_rerun_command_of_the_hpo_mlp_experiment_composes_as_one_run_of_it(compose):
+    """What best.yaml writes for conf/experiment/hpo_mlp.yaml, composed as train.py will."""
+    from omegaconf import OmegaConf
+
+    from aegis.config.validation import validate
+    from aegis.tune import results
+    from aegis.tune.space import parse
+
+    given = ["experiment=hpo_mlp", "trainer=smoke"]
+    sweep = compose(*given, hydra_config=True)
+    space = parse(given, OmegaConf.to_container(sweep.hydra.sweeper.params))
+    unselect = results.search_unselect(sweep.hydra.runtime.choices, given)
+    overrides = results.reproduce_overrides(
+        space, {"model.lr": 0.0034, "model.dropout": 0.25, "model.hidden_dims": [256, 128]}, unselect)
+    assert results.reproduce_command(overrides) == (
+        "python train.py experiment=hpo_mlp trainer=smoke '~search' hydra/sweeper=ray_tune model.lr=0.0034 "
+        "model.dropout=0.25 'model.hidden_dims=[256,128]'")
+    rerun = compose(*overrides, hydra_config=True)
+    assert rerun.hydra.mode is None and rerun.hydra.runtime.choices.get("search") is None
+    assert (rerun.task_name, rerun.model.lr, list(rerun.model.hidden_dims)) == ("hpo_mlp", 0.0034, [256, 128])
+    validate(rerun)
+
+
+def test_worker_logs_reach_the_terminal_only_with_verbose(monkeypatch):
+    """ray.init's log_to_driver follows hydra.sweeper.verbose (Ray itself not started)."""
+    import sys
+    import types
+
+    from aegis.tune import search, settings
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(init=lambda **kw: calls.append(kw)))
+    base = {"num_samples": 2, "metric": "val/acc", "mode": "max", "search_alg": "random", "max_failures": 0,
+            "num_cpus": 2}
+    search.start_ray(settings.read(base))
+    search.start_ray(settings.read({**base, "verbose": True}))
+    assert [c["log_to_driver"] for c in calls] == [False, True]
+    assert calls[0]["logging_level"] > calls[1]["logging_level"]  # Ray's own INFO lines only when verbose
