@@ -67,8 +67,11 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str, str]]:
-    """(MLflow run id, tracking URI) of an Aegis run dir; None when ``name`` names no run dir."""
+def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str, str, Optional[str]]]:
+    """(MLflow run id or None, tracking URI, Aegis run id) of an Aegis run dir; None when
+    ``name`` names no run dir. A cluster job's run dir on this machine has no tracking.json
+    (its pods wrote theirs on the outputs volume): its MLflow run is found by its
+    ``aegis.run_id`` tag instead."""
     try:
         run = find_run(name, root)
     except RunNotFound:
@@ -76,6 +79,8 @@ def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str
     try:
         record = json.loads((run.path / TRACKING_FILE).read_text())
     except OSError:
+        if (run.path / "job.json").is_file():
+            return None, uri or default_uri(root), run.run_id
         raise ShowError(f"Run {run.run_id} ({run.path}) has no {TRACKING_FILE}: it was not tracked with MLflow "
                         "(logger=csv or none), or it stopped before tracking started.") from None
     except ValueError as exc:
@@ -83,7 +88,19 @@ def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str
     recorded = str(record.get("tracking_uri") or "")
     # A URI shown with its password masked cannot connect: the environment's does.
     chosen = uri or (recorded if recorded and "***" not in recorded else default_uri(root))
-    return str(record["run_id"]), chosen
+    return str(record["run_id"]), chosen, run.run_id
+
+
+def _tagged_run(client: Any, aegis_run_id: str, uri: str) -> str:
+    """The MLflow run tagged ``aegis.run_id=<id>`` in any experiment of the store."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, f"tags.`aegis.run_id` = '{aegis_run_id}'", max_results=2) \
+        if experiments and "'" not in aegis_run_id else []
+    if len(runs) != 1:
+        found = "no MLflow run" if not runs else "several MLflow runs"
+        raise ShowError(f"{found} in {mask_credentials(uri)} is tagged aegis.run_id={aegis_run_id} (a cluster job's "
+                        "pods track to the store they were given): expected --tracking-uri URI naming that store.")
+    return str(runs[0].info.run_id)
 
 
 def show(target: str, root: Path, uri: Optional[str] = None) -> Shown:
@@ -98,10 +115,11 @@ def show(target: str, root: Path, uri: Optional[str] = None) -> Shown:
         if not _MLFLOW_RUN_ID.fullmatch(target):
             raise ShowError(f"No run {target!r} under {root}: expected a run id or run dir (see `aegis list`), an "
                             "MLflow run id, or models:/NAME@ALIAS; --root DIR sets where runs live.")
-        found = (target, uri or default_uri(root))
-    run_id, chosen = found
-    shown = Shown(chosen, run_id)
-    _fill_run(shown, _client(chosen))
+        found = (target, uri or default_uri(root), None)
+    run_id, chosen, aegis_run_id = found
+    client = _client(chosen)
+    shown = Shown(chosen, run_id or _tagged_run(client, str(aegis_run_id), chosen))
+    _fill_run(shown, client)
     return shown
 
 
