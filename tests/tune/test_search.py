@@ -66,6 +66,12 @@ def test_asha_search_writes_best_yaml_and_plot_tracks_children_and_reproduces(tm
     for trial in trials:  # a trial ASHA stopped is KILLED in MLflow, not FAILED
         expected = "KILLED" if summary(trial)["status"] == "stopped" else "FINISHED"
         assert status[f"hpo-{trial.name}"] == expected
+    from aegis.tune.numbering import reported
+
+    for child in children:  # epochs_completed counts the epoch at whose report ASHA stopped the trial
+        run_dir = Path(child.data.tags["aegis.run_dir"])
+        (ray_dir,) = [p for p in (sweep / "ray").iterdir() if child.data.tags["aegis.trial_id"] in p.name]
+        assert summary(run_dir)["epochs_completed"] == len(reported(str(ray_dir), "val/acc"))
     assert parents[0].data.metrics["best/val/acc"] == pytest.approx(best["value"])
 
     # The printed command reruns the best trial as a single run with the same result.
@@ -81,24 +87,40 @@ def test_asha_search_writes_best_yaml_and_plot_tracks_children_and_reproduces(tm
 def test_a_crashing_trial_is_reported_and_the_search_goes_on(tmp_path):
     # model.lr=1e30 passes the config checks (a finite rate > 0) but its loss becomes infinite
     # at the second step, which fails the run before any validation epoch is reported.
-    args = [*SMALL, "logger=csv", "run_id=crash", "model.lr=tag(grid,choice(0.01,1e30))",
+    args = [*SMALL, "run_id=crash", "model.lr=tag(grid,choice(0.01,1e30))",
             "hydra.sweeper.num_samples=1", "hydra.sweeper.max_concurrent_trials=1"]
     proc = run_train([*args, "hydra.sweeper.max_failures=1"], tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = sweep_dir(tmp_path, "crash")
-    assert "crashed" in proc.stderr + proc.stdout
     best = yaml.safe_load((sweep / "best.yaml").read_text())
     assert best["params"]["model.lr"] == 0.01
     statuses = sorted(summary(t)["status"] for t in trial_dirs(sweep))  # the crashed trial keeps its record
     assert statuses == ["completed", "failed"]
+    (crashed,) = [t for t in trial_dirs(sweep) if summary(t)["status"] == "failed"]
+    failure = summary(crashed)["failure"]  # the cause as the trial saw it, not "exit code 1" or Ray's wrapper
+    assert "not finite" in failure["cause"] and "\x1b" not in json.dumps(summary(crashed))
+    assert "exit code" not in failure["cause"] and "RayTaskError" not in failure["cause"]
+    log = crashed / "train.log"
+    assert "not finite" in log.read_text()
+    assert f"crashed: {failure['cause']}" in proc.stderr + proc.stdout
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    by_dir = {r.data.tags.get("aegis.run_dir"): r for r in runs}
+    assert by_dir[str(crashed)].info.status == "FAILED"
+    assert by_dir[str(crashed)].data.tags["aegis.failure.cause"] == failure["cause"]
+    assert {r.info.status for r in runs} == {"FINISHED", "FAILED"}  # the parent and the good trial finished
 
     over_budget = run_train([*args, "run_id=crash0"], tmp_path, timeout=600)
     assert over_budget.returncode == 1
     assert "more than hydra.sweeper.max_failures=0" in over_budget.stderr
+    assert f"(its log: {sweep_dir(tmp_path, 'crash0')}/" in over_budget.stderr  # the trial's train.log
 
 
 def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
-    args = [*SMALL, "logger=csv", "run_id=res", "trainer.max_epochs=40", "model.lr=choice(0.01,0.003,0.001)",
+    args = [*SMALL, "run_id=res", "trainer.max_epochs=40", "model.lr=choice(0.01,0.003,0.001)",
             "hydra.sweeper.num_samples=3", "hydra.sweeper.max_concurrent_trials=1"]
     env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -125,6 +147,16 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path)
     finished = {t.name: summary(t)["started_at"] for t in trial_dirs(sweep)
                 if (t / "summary.json").is_file() and summary(t)["status"] == "completed"}
     assert finished and not (sweep / "best.yaml").exists()
+    # The trial the interrupt cut short is "interrupted" (not "stopped", which is ASHA's), with
+    # the epochs it completed; its MLflow run is KILLED until the search resumes.
+    cut = [t for t in trial_dirs(sweep) if t.name not in finished and (t / "summary.json").is_file()]
+    assert cut and {summary(t)["status"] for t in cut} == {"interrupted"}
+    from aegis.tune.numbering import reported
+
+    before = {p.name: reported(str(p), "val/acc") for p in (sweep / "ray").iterdir() if p.is_dir()}
+    for trial in cut:
+        (ray_dir,) = [name for name in before if json.loads((trial / "trial.json").read_text())["trial_id"] in name]
+        assert summary(trial)["epochs_completed"] == len(before[ray_dir]) > 0
 
     resumed = run_train([*args, "hydra.sweeper.resume=true"], tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -136,14 +168,16 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(tmp_path)
         assert summary(sweep / name)["started_at"] == started
     assert (sweep / "best.yaml").is_file()
     assert json.loads((sweep / "0" / "summary.json").read_text())["epochs_completed"] == 40
+    for name, history in before.items():  # one continuous history per trial, as Ray and the plot see it
+        after = reported(str(sweep / "ray" / name), "val/acc")
+        assert [e for e, _ in after] == list(range(1, 41)) and after[: len(history)] == history
 
+    from mlflow.tracking import MlflowClient
 
-def test_optuna_search_alg_runs_through_ray_tunes_optuna_searcher(tmp_path):
-    pytest.importorskip("optuna")
-    proc = run_train([*SMALL, "logger=csv", "run_id=opt", "model.lr=tag(log,interval(1e-3,1e-1))",
-                      "model.dropout=interval(0,0.3)", "hydra.sweeper.search_alg=optuna",
-                      "hydra.sweeper.num_samples=2", "hydra.sweeper.max_concurrent_trials=2"], tmp_path, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    best = yaml.safe_load((sweep_dir(tmp_path, "opt") / "best.yaml").read_text())
-    assert 1e-3 <= best["params"]["model.lr"] <= 1e-1 and 0 <= best["params"]["model.dropout"] <= 0.3
-    assert len(trial_dirs(sweep_dir(tmp_path, "opt"))) == 2
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        for key in set(run.data.metrics) - {"epoch"}:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), key

@@ -197,14 +197,20 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
             "resume (run_id=<id>), or drop hydra.sweeper.resume."
         )
     if not settings.resume and experiment.exists():
-        raise ConfigError(
-            f"A search already ran in {sweep_dir}: continue it with hydra.sweeper.resume=true, or start a new "
-            "one with another run_id."
-        )
+        if (sweep_dir / results.BEST_FILE).exists() or not (experiment / "tuner.pkl").is_file():
+            raise ConfigError(
+                f"A search already ran in {sweep_dir}: start a new one with another run_id (or delete that dir)."
+            )
+        # An interrupted search (Ctrl+C, a killed driver, a lost head pod): the same command
+        # continues it, as a rerun of a killed single run continues from its last.ckpt.
+        import dataclasses
+
+        settings = dataclasses.replace(settings, resume=True)
+        log.info("Continuing the interrupted search in %s", sweep_dir)
 
     # Checked; from here on things are created.
     from aegis.tune import search
-    from aegis.tune.tracking import finish_parent, mark_stopped, start_parent
+    from aegis.tune.tracking import finish_parent, mark_outcomes, mark_parent_interrupted, start_parent
     from aegis.tune.trial import TrialJob
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +220,13 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
                    parent_run_id=parent["run_id"] if parent else None, singleton_state=Singleton.get_state())
     log.info("Ray Tune search: %d trials of %s, sweep dir %s", settings.num_samples,
              ", ".join(f"{k}={d.source}" for k, d in space.dims.items()), sweep_dir)
-    trials, budget = search.run(job, settings, sweep_dir, int(config.trainer.max_epochs))
+    try:
+        trials, budget = search.run(job, settings, sweep_dir, int(config.trainer.max_epochs))
+    except search.SearchInterrupted as interrupted:
+        if parent:
+            mark_outcomes(interrupted.records, parent, str(config.run_id), sweep_dir)
+            mark_parent_interrupted(parent)
+        raise
 
     from aegis.tune.console import final_table
 
@@ -240,13 +252,13 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         log.info("Written: %s", files[-1])
     failed = [t for t in trials if t.error]
     if parent:
-        mark_stopped([t.run_dir for t in trials if t.run_dir], parent["tracking_uri"])
+        mark_outcomes(trials, parent, str(config.run_id), sweep_dir)
     finish_parent(parent, record, files, ok=best is not None and not budget.exceeded)
     if budget.exceeded:
         raise SearchFailed(
             f"{len(budget.failed)} trials crashed, more than hydra.sweeper.max_failures={settings.max_failures}, "
             f"so the search stopped; the first: {failed[0].error if failed else budget.failed[0]} "
-            f"(its log: {failed[0].run_dir if failed else sweep_dir})."
+            f"(its log: {failed[0].log if failed else sweep_dir})."
         )
     if best is None:
         raise SearchFailed(f"No trial reported {settings.metric}: see the trial logs under {sweep_dir}.")

@@ -312,6 +312,16 @@ class _Attempt:
 
         return "cancelled" if (self.ctx.run_dir / CANCEL_FILE).exists() else "preempted"
 
+    def _epochs_at_exit(self) -> dict[str, Any]:
+        """Epochs completed when fit was left from inside an epoch-end hook (a search's report,
+        where Ray Tune stops a trial): Lightning counts an epoch only after its end hooks, so
+        ``current_epoch`` is one short there."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        at_end = bool(getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False))
+        return {"epochs_completed": trainer.current_epoch + (1 if at_end else 0)}
+
     @staticmethod
     def _existing(path: Optional[str]) -> Optional[str]:
         return path if path and Path(path).is_file() else None
@@ -319,9 +329,10 @@ class _Attempt:
     def _write(self, status: str, **extra: Any) -> dict[str, Any]:
         trainer, best, last = self.trainer, self.best, self.checkpoint_dir / "last.ckpt"
         best_path = self._existing(best.best_model_path) if best is not None else None
-        fields: dict[str, Any] = dict(extra)
+        fields: dict[str, Any] = {}
         if trainer is not None:
             fields.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
+        fields.update(extra)
         fields["checkpoints"] = {
             "dir": str(self.checkpoint_dir),
             "last": str(last) if last.is_file() else None,
@@ -356,8 +367,9 @@ class _Attempt:
                       cause, PREEMPTED_EXIT_CODE)
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
         if isinstance(exc, SystemExit) and exc.code in (0, None):
-            # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early.
-            self._write("stopped", metrics=metrics)
+            # A clean exit mid-fit: a search (Ray Tune's ASHA) stopped this trial early. (The
+            # search's driver renames it "interrupted" when the search itself was interrupted.)
+            self._write("stopped", metrics=metrics, **self._epochs_at_exit())
             raise exc
         cause = failure_cause(exc)
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1

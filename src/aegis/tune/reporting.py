@@ -1,20 +1,37 @@
 """The Lightning side of a trial: every validation epoch goes to Ray Tune.
 
 A report per epoch is what lets ASHA compare trials at its rungs and stop the worse
-ones early. The checkpoint itself stays in the trial's run dir (Aegis's own
-``last.ckpt``/``best-*.ckpt``), which is also what a resumed trial continues from, so
-nothing is copied into Ray's storage. The report goes out at the end of the training
-epoch, after validation and after ``LastCheckpoint`` has written that epoch's
-``last.ckpt``: a trial ASHA stops at this report still leaves its checkpoint behind.
+ones early. Each report carries the epoch index (1-based, the same across a resume:
+ASHA's ``time_attr``, the plot's x-axis and best-trial selection read it, never Ray's
+iteration count) and a Ray checkpoint. The checkpoint is a reference, not the weights:
+a small directory holding ``pointer.json``, which Ray copies into its trial dir; it names
+``reported-<epoch>.ckpt`` in the trial's run dir, a hard link to that epoch's ``last.ckpt``
+(no copy: the next ``last.ckpt`` is a new file, renamed into place, so the link keeps this
+epoch's). The links of the last few epochs are kept: the driver's saved state can lag the
+worker's latest report by a result or two when the driver is killed. Reporting one tells Ray Tune the trial can be restored, so a resumed search
+continues the trial (its results, its iteration count, its progress.csv) instead of
+starting it over, and the trial continues from exactly the epoch Ray last heard of
+(``resume_point``): a ``last.ckpt`` written after it, whose report a killed driver never
+received, would leave a hole in the trial's history.
+
+The report goes out at the end of the training epoch, after validation and after
+``LastCheckpoint`` has written that epoch's ``last.ckpt``: a trial ASHA stops at this
+report still leaves its checkpoint behind.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import Checkpoint
+
+POINTER_DIR = "tune_checkpoint"  # in the trial's run dir
+POINTER_FILE = "pointer.json"  # in POINTER_DIR/pointer/, the directory Ray copies
+REPORTED = "reported-{epoch:04d}.ckpt"  # in POINTER_DIR: the weights of a reported epoch
+KEEP_REPORTED = 3
 
 
 class TuneReport(Checkpoint):
@@ -22,8 +39,9 @@ class TuneReport(Checkpoint):
     after ``LastCheckpoint``: by the time Ray Tune hears of an epoch (and perhaps stops
     the trial) that epoch's ``last.ckpt`` is on disk."""
 
-    def __init__(self, trial_id: str) -> None:
+    def __init__(self, trial_id: str, run_dir: Optional[Path] = None) -> None:
         self.trial_id = trial_id
+        self.run_dir = run_dir
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not any(k.startswith("val/") for k in trainer.callback_metrics):
@@ -38,5 +56,61 @@ class TuneReport(Checkpoint):
                 continue
             if not math.isnan(number):
                 metrics[name] = number
-        metrics["epoch"] = trainer.current_epoch + 1
-        tune.report(metrics)
+        epoch = trainer.current_epoch + 1  # this epoch is complete: validated, last.ckpt written
+        metrics["epoch"] = epoch
+        tune.report(metrics, checkpoint=self._pointer(epoch))
+
+    def _pointer(self, epoch: int) -> Any:
+        if self.run_dir is None:
+            return None
+        from ray.tune import Checkpoint as RayCheckpoint
+
+        from aegis.training.files import write_json
+
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            return None
+        folder = self.run_dir / POINTER_DIR
+        pointer = folder / "pointer"
+        pointer.mkdir(parents=True, exist_ok=True)
+        reported = folder / REPORTED.format(epoch=epoch)
+        _link(last, reported)
+        for old in sorted(folder.glob("reported-*.ckpt"))[:-KEEP_REPORTED]:
+            old.unlink(missing_ok=True)
+        write_json(pointer / POINTER_FILE, {"checkpoint": str(reported), "epoch": epoch, "trial_id": self.trial_id})
+        return RayCheckpoint.from_directory(str(pointer))
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` becomes ``source``'s file, atomically: a hard link, else (a filesystem
+    without them) a copy."""
+    import os
+    import shutil
+
+    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    temp.unlink(missing_ok=True)
+    try:
+        os.link(source, temp)
+    except OSError:
+        shutil.copyfile(source, temp)
+    os.replace(temp, target)
+
+
+def resume_point(checkpoint: Any, run_dir: Path) -> Optional[Path]:
+    """Where a restored trial continues: the checkpoint of the last epoch Ray Tune recorded
+    (``checkpoint``: ``ray.tune.get_checkpoint()``), or None to start over. A trial Ray has
+    no checkpoint of starts over even if its run dir holds checkpoints (from before a kill
+    of the driver): their epochs never reached the search, so they are dropped."""
+    import shutil
+
+    from aegis.training.files import read_json
+
+    if checkpoint is None:
+        for stale in (run_dir / "checkpoints", run_dir / POINTER_DIR):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+        return None
+    with checkpoint.as_directory() as folder:
+        pointer = read_json(Path(folder) / POINTER_FILE) or {}
+    path = Path(pointer["checkpoint"]) if pointer.get("checkpoint") else None
+    return path if path is not None and path.is_file() else None

@@ -25,12 +25,24 @@ SEARCH_ONLY_KEYS = ("search", "run_id")
 
 @dataclass
 class TrialRecord:
+    """One trial as the search ends: what the final table, best.yaml and the plot read.
+
+    ``status``: completed, stopped (by ASHA), failed (crashed), interrupted (the search was
+    interrupted before the trial ended) or running (no record: it never got to train).
+    ``epochs``: the epochs it completed. ``error``: a crashed trial's cause, one clean line
+    (``failure`` has the whole record, ``aegis.failure.Failure.as_dict``). ``log``: its
+    ``train.log`` in the sweep dir."""
+
     trial_id: str
     number: int
     params: dict[str, Any]
     history: list[tuple[int, float]] = field(default_factory=list)  # (epoch, metric)
     error: Optional[str] = None
     run_dir: Optional[Path] = None
+    status: str = "completed"
+    epochs: Optional[int] = None
+    log: Optional[Path] = None
+    failure: Optional[dict[str, Any]] = None
 
     def best(self, mode: str) -> Optional[float]:
         values = [v for _, v in self.history if not math.isnan(v)]

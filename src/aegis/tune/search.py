@@ -17,7 +17,7 @@ from typing import Any, Optional
 from aegis.tune import console
 from aegis.tune.results import TrialRecord
 from aegis.tune.settings import Settings
-from aegis.tune.trial import TrialJob, run_trial, trial_number
+from aegis.tune.trial import TrialJob, run_trial, sampled, trial_number
 
 log = logging.getLogger("aegis.tune")
 
@@ -71,14 +71,17 @@ def _result_loggers() -> list[Any]:
 
 
 def _scheduler(s: Settings, max_epochs: int) -> Any:
-    if s.scheduler == "fifo":
-        return None
-    from ray.tune.schedulers import ASHAScheduler
+    """Always one of ``aegis.tune.numbering``'s: they number the trials."""
+    from aegis.tune.numbering import EPOCH, NumberedFIFO, ResumableASHA
 
-    # ASHA stops a trial at its report with training_iteration >= max_t. One past the last
-    # epoch by default, so a trial that survives every rung ends on its own (fit, test,
-    # summary) rather than being stopped at its final report.
-    return ASHAScheduler(time_attr="training_iteration", max_t=s.max_t or max_epochs + 1,
+    if s.scheduler == "fifo":
+        return NumberedFIFO()
+    # ASHA's clock is the trial's epoch index, which a resumed trial continues (Ray's
+    # training_iteration is only right as long as Ray restores the trial). It stops a trial
+    # at its report with epoch >= max_t: one past the last epoch by default, so a trial that
+    # survives every rung ends on its own (fit, test, summary) rather than being stopped
+    # at its final report.
+    return ResumableASHA(time_attr=EPOCH, max_t=s.max_t or max_epochs + 1,
                          grace_period=s.grace_period, reduction_factor=s.reduction_factor)
 
 
@@ -116,6 +119,10 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
     # (aegis.tune.console) and prints nothing else at verbose=1.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard files nobody asked for
+    # Ray Tune saves its experiment state after every trial checkpoint (num_to_keep=1) and
+    # otherwise every 10 s or more; a kill -9 of the driver loses what happened since. Every
+    # 2 s bounds that for trials that started but have not reported yet.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     budget = FailureBudget(s.max_failures)
     start_ray(s)
     try:
@@ -150,9 +157,10 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
         finally:
             signal.signal(signal.SIGTERM, previous)
         unfinished = 0 if budget.exceeded else _unfinished(grid)
+        records = _records(grid, s.metric, sweep_dir, interrupted=bool(unfinished))
         if unfinished:
-            raise SearchInterrupted(unfinished)
-        return _records(grid, s.metric, sweep_dir), budget
+            raise SearchInterrupted(unfinished, records)
+        return records, budget
     finally:
         ray.shutdown()
 
@@ -160,9 +168,10 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
 class SearchInterrupted(Exception):
     """Ray Tune saved its state and returned before every trial ended (Ctrl+C, SIGTERM)."""
 
-    def __init__(self, unfinished: int) -> None:
+    def __init__(self, unfinished: int, records: Optional[list[TrialRecord]] = None) -> None:
         super().__init__(unfinished)
         self.unfinished = unfinished
+        self.records = records or []
 
 
 def _as_sigint(signum: int, frame: Any) -> None:
@@ -180,25 +189,38 @@ def _unfinished(grid: Any) -> int:
 
 
 def _trial_id_from_path(path: str) -> str:
-    """Ray's trial dirs are named ``<trainable>_<experiment hash>_<index>_<params>_<time>``."""
-    found = re.search(r"_([0-9a-f]{5}_\d{5})(?:_|$)", Path(path).name)
+    """Ray's trial dirs are named ``<trainable>_<trial id>_<index>_<params>_<time>``."""
+    found = re.search(r"_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})(?:_|$)", Path(path).name)
     return found.group(1) if found else Path(path).name
 
 
-def _records(grid: Any, metric: str, sweep_dir: Path) -> list[TrialRecord]:
+def _history(frame: Optional[Any], metric: str) -> list[tuple[int, float]]:
+    """(epoch, metric) per reported epoch, by the trial's epoch index; an epoch reported
+    twice (re-run after a kill of the search) counts once, the last time."""
+    if frame is None or metric not in frame.columns:
+        return []
+    epochs = frame["epoch"] if "epoch" in frame.columns else frame["training_iteration"]
+    found: dict[int, float] = {}
+    for epoch, value in zip(epochs, frame[metric]):
+        if epoch == epoch and value == value:  # not NaN
+            found[int(epoch)] = float(value)
+    return sorted(found.items())
+
+
+def _records(grid: Any, metric: str, sweep_dir: Path, interrupted: bool = False) -> list[TrialRecord]:
+    from aegis.tune.outcomes import trial_outcome
+
     records = []
     for result in grid:
         metrics = result.metrics or {}
+        config = result.config or {}
         trial_id = metrics.get("trial_id") or _trial_id_from_path(result.path)
-        history: list[tuple[int, float]] = []
-        frame: Optional[Any] = result.metrics_dataframe
-        if frame is not None and metric in frame.columns:
-            epochs = frame["epoch"] if "epoch" in frame.columns else frame["training_iteration"]
-            history = [(int(e), float(v)) for e, v in zip(epochs, frame[metric]) if v == v]
-        number = trial_number(trial_id)
-        records.append(TrialRecord(
-            trial_id=trial_id, number=number, params=dict(result.config or {}), history=history,
-            error=f"{type(result.error).__name__}: {result.error}".splitlines()[0] if result.error else None,
-            run_dir=sweep_dir / str(number),
-        ))
+        number = trial_number(config)
+        run_dir = sweep_dir / str(number) if number is not None else None
+        done = bool(metrics.get("done"))
+        history = _history(result.metrics_dataframe, metric)
+        record = TrialRecord(trial_id=trial_id, number=number if number is not None else -1,
+                             params=sampled(config), history=history, run_dir=run_dir)
+        trial_outcome(record, result.error, done=done, interrupted=interrupted and not done)
+        records.append(record)
     return records

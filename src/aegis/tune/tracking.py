@@ -35,6 +35,9 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
     record_path = sweep_dir / PARENT_FILE
     record = read_json(record_path)
     if record and record.get("tracking_uri") == shown:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(uri).update_run(record["run_id"], status="RUNNING")  # a resumed search, KILLED when interrupted
         return {**record, "tracking_uri": uri}
     prepare_store(uri)
     client = MlflowClient(uri)
@@ -75,18 +78,52 @@ def finish_parent(record: Optional[dict[str, Any]], best: Optional[dict[str, Any
     client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
 
-def mark_stopped(run_dirs: list[Path], tracking_uri: str) -> None:
-    """Trials the scheduler stopped early are KILLED, not FAILED (Lightning closes an MLflow
-    run as FAILED on any exception, and Ray Tune stops a trial by raising SystemExit in it).
-    Done by the driver after the search: a stopped trial's worker may be gone by then.
-    ``tracking_uri`` is the search's own (run dirs keep it with credentials masked)."""
+def mark_outcomes(trials: list[Any], parent: dict[str, Any], run_id: str, sweep_dir: Path) -> None:
+    """Close every trial's MLflow run as it ended (``aegis.tune.outcomes`` named it).
+
+    Lightning closes an MLflow run as FAILED on any exception, and Ray Tune stops a trial
+    by raising SystemExit in it: a trial ASHA stopped, or one the interrupt cut short, is
+    KILLED instead. A crashed trial is FAILED with the failure's tags (``aegis.failure.*``);
+    one that crashed before its tracking started gets a child run of its own, so every
+    trial has one. A run dir a resumed search set aside (``<n>.lost-<trial id>``: a trial
+    Ray Tune lost in a kill -9) is no trial: its run is deleted. Done by the driver after
+    the search: a trial's worker may be gone by then. ``parent["tracking_uri"]`` is the
+    search's own (run dirs keep it with credentials masked).
+    """
+    from mlflow.tracking import MlflowClient
+
+    from aegis.failure import Failure
     from aegis.training.files import read_json
 
-    for run_dir in run_dirs:
-        summary = read_json(run_dir / "summary.json")
-        record = read_json(run_dir / "tracking.json")
-        if not summary or summary.get("status") != "stopped" or not record or record.get("logger") != "mlflow":
+    client = MlflowClient(parent["tracking_uri"])
+    for trial in trials:
+        if trial.run_dir is None:
             continue
+        record = read_json(trial.run_dir / "tracking.json")
+        if record is not None and record.get("logger") != "mlflow":
+            continue
+        mlflow_run = record["run_id"] if record else None
+        if trial.status in ("stopped", "interrupted") and mlflow_run:
+            client.set_terminated(mlflow_run, "KILLED")
+        elif trial.status == "failed":
+            if mlflow_run is None:
+                mlflow_run = client.create_run(parent["experiment_id"], run_name=f"{run_id}-{trial.number}", tags={
+                    "mlflow.parentRunId": parent["run_id"], "aegis.run_id": f"{run_id}-{trial.number}",
+                    "aegis.run_dir": str(trial.run_dir), "aegis.trial_id": trial.trial_id,
+                    "aegis.trial_number": str(trial.number)}).info.run_id
+            if trial.failure:
+                for key, value in Failure.from_dict(trial.failure).tags().items():
+                    client.set_tag(mlflow_run, key, value)
+            client.set_terminated(mlflow_run, "FAILED")
+    for lost in sweep_dir.glob("*.lost-*"):
+        record = read_json(lost / "tracking.json")
+        if record and record.get("logger") == "mlflow":
+            client.delete_run(record["run_id"])
+
+
+def mark_parent_interrupted(record: Optional[dict[str, Any]]) -> None:
+    """An interrupted search's parent run is KILLED until the search resumes (and reopens it)."""
+    if record:
         from mlflow.tracking import MlflowClient
 
-        MlflowClient(tracking_uri).set_terminated(record["run_id"], "KILLED")
+        MlflowClient(record["tracking_uri"]).set_terminated(record["run_id"], "KILLED")

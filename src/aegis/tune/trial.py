@@ -10,7 +10,9 @@ Re-running a trial (a resumed search) finds its ``last.ckpt`` and continues from
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -35,10 +37,42 @@ class TrialJob:
     singleton_state: Any = None
 
 
-def trial_number(trial_id: str) -> int:
-    """Ray names trials ``<experiment hash>_<index>``; the index numbers the run dir."""
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else abs(hash(trial_id)) % 10**6
+# The key of a trial's config that carries its number (its run dir ``<sweep dir>/<number>``,
+# ``aegis.trial_number`` in MLflow, ``trial_number`` in best.yaml). The driver assigns it when
+# Ray Tune adds the trial (``aegis.tune.numbering``), so every search algorithm gets the same
+# numbers in the driver and the workers, and Ray Tune keeps it with the trial across a resume.
+TRIAL_KEY = "__aegis_trial"
+# Written into a trial's run dir before it trains: which Ray trial the dir belongs to.
+TRIAL_FILE = "trial.json"
+
+
+def trial_number(config: Any) -> Optional[int]:
+    """The number the driver gave this trial (None for a config without one)."""
+    value = (config or {}).get(TRIAL_KEY)
+    return int(value) if value is not None else None
+
+
+def sampled(config: Any) -> dict[str, Any]:
+    """A trial's sampled values, without the number the driver added."""
+    return {k: v for k, v in (config or {}).items() if k != TRIAL_KEY}
+
+
+def claim_run_dir(run_dir: Any, trial_id: str) -> None:
+    """Mark ``run_dir`` as this trial's; a dir left by another trial moves aside.
+
+    After a kill -9 of the driver, Ray Tune may have lost a trial that had just started
+    (its experiment state is saved every few seconds): the resumed search gives that
+    number to a new trial with other values, which must not continue the old checkpoint.
+    """
+    from aegis.training.files import read_json, write_json
+
+    run_dir = Path(run_dir)
+    owner = read_json(run_dir / TRIAL_FILE)
+    if run_dir.exists() and owner is not None and owner.get("trial_id") != trial_id:
+        aside = run_dir.with_name(f"{run_dir.name}.lost-{owner.get('trial_id')}")
+        run_dir.rename(aside)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / TRIAL_FILE, {"trial_id": trial_id, "number": int(run_dir.name)})
 
 
 def run_trial(params: dict[str, Any], job: TrialJob) -> None:
@@ -57,18 +91,30 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
     register_resolvers()
 
     trial_id = tune.get_context().get_trial_id()
-    overrides = job.space.trial_overrides(params) + job.pinned
+    number = trial_number(params)
+    if number is None:
+        raise TrialFailed(f"trial {trial_id} has no number ({TRIAL_KEY}): the search's scheduler must be "
+                          "aegis.tune.numbering's.")
+    overrides = job.space.trial_overrides(sampled(params)) + job.pinned
     cfg = job.hydra_context.config_loader.load_sweep_config(job.master_config, overrides)
     with open_dict(cfg):
         cfg.hydra.job.id = trial_id
-        cfg.hydra.job.num = trial_number(trial_id)
+        cfg.hydra.job.num = number
         if cfg.logger.name == "mlflow":
             # Trials are candidates, not models to ship: the reproduced best run registers.
             cfg.logger.register_model = False
             if job.parent_run_id:
                 cfg.logger.tags = {**cfg.logger.tags, "mlflow.parentRunId": job.parent_run_id,
-                                   "aegis.trial_id": trial_id}
+                                   "aegis.trial_id": trial_id, "aegis.trial_number": str(number)}
     HydraConfig.instance().set_config(cfg)
+    run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    claim_run_dir(run_dir, trial_id)
+    from aegis.tune.reporting import resume_point
+
+    start = resume_point(tune.get_checkpoint(), run_dir)
+    if start is not None:
+        with open_dict(cfg):
+            cfg.resume = str(start)
     failure: list[Exception] = []
 
     def task(trial_cfg: DictConfig) -> int:
@@ -78,6 +124,8 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
             return _train(trial_cfg, trial_id=trial_id)
         except Exception as exc:
             failure.append(exc)
+            # Into the trial's own train.log (Hydra's job logging), where its record points.
+            logging.getLogger("aegis.tune").error("Trial %s failed", trial_id, exc_info=True)
             raise
 
     result = run_job(
@@ -92,7 +140,11 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
             raise failure[0]
         raise TrialFailed(f"trial {trial_id} failed ({os.getcwd()}).")
     if result.return_value != 0:
-        raise TrialFailed(f"trial {trial_id} ended with exit code {result.return_value} ({os.getcwd()}).")
+        # A failure the run explained (a NaN loss, a full disk): its sentence is in summary.json.
+        from aegis.training.files import read_json
+
+        record = read_json(Path(os.getcwd()) / "summary.json") or {}
+        raise TrialFailed(record.get("cause") or f"trial {trial_id} ended with exit code {result.return_value}")
 
 
 def _train(cfg: DictConfig, trial_id: str) -> int:
@@ -105,4 +157,4 @@ def _train(cfg: DictConfig, trial_id: str) -> int:
 
     validate(cfg)
     ctx = RunContext.from_hydra(cfg, HydraConfig.get())
-    return train(cfg, ctx, callbacks=[TuneReport(trial_id)]).exit_code
+    return train(cfg, ctx, callbacks=[TuneReport(trial_id, ctx.run_dir)]).exit_code

@@ -1,0 +1,175 @@
+"""A search's bookkeeping without starting Ray: trial numbers, ASHA's rungs after a resume,
+how each trial ended (summary.json, MLflow), and a continued MLflow run's steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("ray")
+
+from aegis.tune.results import TrialRecord  # noqa: E402
+from aegis.tune.trial import TRIAL_KEY, sampled, trial_number  # noqa: E402
+
+
+class StubTrial:
+    """What the schedulers read of a Ray ``Trial``."""
+
+    def __init__(self, trial_id: str, config: dict, local_path: Path | None = None) -> None:
+        self.trial_id, self.config, self.local_path = trial_id, config, str(local_path) if local_path else None
+        self.invalidated = 0
+
+    def invalidate_json_state(self) -> None:
+        self.invalidated += 1
+
+
+def test_the_trial_number_travels_in_the_config_never_from_a_hash():
+    assert trial_number({TRIAL_KEY: 3, "model.lr": 0.1}) == 3
+    assert trial_number({"model.lr": 0.1}) is None
+    assert sampled({TRIAL_KEY: 3, "model.lr": 0.1}) == {"model.lr": 0.1}
+
+
+def test_the_scheduler_numbers_trials_in_the_order_ray_adds_them_and_keeps_restored_numbers():
+    from aegis.tune.numbering import NumberedFIFO
+
+    scheduler = NumberedFIFO()
+    trials = [StubTrial(tid, {"model.lr": 0.1}) for tid in ("a1b2c3d4", "0f0f0f0f", "77aa77aa")]  # Optuna-style ids
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    assert [trial_number(t.config) for t in trials] == [0, 1, 2] and all(t.invalidated for t in trials)
+
+    # A resumed search: Ray adds the restored trials (numbers in their saved configs) first.
+    resumed = NumberedFIFO()
+    for number, trial in zip((0, 2), (StubTrial("x", {TRIAL_KEY: 0}), StubTrial("y", {TRIAL_KEY: 2}))):
+        resumed.on_trial_add(None, trial)
+        assert trial_number(trial.config) == number
+    new = StubTrial("z", {"model.lr": 0.3})
+    resumed.on_trial_add(None, new)
+    assert trial_number(new.config) == 3
+
+
+def _progress(folder: Path, rows: list[tuple[int, float]]) -> Path:
+    folder.mkdir(parents=True)
+    lines = ["val/acc,epoch,training_iteration"] + [f"{v},{e},{e}" for e, v in rows]
+    (folder / "progress.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_asha_rebuilds_its_rungs_from_the_restored_trials_reports(tmp_path):
+    from ray.tune.schedulers import TrialScheduler
+
+    from aegis.tune.numbering import ResumableASHA
+
+    def asha() -> ResumableASHA:
+        scheduler = ResumableASHA(time_attr="epoch", max_t=10, grace_period=1, reduction_factor=2)
+        scheduler.set_search_properties("val/acc", "max")
+        return scheduler
+
+    # A trial that reached epoch 4 before the interrupt, epoch 3 reported twice (re-run after a kill).
+    restored = StubTrial("aaaa", {TRIAL_KEY: 0},
+                         _progress(tmp_path / "a", [(1, 0.8), (2, 0.85), (3, 0.1), (3, 0.86), (4, 0.9)]))
+    scheduler = asha()
+    scheduler.on_trial_add(None, restored)
+    rungs = {milestone: dict(recorded) for milestone, recorded in scheduler._brackets[0]._rungs}
+    assert rungs[1] == {"aaaa": 0.8} and rungs[2] == {"aaaa": 0.85} and rungs[4] == {"aaaa": 0.9}
+
+    # A new trial worse at the first rung is stopped there, as it would have been without the interrupt.
+    new = StubTrial("bbbb", {})
+    scheduler.on_trial_add(None, new)
+    assert scheduler.on_trial_result(None, new, {"epoch": 1, "val/acc": 0.5}) == TrialScheduler.STOP
+
+
+def _run_dir(sweep: Path, number: int, summary: dict | None) -> Path:
+    run_dir = sweep / str(number)
+    run_dir.mkdir(parents=True)
+    if summary is not None:
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+class RayTaskErrorLike(Exception):
+    """Ray wraps what a trial raised, its message coloured for a terminal, and keeps it as ``cause``."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1) {cause}")
+        self.cause = cause
+
+
+def test_a_trial_that_crashed_before_training_gets_a_failed_record_with_its_clean_cause(tmp_path):
+    from aegis.tune.outcomes import trial_outcome
+
+    run_dir = _run_dir(tmp_path, 1, None)
+    record = TrialRecord("a1b2c3d4", 1, {"model.lr": 0.1}, run_dir=run_dir)
+    error = RayTaskErrorLike(ValueError("\x1b[31mmodel.hidden_dims must not be empty\x1b[0m"))
+    trial_outcome(record, error, done=True, interrupted=False)
+    assert record.status == "failed" and record.log == run_dir / "train.log"
+    assert record.error == "ValueError: model.hidden_dims must not be empty"
+    written = json.loads((run_dir / "summary.json").read_text())
+    assert written["status"] == "failed" and "\x1b" not in json.dumps(written)
+    assert written["failure"]["exception"] == "ValueError"
+    assert written["failure"]["message"] == "model.hidden_dims must not be empty"
+
+
+def test_a_trial_the_interrupt_stopped_is_interrupted_and_one_asha_stopped_stays_stopped(tmp_path):
+    from aegis.tune.outcomes import trial_outcome
+
+    stopped = {"status": "stopped", "epochs_completed": 2, "attempts": [{"attempt": 1, "status": "stopped"}]}
+    cut = TrialRecord("a", 0, {}, run_dir=_run_dir(tmp_path, 0, stopped))
+    trial_outcome(cut, None, done=False, interrupted=True)
+    assert cut.status == "interrupted" and cut.epochs == 2
+    written = json.loads((cut.run_dir / "summary.json").read_text())
+    assert written["status"] == "interrupted" and written["attempts"][-1]["status"] == "interrupted"
+
+    early = TrialRecord("b", 1, {}, run_dir=_run_dir(tmp_path, 1, stopped))
+    trial_outcome(early, None, done=True, interrupted=False)
+    assert early.status == "stopped"
+    assert json.loads((early.run_dir / "summary.json").read_text())["status"] == "stopped"
+
+
+def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from aegis.failure import Failure
+    from aegis.tune.tracking import mark_outcomes
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("train")
+    parent = client.create_run(experiment, run_name="search-s").info.run_id
+    stopped_run = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
+    sweep = tmp_path / "sweep"
+    stopped_dir = _run_dir(sweep, 0, {"status": "stopped"})
+    (stopped_dir / "tracking.json").write_text(json.dumps({"logger": "mlflow", "run_id": stopped_run}))
+    crashed_dir = _run_dir(sweep, 1, None)
+    failure = Failure(cause="ValueError: bad", exception="ValueError", message="bad")
+    trials = [TrialRecord("a", 0, {}, run_dir=stopped_dir, status="stopped"),
+              TrialRecord("b", 1, {}, run_dir=crashed_dir, status="failed", error=failure.cause,
+                          failure=failure.as_dict())]
+    mark_outcomes(trials, {"tracking_uri": uri, "run_id": parent, "experiment_id": experiment}, "s", sweep)
+
+    assert client.get_run(stopped_run).info.status == "KILLED"
+    (crashed,) = client.search_runs([experiment], "tags.`aegis.trial_number` = '1'")
+    assert crashed.info.status == "FAILED" and crashed.data.tags["mlflow.parentRunId"] == parent
+    assert crashed.data.tags["aegis.failure.exception"] == "ValueError"
+    assert crashed.data.tags["aegis.run_dir"] == str(crashed_dir)
+
+
+def test_a_continued_mlflow_run_logs_each_metric_at_each_step_once():
+    from aegis.training.mlflow_steps import log_each_step_once
+
+    history = {"val/acc": [0, 7], "train/loss": [3, 7]}
+    client = SimpleNamespace(
+        get_run=lambda run_id: SimpleNamespace(data=SimpleNamespace(metrics=dict.fromkeys(history, 0.0))),
+        get_metric_history=lambda run_id, key: [SimpleNamespace(step=s) for s in history[key]],
+    )
+    logged: list[tuple[dict, int]] = []
+    logger = SimpleNamespace(experiment=client, run_id="r",
+                             log_metrics=lambda metrics, step=None: logged.append((dict(metrics), step)))
+    log_each_step_once(logger)
+    logger.log_metrics({"val/acc": 0.9, "train/loss": 0.1}, step=7)  # the re-run epoch: already there
+    logger.log_metrics(metrics={"train/loss": 0.2, "val/acc": 0.8}, step=3)  # val/acc new at 3
+    logger.log_metrics({"val/acc": 0.95}, step=15)
+    assert logged == [({"val/acc": 0.8}, 3), ({"val/acc": 0.95}, 15)]
