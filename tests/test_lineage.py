@@ -278,6 +278,17 @@ def _shows_the_lineage(root: Path, run_dir: Path, run_id: str, head: str) -> Non
     assert code == 0 and shown["model"]["version"] == "1" and shown["model"]["aliases"] == ["champion"]
     assert shown["run_id"] == run_id and shown["lineage"]["mlflow.source.git.commit"] == head
     assert show("models:/lin/1")[1].splitlines()[0] == "model        models:/lin/1 (@champion)"
+    # A cluster job's run dir on the submitting machine: job.json, no tracking.json (the pods
+    # wrote theirs on the outputs volume); its MLflow run is the one tagged with its run id.
+    submitted = root / "elsewhere" / "k8s-run"
+    submitted.mkdir(parents=True)
+    (submitted / "job.json").write_text(json.dumps({"launcher": "k8s-job", "run_id": "run", "run_dir": str(submitted),
+                                                    "kind": "Job", "name": "train-run", "namespace": "default"}))
+    code, out, _ = show(str(submitted))
+    assert code == 0 and out.splitlines()[0].split()[2] == run_id
+    (submitted / "job.json").write_text(json.dumps({"launcher": "k8s-job", "run_id": "other", "run_dir": "x"}))
+    code, _, err = show(str(submitted))
+    assert code == 1 and "no MLflow run in sqlite:" in err and "is tagged aegis.run_id=other" in err
     code, _, err = show("models:/lin@nope")
     assert code == 1 and err.startswith("Error: Registered model 'lin' has no alias 'nope' in sqlite:")
     code, _, err = show("models:/lin@champion", "--tracking-uri", f"sqlite:///{root / 'none.db'}")
@@ -373,3 +384,30 @@ def test_system_metrics_are_logged_to_the_run_by_mlflows_monitor(train_run, monk
     assert "system/cpu_utilization_percentage" in run.data.metrics
     assert "system/system_memory_usage_megabytes" in run.data.metrics
     assert run.info.status == "FINISHED"
+
+
+def test_a_pods_env_carries_the_pinned_image_its_node_and_the_users_launch(compose, tmp_path, monkeypatch):
+    """What rank 0 in a pod reads for its lineage, as the rendered PyTorchJob gives it: the
+    image pinned to the digest docker/build.sh recorded, the node by the downward API."""
+    pytest.importorskip("kubernetes_validate")
+    from aegis.launch import get_launcher
+
+    digest = "sha256:" + "cd" * 32
+    records = tmp_path / "images.json"
+    records.write_text(json.dumps({"reg.example.com/aegis:1.0": {"accelerator": "cpu", "digest": digest}}))
+    monkeypatch.setenv("AEGIS_IMAGES_FILE", str(records))
+    monkeypatch.delenv(lineage.LAUNCH_ENV, raising=False)
+    overrides = ("strategy=ddp", "launcher=pytorchjob", "launcher.image=reg.example.com/aegis:1.0")
+    ctx = RunContext(run_dir=tmp_path / "run", run_id="r1", task_overrides=overrides, config_name="train",
+                     entrypoint=str(ROOT / "train.py"))
+    plan = get_launcher("pytorchjob").render(compose(*overrides), ctx)
+    for replica in plan.manifest["spec"]["pytorchReplicaSpecs"].values():
+        env = replica["template"]["spec"]["containers"][0]["env"]
+        values = {e["name"]: e.get("value") for e in env}
+        assert {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in env
+        seen = {**values, "NODE_NAME": "node-a"}  # what the kubelet fills in
+        tags = lineage.launch_tags(lineage.origin_of("local", ctx, seen), 4, 2, seen)
+        assert tags["aegis.image"] == f"reg.example.com/aegis:1.0@{digest}" and tags["aegis.image.digest"] == digest
+        assert tags["aegis.launch.launcher"] == "pytorchjob" and tags["aegis.launch.node_name"] == "node-a"
+        origin = LaunchOrigin.from_env(values[lineage.LAUNCH_ENV])
+        assert lineage.reproduce_command(origin) == "python train.py " + " ".join(overrides)

@@ -297,7 +297,8 @@ def test_no_planted_secret_reaches_any_artifact_of_a_run(tmp_path):
 
     manifest = yaml.safe_load((root / "train" / "runs" / "render" / "job.yaml").read_text())
     container = manifest["spec"]["template"]["spec"]["containers"][0]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs["MLFLOW_TRACKING_PASSWORD"] == {"name": "mlflow", "key": "password"}
     assert refs["AWS_SECRET_ACCESS_KEY"] == {"name": "aws", "key": "secret-access-key"}
     assert {d.name for d in run_dirs(root)} == {"render", "train"}

@@ -20,6 +20,7 @@ from aegis.k8s import builds, naming, quantities
 from aegis.launch.base import RunContext
 from aegis.launch.gang import GRACE_ENV
 from aegis.launch.local.launcher import SUPERVISED_ENV
+from aegis.training.lineage import IMAGE_ENV, NODE_NAME_ENV, launch_env
 
 log = logging.getLogger("aegis.k8s")
 
@@ -110,13 +111,18 @@ def image_notice(cfg: DictConfig) -> Optional[str]:
             f"docker/build.sh recorded in {builds.records_file()}")
 
 
-def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
+def env(cfg: DictConfig, procs: int = 1, ctx: Optional[RunContext] = None) -> list[dict[str, Any]]:
+    """The container's env. For the run's lineage (aegis.training.lineage): the image as this
+    manifest pins it, the launch the user asked for (with ``ctx``), and the pod's node
+    through the downward API."""
     launcher = cfg.launcher
     values: dict[str, str] = {"PYTHONUNBUFFERED": "1", "AEGIS_OUTPUT_ROOT": launcher.outputs.mount_path,
                               GRACE_ENV: str(launcher.termination_grace_period_s),
                               # the job is the cluster object (job.json on the submitting side):
                               # the pod's run never claims the run dir as a local process
-                              SUPERVISED_ENV: "1"}
+                              SUPERVISED_ENV: "1", IMAGE_ENV: image(cfg)}
+    if ctx is not None:
+        values.update(launch_env(str(launcher.name), ctx))
     if mounts_dataset_cache(cfg):
         values["AEGIS_DATASET_CACHE"] = launcher.dataset_cache.mount_path
     threads = _threads(launcher.resources.cpu, procs)
@@ -124,6 +130,8 @@ def env(cfg: DictConfig, procs: int = 1) -> list[dict[str, Any]]:
         values["OMP_NUM_THREADS"] = threads
     values.update({str(k): str(v) for k, v in plain(launcher.env).items()})
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
+    if NODE_NAME_ENV not in values:
+        out.append({"name": NODE_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     for key, ref in plain(launcher.secret_env).items():
         secret, _, secret_key = str(ref).partition("/")
         out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}})
@@ -207,7 +215,8 @@ def volumes(cfg: DictConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return vols, mounts
 
 
-def container(cfg: DictConfig, name: str, args: list[str], procs: int = 1) -> dict[str, Any]:
+def container(cfg: DictConfig, name: str, args: list[str], procs: int = 1,
+              ctx: Optional[RunContext] = None) -> dict[str, Any]:
     """The training container. The training command is its ``args``, not its ``command``: the
     image's ENTRYPOINT (an init, tini) stays PID 1 and forwards SIGTERM to the run, which
     as PID 1 itself would get no default signal handling and miss a SIGTERM at start-up."""
@@ -218,7 +227,7 @@ def container(cfg: DictConfig, name: str, args: list[str], procs: int = 1) -> di
         "image": image(cfg),
         "imagePullPolicy": launcher.image_pull_policy,
         "args": args,
-        "env": env(cfg, procs),
+        "env": env(cfg, procs, ctx),
     }
     if launcher.env_from:
         spec["envFrom"] = [{"secretRef": {"name": s}} for s in launcher.env_from]

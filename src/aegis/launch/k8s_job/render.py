@@ -16,7 +16,7 @@ def render_job(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None) ->
     launcher = cfg.launcher
     name = job_name(cfg, ctx, nonce)
     command = [launcher.python, *pod.entry_args(cfg, ctx), *pod.pod_overrides(cfg, ctx)]
-    main = pod.container(cfg, JOB.container, command)
+    main = pod.container(cfg, JOB.container, command, ctx=ctx)
     template_labels = pod.labels(cfg, name, ctx.run_id)
     spec: dict[str, Any] = {"backoffLimit": launcher.backoff_limit}
     if launcher.active_deadline_seconds is not None:

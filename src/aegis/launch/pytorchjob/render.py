@@ -24,7 +24,7 @@ def render_pytorchjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = N
     # when the ranks were preempted or lost a peer, and passes on a rank's own failure.
     command = [launcher.python, "-m", "aegis.launch.gang", "torchrun", *pod.entry_args(cfg, ctx),
                *pod.pod_overrides(cfg, ctx, **replace)]
-    main = pod.container(cfg, PYTORCHJOB.container, command, procs=launcher.nproc_per_node)
+    main = pod.container(cfg, PYTORCHJOB.container, command, procs=launcher.nproc_per_node, ctx=ctx)
 
     def replica(replicas: int) -> dict[str, Any]:
         return {

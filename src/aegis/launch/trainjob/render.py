@@ -43,7 +43,7 @@ def render_trainjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = Non
     # supervisor in front turns a preempted gang's exit into 143 (aegis.launch.gang).
     args = [launcher.python, "-m", "aegis.launch.gang", "torchrun", *pod.entry_args(cfg, ctx),
             *pod.pod_overrides(cfg, ctx, **replace)]
-    main = pod.container(cfg, CONTAINER, args, procs=launcher.nproc_per_node)
+    main = pod.container(cfg, CONTAINER, args, procs=launcher.nproc_per_node, ctx=ctx)
     spec = pod.pod_spec(cfg, main, restart_policy=None)
 
     trainer: dict[str, Any] = {
