@@ -284,8 +284,10 @@ def _shows_the_lineage(root: Path, run_dir: Path, run_id: str, head: str) -> Non
     submitted.mkdir(parents=True)
     (submitted / "job.json").write_text(json.dumps({"launcher": "k8s-job", "run_id": "run", "run_dir": str(submitted),
                                                     "kind": "Job", "name": "train-run", "namespace": "default"}))
+    (submitted / "job.yaml").write_text("apiVersion: batch/v1\nkind: Job\n")
     code, out, _ = show(str(submitted))
     assert code == 0 and out.splitlines()[0].split()[2] == run_id
+    assert f"manifest     {submitted / 'job.yaml'}" in out.splitlines()
     (submitted / "job.json").write_text(json.dumps({"launcher": "k8s-job", "run_id": "other", "run_dir": "x"}))
     code, _, err = show(str(submitted))
     assert code == 1 and "no MLflow run in sqlite:" in err and "is tagged aegis.run_id=other" in err

@@ -43,11 +43,12 @@ class Shown:
     artifacts: list[str] = field(default_factory=list)
     versions: list[dict[str, Any]] = field(default_factory=list)
     model: Optional[dict[str, Any]] = None
+    manifest: Optional[str] = None  # a cluster job's rendered manifest, in its run dir on this machine
 
     def as_dict(self) -> dict[str, Any]:
         return {"tracking_uri": mask_credentials(self.tracking_uri), "run_id": self.run_id, "run": self.run,
                 "model": self.model, "lineage": self.tags, "artifacts": self.artifacts,
-                "registered_versions": self.versions}
+                "registered_versions": self.versions, "manifest": self.manifest}
 
 
 def default_uri(root: Path) -> str:
@@ -67,7 +68,17 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str, str, Optional[str]]]:
+def _manifest(run_dir: Path) -> Optional[str]:
+    """The manifest the Kubernetes launcher wrote beside job.json when it submitted (``<kind>.yaml``)."""
+    try:
+        kind = str(json.loads((run_dir / "job.json").read_text()).get("kind") or "process")
+    except (OSError, ValueError, AttributeError):
+        return None
+    path = run_dir / f"{kind.lower()}.yaml"
+    return str(path) if kind != "process" and path.is_file() else None
+
+
+def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str, str, Optional[str], Path]]:
     """(MLflow run id or None, tracking URI, Aegis run id) of an Aegis run dir; None when
     ``name`` names no run dir. A cluster job's run dir on this machine has no tracking.json
     (its pods wrote theirs on the outputs volume): its MLflow run is found by its
@@ -80,7 +91,7 @@ def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str
         record = json.loads((run.path / TRACKING_FILE).read_text())
     except OSError:
         if (run.path / "job.json").is_file():
-            return None, uri or default_uri(root), run.run_id
+            return None, uri or default_uri(root), run.run_id, run.path
         raise ShowError(f"Run {run.run_id} ({run.path}) has no {TRACKING_FILE}: it was not tracked with MLflow "
                         "(logger=csv or none), or it stopped before tracking started.") from None
     except ValueError as exc:
@@ -88,7 +99,7 @@ def _run_of_dir(name: str, root: Path, uri: Optional[str]) -> Optional[tuple[str
     recorded = str(record.get("tracking_uri") or "")
     # A URI shown with its password masked cannot connect: the environment's does.
     chosen = uri or (recorded if recorded and "***" not in recorded else default_uri(root))
-    return str(record["run_id"]), chosen, run.run_id
+    return str(record["run_id"]), chosen, run.run_id, run.path
 
 
 def _tagged_run(client: Any, aegis_run_id: str, uri: str) -> str:
@@ -115,10 +126,11 @@ def show(target: str, root: Path, uri: Optional[str] = None) -> Shown:
         if not _MLFLOW_RUN_ID.fullmatch(target):
             raise ShowError(f"No run {target!r} under {root}: expected a run id or run dir (see `aegis list`), an "
                             "MLflow run id, or models:/NAME@ALIAS; --root DIR sets where runs live.")
-        found = (target, uri or default_uri(root), None)
-    run_id, chosen, aegis_run_id = found
+        found = (target, uri or default_uri(root), None, None)
+    run_id, chosen, aegis_run_id, run_dir = found
     client = _client(chosen)
     shown = Shown(chosen, run_id or _tagged_run(client, str(aegis_run_id), chosen))
+    shown.manifest = _manifest(run_dir) if run_dir is not None else None
     _fill_run(shown, client)
     return shown
 
@@ -204,6 +216,8 @@ def lines(shown: Shown) -> list[tuple[str, str]]:
     launch += [f"node {t['aegis.launch.node_name']}"] if t.get("aegis.launch.node_name") else []
     if launch:
         rows.append(("launch", ", ".join(launch)))
+    if shown.manifest:
+        rows.append(("manifest", shown.manifest))
     if t.get("aegis.image"):
         digest = t.get("aegis.image.digest")
         rows.append(("image", t["aegis.image"] + ("" if not digest or digest in t["aegis.image"] else f" ({digest})")))
