@@ -190,6 +190,27 @@ def test_a_resumed_run_adds_its_attempt_and_keeps_the_first_attempts_tags():
     assert json.loads(client.files["lineage/attempt-2/lineage.json"])[lineage.GIT_COMMIT] == "bbb"
 
 
+def test_where_the_ranks_run_is_folded_by_host_and_node():
+    ranks = [{"host": "a", "node": "n1"}, {"host": "a", "node": "n1"}, {"host": "b", "node": None},
+             {"host": "b", "node": None}, {"host": "a", "node": "n1"}]
+    assert lineage.hosts_tag(ranks) == "ranks 0-1 on a (node n1); ranks 2-3 on b; rank 4 on a (node n1)"
+    assert lineage.hosts_tag([{"host": "vm", "node": None}]) == "rank 0 on vm"
+
+
+def test_tags_learnt_later_are_added_and_a_change_is_noted_for_the_attempt():
+    from aegis.training.lineage_store import add_tags
+
+    client = _Client()
+    client.tags[lineage.ATTEMPTS] = "1"
+    add_tags(client, "r", {lineage.HOSTS: "ranks 0-1 on a"})
+    assert client.tags[lineage.HOSTS] == "ranks 0-1 on a" and lineage.CHANGED not in client.tags
+    client.tags[lineage.ATTEMPTS] = "2"
+    add_tags(client, "r", {lineage.HOSTS: "ranks 0-1 on b"})
+    assert client.tags[lineage.HOSTS] == "ranks 0-1 on a"
+    assert client.tags[lineage.CHANGED] == "attempt 2: aegis.launch.hosts"
+    assert client.files["lineage/attempt-2/aegis.launch.hosts.txt"] == "ranks 0-1 on b\n"
+
+
 # ----------------------------------------------------------- a real run, read back
 
 
@@ -229,6 +250,7 @@ def test_a_tracked_run_and_its_registered_version_carry_the_lineage(train_run, t
                                        "logger.registered_model_name=lin logger.registry_alias=champion")
     assert tags["aegis.launch.launcher"] == "local" and tags["aegis.launch.world_size"] == "1"
     assert tags["aegis.data.module"].endswith("DigitsDataModule") and tags["aegis.lineage.attempts"] == "1"
+    assert tags["aegis.launch.hosts"] == f"rank 0 on {tags['aegis.launch.host']}"
     config = client.download_artifacts(run_id, "config.yaml", str(tmp_path / "dl"))
     assert Path(config).read_text() == (run_dir / "config.yaml").read_text()
     root = {a.path for a in client.list_artifacts(run_id)}
@@ -368,10 +390,14 @@ def test_a_torchrun_gang_run_is_tracked_with_its_launch_and_shown(tmp_path):
     assert tags["aegis.launch.launcher"] == "torchrun" and tags["aegis.launch.world_size"] == "2"
     assert tags["aegis.reproduce"] == "python train.py " + " ".join(args)
     assert tags["mlflow.source.git.commit"] == _git(REPO, "rev-parse", "HEAD")
+    import socket
+
+    assert tags["aegis.launch.hosts"] == f"ranks 0-1 on {socket.gethostname()}"  # gathered from both ranks
     shown = subprocess.run([sys.executable, "-m", "aegis", "--root", str(tmp_path), "show", run_dir.name],
                            capture_output=True, text=True, cwd=REPO)
     assert shown.returncode == 0, shown.stderr
     assert "launcher torchrun, world size 2" in shown.stdout and "python train.py strategy=ddp" in shown.stdout
+    assert f"ranks        ranks 0-1 on {socket.gethostname()}" in shown.stdout.splitlines()
 
 
 def test_system_metrics_are_logged_to_the_run_by_mlflows_monitor(train_run, monkeypatch):

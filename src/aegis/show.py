@@ -216,6 +216,8 @@ def lines(shown: Shown) -> list[tuple[str, str]]:
     launch += [f"node {t['aegis.launch.node_name']}"] if t.get("aegis.launch.node_name") else []
     if launch:
         rows.append(("launch", ", ".join(launch)))
+    if t.get("aegis.launch.hosts"):
+        rows.append(("ranks", t["aegis.launch.hosts"]))
     if shown.manifest:
         rows.append(("manifest", shown.manifest))
     if t.get("aegis.image"):

@@ -310,3 +310,25 @@ def for_attempt(cfg: Any, ctx: Any, world_size: Optional[int], num_nodes: Option
             manifest = None
     return collect(config=config, config_yaml=config_yaml, origin=origin_of(str(cfg.launcher.name), ctx, os.environ),
                    entrypoint=str(ctx.entrypoint), world_size=world_size, num_nodes=num_nodes, manifest=manifest)
+
+
+HOSTS = "aegis.launch.hosts"
+
+
+def hosts_tag(ranks: Sequence[Mapping[str, Any]]) -> str:
+    """Where every rank ran, in rank order, consecutive ranks on one host folded:
+    ``ranks 0-3 on gpu-a (node n1); ranks 4-7 on gpu-b (node n2)``."""
+    groups: list[tuple[int, int, str]] = []
+    for rank, where in enumerate(ranks):
+        place = str(where.get("host") or "?") + (f" (node {where['node']})" if where.get("node") else "")
+        if groups and groups[-1][2] == place and groups[-1][1] == rank - 1:
+            groups[-1] = (groups[-1][0], rank, place)
+        else:
+            groups.append((rank, rank, place))
+    return "; ".join(f"rank {a} on {p}" if a == b else f"ranks {a}-{b} on {p}" for a, b, p in groups)
+
+
+def this_host(env: Optional[Mapping[str, str]] = None) -> dict[str, Optional[str]]:
+    """This process's host and, in a pod, its node."""
+    env = os.environ if env is None else env
+    return {"host": socket.gethostname(), "node": env.get(NODE_NAME_ENV) or None}

@@ -57,6 +57,26 @@ def record_run(client: Any, run_id: str, lineage: Lineage) -> int:
     return attempt
 
 
+def add_tags(client: Any, run_id: str, tags: dict[str, str]) -> None:
+    """Tags learnt later in an attempt (where every rank runs), with the same rule: a tag the
+    run lacks is set; one with another value is named in ``aegis.lineage.changed`` for the
+    current attempt, and this attempt's value goes to ``lineage/attempt-N/<tag>.txt``."""
+    existing = dict(client.get_run(run_id).data.tags)
+    attempt = existing.get(ATTEMPTS, "1")
+    to_set = {k: v for k, v in tags.items() if k not in existing}
+    changed = sorted(k for k, v in tags.items() if k in existing and existing[k] != v)
+    if changed:
+        note = f"attempt {attempt}: {', '.join(changed)}"
+        before = existing.get(CHANGED)
+        to_set[CHANGED] = (f"{before}; {note}" if before else note)[-MAX_TAG_VALUE:]
+        for key in changed:
+            client.log_text(run_id, tags[key] + "\n", f"{ATTEMPT_DIR.format(n=attempt)}/{key}.txt")
+    if to_set:
+        from mlflow.entities import RunTag
+
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in to_set.items()])
+
+
 def tag_version(client: Any, name: str, version: str, run_id: str, alias: Optional[str]) -> None:
     """Copy the source run's lineage onto a registered version, and point ``alias`` at it."""
     tags = lineage_tags(client.get_run(run_id).data.tags)

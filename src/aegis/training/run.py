@@ -246,6 +246,7 @@ class _Attempt:
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
             trainer_callbacks.append(EpochLines())
+        trainer_callbacks += tracking.lineage_callbacks()  # where every rank runs, for rank 0's lineage
 
         self.trainer = trainer = build(
             cfg.trainer,

@@ -228,6 +228,23 @@ class Tracking:
             self._call(f"Logging checkpoint {path} to MLflow",
                        lambda: logger.experiment.log_artifact(logger.run_id, path, artifact_path="checkpoints"))
 
+    def lineage_callbacks(self) -> list[Any]:
+        """On every rank of an MLflow-tracked run: the callback that tells rank 0 where each
+        rank runs once fit has set up the process group (``aegis.launch.hosts``)."""
+        if self.kind != "mlflow":
+            return []
+        from aegis.training.rank_hosts import RankHosts
+
+        return [RankHosts(self._record_hosts if isinstance(self.logger, MLFlowLogger) else None)]
+
+    def _record_hosts(self, ranks: list[dict[str, Any]]) -> None:
+        from aegis.training.lineage import HOSTS, hosts_tag
+        from aegis.training.lineage_store import add_tags
+
+        assert isinstance(self.logger, MLFlowLogger)
+        client, run_id = self.logger.experiment, self.logger.run_id
+        self._call("Recording where the ranks run", lambda: add_tags(client, run_id, {HOSTS: hosts_tag(ranks)}))
+
     def register_model(self, module: Any, name: str, alias: Optional[str] = None) -> None:
         """Log ``module`` to the run, then register it as a new version of ``name`` that
         carries the run's lineage tags, and point ``alias`` (if any) at it.
