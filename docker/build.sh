@@ -39,7 +39,7 @@ extras=""
 # new base instead of reusing one that lacks a package.
 base_packages="python3,python3-venv,ca-certificates,tini"
 # What enters the image: a change here (committed or not) is a change of the image.
-inputs=(pyproject.toml README.md train.py src conf docker .dockerignore)
+inputs=(pyproject.toml README.md train.py src launchers conf docker .dockerignore)
 
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
