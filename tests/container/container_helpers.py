@@ -56,9 +56,12 @@ def run_args(
     name: str,
     volumes: dict[str, Path],
     env: Optional[dict[str, str]] = None,
+    memory_limit: bool = False,
 ) -> list[str]:
     """`podman run` arguments for the pod's first container; ``volumes`` maps a volume
-    name to the host folder standing in for it (an emptyDir in memory needs none)."""
+    name to the host folder standing in for it (an emptyDir in memory needs none).
+    ``memory_limit``: the container's ``resources.limits.memory`` as its cgroup's limit, with
+    no swap, as the kubelet sets it."""
     [container] = [c for c in pod["containers"]]
     pod_security = pod.get("securityContext", {})
     args = [*PODMAN, "run", "--detach", "--name", name, "--network", "host", *ULIMITS,
@@ -77,6 +80,12 @@ def run_args(
         host = volumes[mount["name"]]
         mode = "ro" if mount.get("readOnly") else "rw"
         args += ["--volume", f"{host}:{mount['mountPath']}:{mode}"]
+    limit = (container.get("resources") or {}).get("limits", {}).get("memory")
+    if memory_limit and limit:
+        from aegis.k8s.quantities import parse
+
+        size = str(int(parse(limit)))
+        args += ["--memory", size, "--memory-swap", size]
     for item in container.get("env", []):
         if "value" in item:  # valueFrom (secrets) would come from the cluster
             args += ["--env", f"{item['name']}={item['value']}"]
@@ -107,3 +116,74 @@ def logs(name: str) -> str:
 
 def remove(name: str) -> None:
     subprocess.run([*PODMAN, "rm", "--force", "--time", "0", name], capture_output=True)
+
+
+
+class OOMEvents:
+    """The OOM events of a running container's memory cgroup, as the runtime under a kubelet
+    watches them (containerd registers the same eventfd on cgroup v1's memory.oom_control,
+    and reports ``reason: OOMKilled`` after one).
+
+    Podman's own ``State.OOMKilled`` stays false in this sandbox (cgroup v1, cgroupfs), though
+    the kernel's OOM killer did act; so the test harness, standing in for the runtime, watches.
+    cgroup v1 signals the eventfd also when the cgroup is removed at the container's exit:
+    an event while memory.oom_control can still be read is an OOM, one after is the removal.
+    On cgroup v2 this watches nothing: ``pod_status`` then has podman's flag alone (its conmon
+    reads memory.events there).
+    """
+
+    def __init__(self, name: str):
+        self.oom = False
+        self._fd: Optional[int] = None
+        path = subprocess.run([*PODMAN, "inspect", "--format", "{{.State.CgroupPath}}", name],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+        if not (base / "memory.oom_control").exists():
+            return  # cgroup v2
+        import os
+        import threading
+
+        try:
+            efd, self._fd = os.eventfd(0), os.open(base / "memory.oom_control", os.O_RDONLY)
+            (base / "cgroup.event_control").write_text(f"{efd} {self._fd}")
+        except OSError:  # the container has already ended
+            return
+
+        def watch() -> None:
+            os.eventfd_read(efd)
+            try:
+                os.pread(self._fd, 256, 0)
+                self.oom = True
+            except OSError:  # ENODEV: the cgroup was removed, no OOM before it
+                pass
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+
+    def killed(self, timeout: float = 10) -> bool:
+        """Whether the cgroup had an OOM, once the container has ended (its removal ends the watch)."""
+        if getattr(self, "_thread", None) is not None:
+            self._thread.join(timeout)
+        return self.oom
+
+
+def pod_status(pod: dict[str, Any], name: str, oom_event: bool = False) -> dict[str, Any]:
+    """The pod as the API server would report it after its container ended: the kubelet's
+    container status, built from what the runtime says (``podman inspect``, and ``oom_event``
+    from ``OOMEvents``): ``reason: OOMKilled`` when the container's cgroup had an OOM kill,
+    else ``Error`` for a non-zero exit, ``Completed`` for zero."""
+    [info] = json.loads(subprocess.run([*PODMAN, "inspect", name], capture_output=True, text=True,
+                                       check=True).stdout)
+    state = info["State"]
+    code = int(state["ExitCode"])
+    oom = bool(state.get("OOMKilled")) or oom_event
+    reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+    [container] = pod["containers"]
+    terminated = {"exitCode": code, "reason": reason, "startedAt": state.get("StartedAt"),
+                  "finishedAt": state.get("FinishedAt")}
+    if state.get("Error"):
+        terminated["message"] = state["Error"]
+    return {"metadata": {"name": name, "labels": {}}, "spec": pod,
+            "status": {"phase": "Succeeded" if code == 0 else "Failed",
+                       "containerStatuses": [{"name": container["name"], "image": container["image"],
+                                              "restartCount": 0, "state": {"terminated": terminated}}]}}
