@@ -36,6 +36,18 @@ def test_composing_a_search_never_imports_torch_lightning_or_ray(tmp_path):
     assert "RayTuneSweeper" in proc.stdout and "mode: MULTIRUN" in proc.stdout
 
 
+@pytest.fixture(scope="module")
+def no_ray(tmp_path_factory):
+    """The environment of a train.py in which importing Ray fails loudly: a refusal that
+    comes before Ray starts stays one line only if nothing imported it."""
+    import os
+
+    blocker = tmp_path_factory.mktemp("no_ray")
+    (blocker / "ray").mkdir()
+    (blocker / "ray" / "__init__.py").write_text("raise ImportError('ray was imported before the checks ended')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -89,8 +101,8 @@ def test_composing_a_search_never_imports_torch_lightning_or_ray(tmp_path):
         ([LR, "strategy=ddp", "strategy.devices=2"], "Error: strategy.devices=2 needs one process per device"),
     ],
 )
-def test_a_bad_search_fails_in_one_sentence_before_anything_is_created(tmp_path, args, message):
-    proc = run_train(["search=ray-tune", *args], tmp_path, timeout=120)
+def test_a_bad_search_fails_in_one_sentence_before_anything_is_created(tmp_path, no_ray, args, message):
+    proc = run_train(["search=ray-tune", *args], tmp_path, timeout=120, env=no_ray)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
@@ -246,8 +258,8 @@ def test_a_search_kept_in_conf_search_passes_every_check_before_ray(tmp_path):
     # stops it is the first thing after them, resuming a search that never ran.
     (["hydra.sweeper.resume=true"], "Error: hydra.sweeper.resume=true but no search ran in"),
 ])
-def test_a_search_an_experiment_file_defines_is_checked_like_one_given_as_search(tmp_path, args, message):
-    proc = run_train(["experiment=hpo_mlp", "trainer=smoke", *args], tmp_path, timeout=120)
+def test_a_search_an_experiment_file_defines_is_checked_like_one_given_as_search(tmp_path, no_ray, args, message):
+    proc = run_train(["experiment=hpo_mlp", "trainer=smoke", *args], tmp_path, timeout=120, env=no_ray)
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
