@@ -397,3 +397,35 @@ def test_only_a_traceback_names_an_exception():
     assert (f.exception, f.cause) == (None, "exited with code 2") and f.log_tail[-1] == "Error: bad option"
     f = own_report(Failure("out of memory (OOMKilled)", exit_code=137), TRACEBACK)
     assert f.cause == "out of memory (OOMKilled)" and f.exception == "RuntimeError"  # the kubelet's word stands
+
+
+@pytest.mark.slow  # MLflow migrating a fresh SQLite store: ~20 s on a busy machine
+def test_a_failure_the_pod_could_not_record_is_tagged_on_its_mlflow_run(tmp_path, fake_cluster, capsys):
+    """An OOM-killed pod's process is gone; where its tracking store is reachable from here
+    (logger.tracking_uri), the follower tags the run it created and ends it FAILED."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    made: dict[str, str] = {}
+
+    def on_create(fake, plural, obj):
+        def life():  # the pod's run creates its MLflow run, tagged with the Aegis run id
+            experiment = client.create_experiment("train")
+            made["run"] = client.create_run(experiment, tags={"aegis.run_id": obj["metadata"]["annotations"][
+                "aegis.dev/run-id"]}).info.run_id
+            oom(fake, plural, obj["metadata"]["name"], make_pods(fake, plural, obj))
+
+        fake.run(life)
+
+    fake_cluster.on_create = on_create
+    overrides = ("launcher=k8s-job", f"launcher.image={IMAGE}", "launcher.poll_interval_s=0.1", "logger=mlflow",
+                 f"logger.tracking_uri={uri}")
+    cfg = compose_cfg(*overrides)
+    assert get_launcher("k8s-job").launch(cfg, context_for(cfg, overrides, tmp_path / "run")) == 137
+    err = capsys.readouterr().err
+    assert f"MLflow run {made['run']}: tagged aegis.failure.* and ended FAILED" in err, err
+    run = client.get_run(made["run"])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["aegis.failure.cause"].startswith("out of memory (OOMKilled) at limit 2Gi")
+    assert run.data.tags["aegis.failure.exit_code"] == "137" and run.data.tags["aegis.failure.signal"] == "SIGKILL"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
@@ -42,6 +42,7 @@ class Target:
     namespace: str
     run_id: Optional[str] = None
     run_dir: Optional[Path] = None  # where ``aegis cancel`` leaves its marker
+    tracking: Optional[dict[str, Any]] = field(default=None, hash=False, compare=False)  # failure_tags.store
 
     @property
     def what(self) -> str:
@@ -264,6 +265,11 @@ class Follower:
             return None
         for line in failure.paragraph().splitlines():
             self.say(line)
+        from aegis.k8s.failure_tags import tag
+
+        tagged = tag(self.target.tracking, self.target.run_id, failure)
+        if tagged:
+            self.say(tagged)
         return failure.exit_code or None
 
     def interrupt(self) -> None:

@@ -42,7 +42,8 @@ class Submitted:
         from aegis.k8s.follow import Target
 
         plan = self.plan
-        return Target(kind_of(plan.kind), plan.name, plan.namespace, plan.run_id, plan.run_dir)
+        return Target(kind_of(plan.kind), plan.name, plan.namespace, plan.run_id, plan.run_dir,
+                      tracking=plan.settings.get("tracking_store"))
 
 
 def _print_tracking_notice(notice: Optional[str]) -> None:
@@ -90,13 +91,14 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
         return False
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> Plan:
-        from aegis.k8s import claims
+        from aegis.k8s import claims, failure_tags
 
         plan = type(self).render_manifest(cfg, ctx)
         type(self).validate_manifest(plan.manifest)
         plan.settings["tracking_notice"] = pod.tracking_notice(cfg)
         plan.settings["image_notice"] = pod.image_notice(cfg)
         plan.settings["claims"] = claims.needed(cfg, self.spans_nodes(cfg))
+        plan.settings["tracking_store"] = failure_tags.store(cfg)  # where a failure is tagged from here
         return plan
 
     def write(self, plan: Plan) -> None:
