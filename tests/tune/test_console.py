@@ -29,7 +29,7 @@ def test_the_final_table_is_sorted_by_the_metric_with_status_epochs_and_cause():
     records = [
         record(0, [0.5, 0.6], **{"model.lr": 0.01}),                    # stopped by ASHA at epoch 2 of 4
         record(1, [0.5, 0.7, 0.8, 0.9], **{"model.lr": 0.1}),           # completed
-        record(2, [], error="ValueError: loss is nan", **{"model.lr": 1e30}),
+        record(2, [], error="\x1b[36mValueError\x1b[39m: loss is nan", **{"model.lr": 1e30}),
         record(3, [0.2, 0.3, 0.4, 0.95], **{"model.lr": 0.001}),        # best
     ]
     lines = console.final_table(records, ["model.lr"], "val/acc", "max", max_epochs=4, asha=True)

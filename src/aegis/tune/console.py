@@ -186,8 +186,10 @@ def record_row(record: Any, mode: str, max_epochs: Optional[int], asha: bool) ->
 
 
 def _shorten(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """One line of at most ``limit`` characters, without colour codes or credentials."""
+    from aegis.failure import clean
+
+    return clean(" ".join(str(text).split()), limit) or ""
 
 
 def final_table(records: Sequence[Any], keys: Sequence[str], metric: str, mode: str,
