@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,7 +97,7 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere():
+def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere(monkeypatch):
     pytest.importorskip("ray")
     trials = [trial("abcde_00000", "RUNNING", {"model.lr": 0.1}, epoch=2, time_this_iter_s=2.0,
                     **{"val/acc": 0.5}),
@@ -114,7 +115,10 @@ def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere
     assert "ETA ≤ 0:00:13" in text
 
     tty = Terminal()
+    monkeypatch.setattr(console.shutil, "get_terminal_size", lambda: os.terminal_size((40, 24)))
     reporter = console.make_reporter(["model.lr"], "val/acc", "max", 4, 4, asha=True, stream=tty, every_s=0)
     reporter.report(trials, False)
     reporter.report(trials, False)
     assert tty.getvalue().count("\x1b[4F\x1b[J") == 1  # the second draw replaced the first one's 4 lines
+    drawn = tty.getvalue().split("\x1b[J")[-1].splitlines()
+    assert len(drawn) == 4 and all(len(line) < 40 for line in drawn)  # no line wraps on a 40-column terminal

@@ -25,6 +25,7 @@ The table code is pure (rows in, lines out) and tested without Ray.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -263,6 +264,9 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
             counts["pending"] = counts.get("pending", 0) + max(0, total - len(rows))
             lines = live_lines(rows, keys, metric, mode, Progress(total, time.time() - self.started,
                                                                   self._eta(trials, rows), counts))
+            if tty:  # one screen line per line, or moving up len(lines) would not reach the block's top
+                width = shutil.get_terminal_size().columns
+                lines = [line if len(line) < width else line[: width - 2] + "…" for line in lines]
             if tty and self.drawn_lines:
                 out.write(f"\x1b[{self.drawn_lines}F\x1b[J")  # back to the last block's first line, clear
             out.write("\n".join(lines) + "\n")
