@@ -343,3 +343,53 @@ def test_a_pods_supervisor_runs_torchrun_observed_and_knows_the_run_dir(monkeypa
     assert seen["argv"][:3] == [sys.executable, "-m", "aegis.launch.elastic"]
     assert seen["argv"][3:] == ["--nnodes=2", "train.py", "launcher=local", "hydra.run.dir=/outputs/r1"]
     assert seen["run_dir"] == Path("/outputs/r1")
+
+
+def test_an_exit_is_named_with_where_it_was_called():
+    from aegis.training.rank_failure import failure_of
+
+    def give_up():
+        sys.exit(3)
+
+    try:
+        give_up()
+    except SystemExit as exc:
+        failure = failure_of(exc, "exited with code 3", 1, 3)
+    assert failure.cause.startswith("exited with code 3: sys.exit(3) in give_up (")
+    assert failure.paragraph().startswith("Run failed: rank 1: exited with code 3: sys.exit(3) in give_up")
+
+
+def test_only_node_zero_or_the_node_that_knows_the_cause_writes_summary_json(monkeypatch):
+    from aegis.launch.gang import _records_for_the_gang
+
+    monkeypatch.setenv("PET_NODE_RANK", "1")
+    assert _records_for_the_gang(_raised(3))
+    assert not _records_for_the_gang(_lost_peer(2))
+    assert not _records_for_the_gang(_timed_out(2))
+    assert not _records_for_the_gang(None)  # a restart's causes: node 0 records them
+    monkeypatch.setenv("PET_NODE_RANK", "0")
+    assert _records_for_the_gang(_lost_peer(0))
+
+
+def test_a_restarted_gang_joins_under_keys_of_its_own(monkeypatch):
+    import torch.distributed as dist
+
+    from aegis.training.restart_store import join_restarted_gang
+
+    calls = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "TCPStore", lambda *a, **k: ("store", a))
+    monkeypatch.setattr(dist, "PrefixStore", lambda prefix, store: ("prefixed", prefix))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **k: calls.append((backend, k)))
+    env = {"TORCHELASTIC_USE_AGENT_STORE": "True", "WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": "29500"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from datetime import timedelta
+
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    assert not join_restarted_gang(None, False, timedelta(seconds=5)) and calls == []  # first attempt: Lightning's
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "2")
+    assert join_restarted_gang(None, False, timedelta(seconds=5))
+    [(backend, keys)] = calls
+    assert backend == "gloo" and keys["store"] == ("prefixed", "aegis/restart_2") and keys["rank"] == 1

@@ -102,15 +102,18 @@ def tag_run(run_dir: Path, failure: Failure) -> bool:
 
 def report(failure: Optional[Failure], run_dir: Optional[Path], *, summary: bool = True,
            first_attempt: Optional[int] = None, restarts: Optional[dict[int, Failure]] = None) -> None:
-    """All three for ``failure`` (paragraph, summary.json unless the run wrote it itself,
-    MLflow tags); the causes of the restarts in summary.json, and one line each."""
+    """All three for ``failure`` (paragraph; summary.json and MLflow tags unless ``summary``
+    is false: another node's supervisor records it); the causes of the restarts in
+    summary.json, and one line each."""
     for restart, why in sorted((restarts or {}).items()):
         print(f"Restart {restart + 1}: {why.where()}: {why.cause}", file=sys.stderr, flush=True)
     if failure is not None:
         print_paragraph(failure)
     if run_dir is None or not run_dir.is_dir():
         return
-    if summary and (failure is not None or restarts):
+    if not summary:
+        return
+    if failure is not None or restarts:
         merge_into_summary(run_dir, failure, first_attempt, restarts)
     if failure is not None:
         tag_run(run_dir, failure)

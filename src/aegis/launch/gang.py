@@ -239,7 +239,8 @@ class Supervisor:
 
                     failure = Failure(f"the gang's launcher exited with code {exit_code} before any rank "
                                       "recorded how it ended", exit_code=exit_code, signal=signal_of_exit(exit_code))
-            report(failure, self.run_dir, first_attempt=self.first_attempt, restarts=restarts)
+            report(failure, self.run_dir, first_attempt=self.first_attempt, restarts=restarts,
+                   summary=_records_for_the_gang(failure))
         except Exception as exc:  # a report that fails must not change the gang's exit code
             print(f"aegis: could not say why the gang failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
@@ -253,6 +254,17 @@ class Supervisor:
             self.notes_dir.rmdir()
         except OSError:
             pass
+
+
+def _records_for_the_gang(failure: Optional["Failure"]) -> bool:
+    """Whether this node's supervisor writes summary.json and tags the run: node 0's always;
+    another node's (its pod sees only its own ranks) only for a failure of its own, never for
+    a rank that merely lost its peer, which would overwrite the node that knows the cause."""
+    if os.environ.get("PET_NODE_RANK", "0") in ("", "0"):
+        return True
+    from aegis.launch.triage import is_own
+
+    return failure is not None and is_own(failure)
 
 
 def _next_attempt(run_dir: Optional[Path]) -> int:

@@ -50,6 +50,11 @@ def _is_peer(failure: Failure) -> bool:
     return "another rank of the gang stopped" in text or is_collective_timeout(text)
 
 
+def is_own(failure: Failure) -> bool:
+    """A failure of the rank itself (an exception, a signal), not a lost peer or a timeout."""
+    return (failure.exception is not None or failure.signal is not None) and not _is_peer(failure)
+
+
 def _timed_out(failure: Failure) -> bool:
     return is_collective_timeout(f"{failure.cause} {failure.message or ''}")
 

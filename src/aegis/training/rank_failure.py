@@ -47,7 +47,11 @@ def failure_of(exc: BaseException, cause: str, rank: Optional[int], exit_code: O
     message = str(exc).strip() or None
     if not isinstance(exc, SystemExit) and type(exc).__name__ not in cause:
         cause = f"{type(exc).__name__}: {cause}"  # "InjectedFault: boom", not a bare "boom"
-    if isinstance(exc, SystemExit):
+    if isinstance(exc, SystemExit):  # where the code called exit: "exited with code 3" alone says nothing
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            last = frames[-1]
+            cause = f"{cause}: sys.exit({exc.code!r}) in {last.name} ({last.filename}:{last.lineno})"
         return Failure(cause, rank=rank, exit_code=exit_code, log_tail=traceback_tail(exc))
     return Failure(cause, rank=rank, exception=type(exc).__name__, message=message, exit_code=exit_code,
                    log_tail=traceback_tail(exc))

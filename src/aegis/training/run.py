@@ -271,6 +271,13 @@ class _Attempt:
             tracking.log_lineage(cfg, ctx, trainer.world_size, trainer.num_nodes)
         if resume_from:
             log.info("Resuming from %s", resume_from)
+        if cfg.strategy.name == "ddp" and trainer.world_size > 1:  # a torchrun restart: its own store keys
+            from datetime import timedelta
+
+            from aegis.training.restart_store import join_restarted_gang
+
+            join_restarted_gang(cfg.strategy.get("process_group_backend"),
+                                trainer.strategy.root_device.type == "cuda", timedelta(seconds=cfg.strategy.timeout_s))
 
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
