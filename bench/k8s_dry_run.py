@@ -30,8 +30,9 @@ OVERRIDES = {
     # A search (its space kept in conf/search/digits_mlp.yaml, so Hydra's compose can take it).
     "rayjob": ["search=digits_mlp", "launcher=rayjob", "launcher.workers=2", IMAGE],
 }
-# The empty app must not run the search: Hydra's basic sweeper runs it once instead.
-FLOOR_EXTRA = {"rayjob": ["hydra/sweeper=basic"]}
+# The empty app must not run (or hand off) the search: the same kind of config, a multirun with
+# the search group, on Hydra's basic sweeper, which runs the empty task once.
+FLOOR_OVERRIDES = {"rayjob": ["search=ray-tune", "hydra/sweeper=basic", "launcher=k8s-job", IMAGE]}
 BASELINE = """
 from hydra import compose, initialize_config_dir
 from aegis.cli import prepare
@@ -75,7 +76,7 @@ def main() -> int:
         base = [sys.executable, "-c", BASELINE.format(conf=str(ROOT / "conf"), overrides=overrides)]
         floor_app = Path(tmp) / "floor_app.py"
         floor_app.write_text(FLOOR)
-        floor = [sys.executable, str(floor_app), *overrides, *FLOOR_EXTRA.get(args.launcher, [])]
+        floor = [sys.executable, str(floor_app), *FLOOR_OVERRIDES.get(args.launcher, overrides)]
         for argv in (dry, base, floor):  # warm the page cache and .pyc files
             timed(argv, env, tmp)
         dry_s, base_s, floor_s = [], [], []
