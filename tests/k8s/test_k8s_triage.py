@@ -429,3 +429,14 @@ def test_a_failure_the_pod_could_not_record_is_tagged_on_its_mlflow_run(tmp_path
     assert run.info.status == "FAILED"
     assert run.data.tags["aegis.failure.cause"].startswith("out of memory (OOMKilled) at limit 2Gi")
     assert run.data.tags["aegis.failure.exit_code"] == "137" and run.data.tags["aegis.failure.signal"] == "SIGKILL"
+
+
+def test_a_store_only_the_pods_reach_is_not_tagged_from_here(tmp_path):
+    """The embedded store on the outputs volume (a path that does not exist on this machine):
+    nothing to tag from here, and nothing said."""
+    from aegis.failure import Failure
+    from aegis.k8s.failure_tags import tag
+
+    pods_store = {"uri": f"sqlite:///{tmp_path}/not-here/mlflow.db", "experiment": "train"}
+    assert tag(pods_store, "run-1", Failure("out of memory (OOMKilled)")) is None
+    assert tag(None, "run-1", Failure("out of memory (OOMKilled)")) is None

@@ -56,7 +56,8 @@ def tag(where: Optional[dict[str, Any]], run_id: Optional[str], failure: Failure
         runs = [] if experiment is None or "'" in run_id else client.search_runs(
             [experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=10)
         if not runs:
-            return f"no MLflow run tagged {RUN_ID_TAG}={run_id} in experiment {where['experiment']} to record the failure on"
+            return (f"no MLflow run tagged {RUN_ID_TAG}={run_id} in experiment {where['experiment']} "
+                    "to record the failure on")
         tagged = []
         for run in runs:
             if f"{TAG_PREFIX}cause" in run.data.tags:
@@ -67,7 +68,8 @@ def tag(where: Optional[dict[str, Any]], run_id: Optional[str], failure: Failure
                 client.set_terminated(run.info.run_id, status="FAILED")
             tagged.append(run.info.run_id)
     except Exception as exc:  # the terminal still says it
-        return f"could not tag the MLflow run with the failure: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}"
+        said = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return f"could not tag the MLflow run with the failure: {said}"
     if not tagged:
         return None
     return f"MLflow run {', '.join(tagged)}: tagged {TAG_PREFIX}* and ended FAILED"

@@ -229,7 +229,8 @@ def diagnose(kind: Kind, obj: dict[str, Any], pods: list[dict[str, Any]],
         return waiting
     if reason and reason.startswith("DeadlineExceeded"):
         return Diagnosis(Failure(f"ran longer than launcher.active_deadline_seconds and was stopped ({reason})"))
-    return Diagnosis(Failure(f"the {kind.name} failed" + (f" ({reason})" if reason else " with no pod left to say why")))
+    said = f" ({reason})" if reason else " with no pod left to say why"
+    return Diagnosis(Failure(f"the {kind.name} failed{said}"))
 
 
 # -------------------------------------------------------------- the log's end
