@@ -355,3 +355,21 @@ def test_kuberays_statuses_decide_the_state(status, state):
     spec = {"suspend": status.pop("suspend")} if "suspend" in status else {}
     obj = {"metadata": {"name": "j", "namespace": "default"}, "spec": spec, "status": status}
     assert job_status(RAYJOB, obj, []).state.value == state
+
+
+def test_aegis_status_and_logs_find_the_search_by_its_run_id(tmp_path, fake_cluster, capsys):
+    from aegis.commands import main
+
+    submit_search(tmp_path, "launcher.workers=1")
+    _, name, _ = the_object(fake_cluster)
+    pods = ray_pods(fake_cluster, name, 1)
+    fake_cluster.log(pods["submitter"], "Trial status: 1 RUNNING")
+    fake_cluster.log(pods["head"], "Ray runtime started.")
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path), "status", "s1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "running" and any("submitter running" in line for line in out), out
+    assert main(["--root", str(tmp_path), "logs", "s1"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["Trial status: 1 RUNNING"]
+    assert main(["--root", str(tmp_path), "logs", "s1", "--replica", "head"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["Ray runtime started."]
