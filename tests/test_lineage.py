@@ -211,6 +211,20 @@ def test_tags_learnt_later_are_added_and_a_change_is_noted_for_the_attempt():
     assert client.files["lineage/attempt-2/aegis.launch.hosts.txt"] == "ranks 0-1 on b\n"
 
 
+def test_show_of_a_run_tracked_without_mlflow_is_one_sentence(tmp_path, capsys):
+    from aegis.commands import main
+
+    run_dir = tmp_path / "train" / "runs" / "csv-run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({"run_id": "csv-run", "status": "completed"}))
+    assert main(["--root", str(tmp_path), "show", "csv-run"]) == 1
+    assert capsys.readouterr().err == (f"Error: Run csv-run ({run_dir}) has no tracking.json: it was not tracked "
+                                       "with MLflow (logger=csv or none), or it stopped before tracking started.\n")
+    assert main(["--root", str(tmp_path), "show", "models:/x"]) == 1
+    assert "is not a registered model URI: expected models:/NAME@ALIAS or models:/NAME/VERSION" in \
+        capsys.readouterr().err
+
+
 # ----------------------------------------------------------- a real run, read back
 
 

@@ -38,8 +38,7 @@ def record_run(client: Any, run_id: str, lineage: Lineage) -> int:
         to_set = dict(lineage.tags)
     else:
         to_set = {k: v for k, v in lineage.tags.items() if k not in existing}
-        changed = sorted(k for k, v in lineage.tags.items() if k in existing and existing[k] != v
-                         and k != "aegis.launch.host")
+        changed = sorted(k for k, v in lineage.tags.items() if k in existing and existing[k] != v)
         if changed:
             note = f"attempt {attempt}: {', '.join(changed)}"
             before = existing.get(CHANGED)
