@@ -122,3 +122,21 @@ def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere
     assert tty.getvalue().count("\x1b[4F\x1b[J") == 1  # the second draw replaced the first one's 4 lines
     drawn = tty.getvalue().split("\x1b[J")[-1].splitlines()
     assert len(drawn) == 4 and all(len(line) < 40 for line in drawn)  # no line wraps on a 40-column terminal
+
+
+def test_the_reporter_survives_ray_tunes_pickling_of_the_search():
+    """Ray Tune saves the RunConfig, reporter included, in tuner.pkl; a resumed search draws with it."""
+    pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    out = io.StringIO()
+    reporter = console.make_reporter(["model.lr"], "val/acc", "max", 2, 4, asha=False, every_s=0)
+    restored = cloudpickle.loads(cloudpickle.dumps(reporter))
+    restored.setup(start_time=0.0)
+    trials = [trial("abcde_00001", "TERMINATED", {"model.lr": 0.1}, epoch=4, **{"val/acc": 0.9})]
+    assert restored.should_report(trials)
+    import contextlib
+
+    with contextlib.redirect_stderr(out):
+        restored.report(trials, False)
+    assert "1      0.1  4/4    0.9000   completed" in out.getvalue()

@@ -230,8 +230,10 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
     """A ``ray.tune.ProgressReporter`` drawing the live table (imports Ray: search time only)."""
     from ray.tune import ProgressReporter
 
-    out = stream or sys.stderr
-    tty = out.isatty()
+    def terminal() -> TextIO:
+        # Looked up at each draw, not kept: Ray Tune pickles the reporter with the search
+        # (tuner.pkl) and a resumed search draws on the stderr it has then.
+        return stream or sys.stderr
 
     class LiveTable(ProgressReporter):
         def __init__(self) -> None:
@@ -240,7 +242,10 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
             self.drawn_lines = 0
             self.last_state: Any = None
             self.best: dict[str, float] = {}
-            self.every_s = every_s if every_s is not None else (1.0 if tty else 15.0)
+            self.every_s = every_s
+
+        def _every_s(self, tty: bool) -> float:
+            return self.every_s if self.every_s is not None else (1.0 if tty else 15.0)
 
         def setup(self, start_time: Optional[float] = None, total_samples: Optional[int] = None,
                   metric: Optional[str] = None, mode: Optional[str] = None, **kwargs: Any) -> None:
@@ -250,12 +255,14 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
             if done:
                 return False  # the final table says it
             state = tuple((t.trial_id, t.status, (t.last_result or {}).get("epoch")) for t in trials)
-            if state == self.last_state or time.time() - self.last_drawn < self.every_s:
+            if state == self.last_state or time.time() - self.last_drawn < self._every_s(terminal().isatty()):
                 return False
             self.last_state = state
             return True
 
         def report(self, trials: list, done: bool, *sys_info: Any) -> None:
+            out = terminal()
+            tty = out.isatty()
             rows = [trial_row(t, keys, metric, mode, max_epochs, asha, self.best) for t in trials]
             counts: dict[str, int] = {}
             for row in rows:
