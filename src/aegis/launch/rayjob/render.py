@@ -71,10 +71,10 @@ def object_store_bytes(shm_size: Optional[str]) -> Optional[int]:
     return int(quantities.parse(shm_size) * OBJECT_STORE_SHARE)
 
 
-def _ray_container(cfg: DictConfig, resources: DictConfig) -> dict[str, Any]:
+def _ray_container(cfg: DictConfig, ctx: RunContext, resources: DictConfig) -> dict[str, Any]:
     """The Ray container of a head or worker pod: the training container, less what KubeRay or
     Ray set (the command; OMP_NUM_THREADS, which Ray sets per trial to the trial's CPUs)."""
-    main = pod.container(cfg, CONTAINER, [])
+    main = pod.container(cfg, CONTAINER, [], ctx=ctx)
     del main["args"]
     main["env"] = [e for e in main["env"] if e["name"] != "OMP_NUM_THREADS"]
     sized = pod.resources(OmegaConf.create({"launcher": {"resources": resources}}))
@@ -118,8 +118,8 @@ def render_rayjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None)
     labels = pod.labels(cfg, name, ctx.run_id)
     annotations = {**pod.annotations(cfg, ctx.run_id), pod.RUN_DIR_ANNOTATION: sweep_dir}
 
-    worker = _ray_container(cfg, launcher.resources)
-    head = _ray_container(cfg, launcher.head.resources)
+    worker = _ray_container(cfg, ctx, launcher.resources)
+    head = _ray_container(cfg, ctx, launcher.head.resources)
     head_pod = pod.pod_spec(cfg, head, restart_policy=None)
     cluster: dict[str, Any] = {
         "headGroupSpec": {
