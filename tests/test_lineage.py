@@ -78,6 +78,12 @@ def test_a_folder_outside_any_checkout_says_so(tmp_path, monkeypatch):
     assert lineage.git_tags(plain / "train.py") == {lineage.GIT_STATE: "not a git checkout"}
 
 
+@needs_git
+def test_a_checkout_wins_over_an_images_recorded_commit(checkout):
+    env = {lineage.IMAGE_COMMIT_ENV: "ab" * 20, lineage.IMAGE_DIRTY_ENV: "true"}
+    assert lineage.code_tags(checkout / "train.py", env)[lineage.GIT_COMMIT] == _git(checkout, "rev-parse", "HEAD")
+
+
 def test_no_git_installed_is_a_tag_not_a_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no git on it
     assert lineage.git_tags(tmp_path) == {lineage.GIT_STATE: "git is not installed (or did not answer)"}
@@ -436,7 +442,9 @@ def test_a_pods_env_carries_the_pinned_image_its_node_and_the_users_launch(compo
 
     digest = "sha256:" + "cd" * 32
     records = tmp_path / "images.json"
-    records.write_text(json.dumps({"reg.example.com/aegis:1.0": {"accelerator": "cpu", "digest": digest}}))
+    commit = "ef" * 20
+    records.write_text(json.dumps({"reg.example.com/aegis:1.0": {"accelerator": "cpu", "digest": digest,
+                                                                 "revision": commit, "dirty": False}}))
     monkeypatch.setenv("AEGIS_IMAGES_FILE", str(records))
     monkeypatch.delenv(lineage.LAUNCH_ENV, raising=False)
     overrides = ("strategy=ddp", "launcher=pytorchjob", "launcher.image=reg.example.com/aegis:1.0")
@@ -453,3 +461,7 @@ def test_a_pods_env_carries_the_pinned_image_its_node_and_the_users_launch(compo
         assert tags["aegis.launch.launcher"] == "pytorchjob" and tags["aegis.launch.node_name"] == "node-a"
         origin = LaunchOrigin.from_env(values[lineage.LAUNCH_ENV])
         assert lineage.reproduce_command(origin) == "python train.py " + " ".join(overrides)
+        # The image has no .git: its code is the commit docker/build.sh recorded for it.
+        code = lineage.code_tags(tmp_path / "not-a-checkout" / "train.py", seen)
+        assert code[lineage.GIT_COMMIT] == commit and code[lineage.GIT_DIRTY] == "false"
+        assert code[lineage.GIT_FROM] == "the image's build record (docker/build.sh)"

@@ -22,6 +22,7 @@ from typing import Any, Iterator, Optional
 
 ENV = "AEGIS_IMAGES_FILE"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a SHA-1 or SHA-256 git object name
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Build:
     reference: str
     accelerator: Optional[str] = None  # "cpu" or "cuda"
     digest: Optional[str] = None  # the registry digest once pushed: sha256:<64 hex>
+    revision: Optional[str] = None  # the git commit built (None: not built from a checkout)
+    dirty: bool = False  # the checkout had uncommitted changes to what the image copies
 
     def pinned(self) -> Optional[str]:
         """``name:tag@sha256:...`` when the registry digest is known, else None."""
@@ -65,10 +68,13 @@ def lookup(reference: Optional[str]) -> Optional[Build]:
         return None
     accelerator = entry.get("accelerator")
     digest = entry.get("digest")
+    revision = entry.get("revision")
     return Build(
         reference=str(reference),
         accelerator=accelerator if accelerator in ("cpu", "cuda") else None,
         digest=digest if isinstance(digest, str) and _DIGEST.fullmatch(digest) else None,
+        revision=revision if isinstance(revision, str) and _REVISION.fullmatch(revision) else None,
+        dirty=entry.get("dirty") is True,
     )
 
 

@@ -20,7 +20,7 @@ from aegis.k8s import builds, naming, quantities
 from aegis.launch.base import RunContext
 from aegis.launch.gang import GRACE_ENV
 from aegis.launch.local.launcher import SUPERVISED_ENV
-from aegis.training.lineage import IMAGE_ENV, NODE_NAME_ENV, launch_env
+from aegis.training.lineage import IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV, NODE_NAME_ENV, launch_env
 
 log = logging.getLogger("aegis.k8s")
 
@@ -123,6 +123,9 @@ def env(cfg: DictConfig, procs: int = 1, ctx: Optional[RunContext] = None) -> li
                               SUPERVISED_ENV: "1", IMAGE_ENV: image(cfg)}
     if ctx is not None:
         values.update(launch_env(str(launcher.name), ctx))
+    build = builds.lookup(str(launcher.image))
+    if build is not None and build.revision:  # the image has no .git: its code is the commit it was built from
+        values.update({IMAGE_COMMIT_ENV: build.revision, IMAGE_DIRTY_ENV: "true" if build.dirty else "false"})
     if mounts_dataset_cache(cfg):
         values["AEGIS_DATASET_CACHE"] = launcher.dataset_cache.mount_path
     threads = _threads(launcher.resources.cpu, procs)

@@ -41,7 +41,10 @@ CHANGED = "aegis.lineage.changed"
 LAUNCH_ENV = "AEGIS_LAUNCH"  # set by a launcher for the processes it starts (see launch_env)
 IMAGE_ENV = "AEGIS_IMAGE"  # the image reference a pod was rendered with (digest-pinned when known)
 NODE_NAME_ENV = "NODE_NAME"  # a pod's node, through the downward API (spec.nodeName)
-MANIFEST_ENV = "AEGIS_MANIFEST_FILE"  # where a pod finds the manifest it was rendered from
+# In a pod (no .git in the image): the commit docker/build.sh recorded for the image, and its dirty flag.
+IMAGE_COMMIT_ENV = "AEGIS_IMAGE_GIT_COMMIT"
+IMAGE_DIRTY_ENV = "AEGIS_IMAGE_GIT_DIRTY"
+GIT_FROM = "aegis.git.from"
 GIT_TIMEOUT_S = 5.0
 MAX_TAG_VALUE = 5000  # MLflow's limit is 8000 characters; a long command is cut with a note
 # Keys that name the run, not what it computes: left out of the reproduce command.
@@ -163,6 +166,16 @@ def git_tags(where: Path, timeout: float = GIT_TIMEOUT_S) -> dict[str, str]:
     return tags
 
 
+def code_tags(entrypoint: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """The checkout's git facts; where there is none (an image), the commit its build
+    recorded, passed to the pod in its env."""
+    tags = git_tags(entrypoint)
+    if GIT_COMMIT in tags or not env.get(IMAGE_COMMIT_ENV):
+        return tags
+    return {GIT_COMMIT: env[IMAGE_COMMIT_ENV], GIT_DIRTY: env.get(IMAGE_DIRTY_ENV) or "unknown",
+            GIT_FROM: "the image's build record (docker/build.sh)"}
+
+
 def _version(package: str) -> Optional[str]:
     try:
         return metadata.version(package)
@@ -248,7 +261,7 @@ def _cache_meta(data: Mapping[str, Any]) -> Optional[dict[str, Any]]:
 
 def collect(*, config: Mapping[str, Any], config_yaml: str, origin: LaunchOrigin, entrypoint: str,
             world_size: Optional[int] = None, num_nodes: Optional[int] = None,
-            env: Optional[Mapping[str, str]] = None, manifest: Optional[str] = None) -> Lineage:
+            env: Optional[Mapping[str, str]] = None) -> Lineage:
     """Every lineage tag and artifact of one attempt. ``config`` is the resolved config;
     ``entrypoint`` the script that runs (its checkout is the code's). The run's id and dir
     are tagged by tracking itself (``aegis.run_id``, ``aegis.run_dir``)."""
@@ -258,16 +271,13 @@ def collect(*, config: Mapping[str, Any], config_yaml: str, origin: LaunchOrigin
         command = command[: MAX_TAG_VALUE - 60] + " ... (cut; the whole command: overrides.yaml)"
     in_cluster = bool(env.get(IMAGE_ENV) or env.get("KUBERNETES_SERVICE_HOST"))
     tags = {SOURCE_NAME: entrypoint, SOURCE_TYPE: "JOB" if in_cluster else "LOCAL",
-            **git_tags(Path(entrypoint)), REPRODUCE: command,
+            **code_tags(Path(entrypoint), env), REPRODUCE: command,
             **launch_tags(origin, world_size, num_nodes, env),
             **data_tags(config.get("data") or {}),
             **environment_tags()}
     overrides = {"launcher": origin.launcher, "config_name": origin.config_name,
                  "overrides": list(origin.overrides), "command": reproduce_command(origin)}
-    files = {"config.yaml": config_yaml, "overrides.yaml": _yaml(overrides)}
-    if manifest:
-        files["manifest.yaml"] = manifest
-    return Lineage(tags, files)
+    return Lineage(tags, {"config.yaml": config_yaml, "overrides.yaml": _yaml(overrides)})
 
 
 def lineage_tags(tags: Mapping[str, str]) -> dict[str, str]:
@@ -301,15 +311,8 @@ def for_attempt(cfg: Any, ctx: Any, world_size: Optional[int], num_nodes: Option
         config_yaml = config_file.read_text()
     except OSError:
         config_yaml = OmegaConf.to_yaml(OmegaConf.create(config))
-    manifest_file = os.environ.get(MANIFEST_ENV)
-    manifest = None
-    if manifest_file:
-        try:
-            manifest = Path(manifest_file).read_text()
-        except OSError:
-            manifest = None
     return collect(config=config, config_yaml=config_yaml, origin=origin_of(str(cfg.launcher.name), ctx, os.environ),
-                   entrypoint=str(ctx.entrypoint), world_size=world_size, num_nodes=num_nodes, manifest=manifest)
+                   entrypoint=str(ctx.entrypoint), world_size=world_size, num_nodes=num_nodes)
 
 
 HOSTS = "aegis.launch.hosts"
