@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import shlex
-import socket
-import subprocess
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -122,6 +118,7 @@ def strip_userinfo(url: str) -> str:
 
 def _git(args: Sequence[str], cwd: Path, timeout: float) -> Optional[str]:
     """stdout of ``git args`` in ``cwd``, or None when it failed, timed out, or git is missing."""
+    import subprocess
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"})
@@ -177,6 +174,7 @@ def code_tags(entrypoint: Path, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def _version(package: str) -> Optional[str]:
+    from importlib import metadata
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -186,6 +184,8 @@ def _version(package: str) -> Optional[str]:
 def environment_tags() -> dict[str, str]:
     """Python, torch, lightning, MLflow and CUDA versions (CUDA only as torch was built, and
     only when training already imported torch: collecting never imports it)."""
+    import platform
+
     tags = {"aegis.env.python": platform.python_version(), "aegis.env.platform": platform.platform(terse=True)}
     for package, key in (("torch", "torch"), ("lightning", "lightning"), ("mlflow-skinny", "mlflow"),
                          ("aegis", "aegis")):
@@ -207,6 +207,8 @@ def environment_tags() -> dict[str, str]:
 def launch_tags(origin: LaunchOrigin, world_size: Optional[int], num_nodes: Optional[int],
                 env: Mapping[str, str]) -> dict[str, str]:
     """Launcher, world size, nodes, the host (and a pod's node) of rank 0, the image."""
+    import socket
+
     tags = {"aegis.launch.launcher": origin.launcher, "aegis.launch.host": socket.gethostname()}
     if world_size is not None:
         tags["aegis.launch.world_size"] = str(world_size)
@@ -333,5 +335,7 @@ def hosts_tag(ranks: Sequence[Mapping[str, Any]]) -> str:
 
 def this_host(env: Optional[Mapping[str, str]] = None) -> dict[str, Optional[str]]:
     """This process's host and, in a pod, its node."""
+    import socket
+
     env = os.environ if env is None else env
     return {"host": socket.gethostname(), "node": env.get(NODE_NAME_ENV) or None}
