@@ -242,7 +242,8 @@ def test_the_supervisor_merges_a_killed_rank_into_summary_json(tmp_path):
 
 
 def test_a_restart_is_recorded_with_its_cause_and_a_completed_run_stays_completed(tmp_path):
-    _summary(tmp_path, status="completed", attempts=[{"attempt": 1, "status": "preempted"},
+    # rank 0 recorded the attempt as failed (it lost its peer); the restart's cause is the killed rank
+    _summary(tmp_path, status="completed", attempts=[{"attempt": 1, "status": "failed"},
                                                      {"attempt": 2, "status": "completed"}])
     merge_into_summary(tmp_path, None, first_attempt=1, restarts={0: Failure("killed by SIGKILL", rank=1,
                                                                             signal="SIGKILL")})
@@ -393,3 +394,42 @@ def test_a_restarted_gang_joins_under_keys_of_its_own(monkeypatch):
     assert join_restarted_gang(None, False, timedelta(seconds=5))
     [(backend, keys)] = calls
     assert backend == "gloo" and keys["store"] == ("prefixed", "aegis/restart_2") and keys["rank"] == 1
+
+
+def test_a_local_run_ends_with_its_paragraph_after_the_traceback(tmp_path, capsys, monkeypatch):
+    from aegis.launch.local.launcher import SUPERVISED_ENV, LocalLauncher
+
+    _summary(tmp_path, status="failed", attempts=[{"attempt": 1, "status": "failed", "failure": _raised(None).as_dict()}])
+    monkeypatch.delenv(SUPERVISED_ENV, raising=False)
+    try:
+        raise RuntimeError("the traceback")
+    except RuntimeError:
+        assert LocalLauncher._report(tmp_path, 0)
+        monkeypatch.setenv(SUPERVISED_ENV, "1")  # a rank of a gang: its supervisor reports
+        assert not LocalLauncher._report(tmp_path, 0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "Run failed: the run: InjectedFault: boom. (exit code 1)"
+    assert "RuntimeError: the traceback" in err
+
+
+def test_a_preempted_gang_is_not_reported_failed(tmp_path):
+    # 143: every rank checkpointed a preemption (or lost a peer another node reports): retryable
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _summary(run_dir, status="preempted", attempts=[{"attempt": 1, "status": "preempted"}])
+    child = [sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from aegis.launch.gang import note_exit, note_start
+        for rank in (0, 1):
+            note_start(rank)
+            note_exit(rank, 143, "preempted")
+        sys.exit(1)
+    """)]
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from aegis.launch.gang import Supervisor
+        sys.exit(Supervisor({child!r}, run_dir=Path({str(run_dir)!r})).start().wait())
+    """)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 143 and "Run failed" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "preempted"

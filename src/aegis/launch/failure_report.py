@@ -48,9 +48,8 @@ def merge_into_summary(run_dir: Path, failure: Optional[Failure], first_attempt:
         number = (first_attempt or 1) + restart
         for attempt in attempts:
             if attempt.get("attempt") == number:
-                attempt.update(cause=why.cause, failure=why.as_dict(), restarted=True)
-                if attempt.get("status") in ("running", "preempted", "stopped", None):
-                    attempt["status"] = "killed" if why.signal else "failed"
+                attempt.update(cause=why.cause, failure=why.as_dict(), restarted=True,
+                               status="killed" if why.signal else "failed")
     if restarts:
         record["restarts"] = [{"attempt": (first_attempt or 1) + k, "cause": f.cause, "rank": f.rank}
                               for k, f in sorted(restarts.items())]

@@ -221,7 +221,8 @@ class Supervisor:
             from aegis.launch.triage import gang_failure
 
             attempts, own = read_attempts(self.notes_dir), read_failures(self.notes_dir)
-            failed = exit_code != 0 and not (self.signalled and exit_code == PREEMPTED_EXIT_CODE)
+            # 143: preempted, or lost a peer that another node's supervisor reports: retryable, not failed
+            failed = exit_code not in (0, PREEMPTED_EXIT_CODE)
             last = max([*attempts, *own, 0]) if failed else None
             restarts = {}
             for restart in sorted(set(attempts) | set(own)):
