@@ -90,6 +90,11 @@ def _run_dir(sweep: Path, number: int, summary: dict | None) -> Path:
     return run_dir
 
 
+def _reported(run_dir: Path) -> None:
+    (run_dir / "tune_checkpoint").mkdir()
+    (run_dir / "tune_checkpoint" / "reported-0002.ckpt").write_bytes(b"weights")
+
+
 class RayTaskErrorLike(Exception):
     """Ray wraps what a trial raised, its message coloured for a terminal, and keeps it as ``cause``."""
 
@@ -118,14 +123,24 @@ def test_a_trial_the_interrupt_stopped_is_interrupted_and_one_asha_stopped_stays
 
     stopped = {"status": "stopped", "epochs_completed": 2, "attempts": [{"attempt": 1, "status": "stopped"}]}
     cut = TrialRecord("a", 0, {}, run_dir=_run_dir(tmp_path, 0, stopped))
+    _reported(cut.run_dir)
     trial_outcome(cut, None, done=False, interrupted=True)
     assert cut.status == "interrupted" and cut.epochs == 2
+    assert (cut.run_dir / "tune_checkpoint" / "reported-0002.ckpt").is_file()  # what the resume continues from
     written = json.loads((cut.run_dir / "summary.json").read_text())
     assert written["status"] == "interrupted" and written["attempts"][-1]["status"] == "interrupted"
 
+    # A worker ended before it wrote anything: the epochs Ray heard of.
+    killed = TrialRecord("c", 2, {}, history=[(1, 0.5), (2, 0.6)], run_dir=_run_dir(tmp_path, 2, {"status": "running"}))
+    trial_outcome(killed, None, done=False, interrupted=True)
+    written = json.loads((killed.run_dir / "summary.json").read_text())
+    assert written["status"] == "interrupted" and written["epochs_completed"] == 2
+
     early = TrialRecord("b", 1, {}, run_dir=_run_dir(tmp_path, 1, stopped))
+    _reported(early.run_dir)
     trial_outcome(early, None, done=True, interrupted=False)
     assert early.status == "stopped"
+    assert not list((early.run_dir / "tune_checkpoint").glob("*.ckpt"))  # ended: never restored
     assert json.loads((early.run_dir / "summary.json").read_text())["status"] == "stopped"
 
 
@@ -173,3 +188,37 @@ def test_a_continued_mlflow_run_logs_each_metric_at_each_step_once():
     logger.log_metrics(metrics={"train/loss": 0.2, "val/acc": 0.8}, step=3)  # val/acc new at 3
     logger.log_metrics({"val/acc": 0.95}, step=15)
     assert logged == [({"val/acc": 0.8}, 3), ({"val/acc": 0.95}, 15)]
+
+
+def test_a_run_dir_left_by_a_trial_ray_lost_moves_aside_for_the_trial_now_numbered_so(tmp_path):
+    from aegis.tune.trial import claim_run_dir
+
+    run_dir = tmp_path / "2"
+    claim_run_dir(run_dir, "aaaa1111")
+    (run_dir / "checkpoints").mkdir()
+    claim_run_dir(run_dir, "aaaa1111")  # the same trial, restored: its dir stays
+    assert (run_dir / "checkpoints").is_dir()
+    claim_run_dir(run_dir, "bbbb2222")  # another trial got number 2 after a kill -9 lost the first
+    assert (tmp_path / "2.lost-aaaa1111" / "checkpoints").is_dir()
+    assert json.loads((run_dir / "trial.json").read_text()) == {"trial_id": "bbbb2222", "number": 2}
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_a_restored_trial_continues_from_the_epoch_ray_last_recorded(tmp_path):
+    from ray.tune import Checkpoint
+
+    from aegis.training.files import write_json
+    from aegis.tune.reporting import resume_point
+
+    run_dir = tmp_path / "0"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"epoch 5")  # written, but its report never arrived
+    reported = run_dir / "tune_checkpoint" / "reported-0004.ckpt"
+    (run_dir / "tune_checkpoint" / "pointer").mkdir(parents=True)
+    reported.write_bytes(b"epoch 4")
+    write_json(run_dir / "tune_checkpoint" / "pointer" / "pointer.json", {"checkpoint": str(reported), "epoch": 4})
+    assert resume_point(Checkpoint.from_directory(str(run_dir / "tune_checkpoint" / "pointer")), run_dir) == reported
+
+    # No Ray checkpoint: whatever the dir holds never reached the search, and the trial starts over.
+    assert resume_point(None, run_dir) is None
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "tune_checkpoint").exists()

@@ -63,12 +63,20 @@ class ResumableASHA(_Numbering, AsyncHyperBandScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         self._number(trial)
         super().on_trial_add(tune_controller, trial)
-        history = reported(trial.local_path, self._metric)
+        history = reported(_trial_path(trial), self._metric)
         if history:
             bracket = self._trial_info[trial.trial_id]
             for epoch, value in history:
                 bracket.on_result(trial, epoch, self._metric_op * value)
             log.debug("ASHA: trial %s replayed %d epochs", trial.trial_id, len(history))
+
+
+def _trial_path(trial: Trial) -> Optional[str]:
+    """The trial's dir in Ray's storage; None for a new trial (Ray names its dir when it starts)."""
+    try:
+        return trial.local_path
+    except RuntimeError:
+        return None
 
 
 def reported(trial_path: Optional[str], metric: str) -> list[tuple[int, float]]:

@@ -18,6 +18,7 @@ from typing import Any, Optional
 from aegis.failure import Failure, clean
 from aegis.training.files import read_json, write_json
 from aegis.tune.results import TrialRecord
+from aegis.tune.trial import POINTER_DIR
 
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "train.log"
@@ -77,9 +78,16 @@ def trial_outcome(record: TrialRecord, error: Optional[BaseException], *, done: 
     elif interrupted and status in ("stopped", "running", "killed"):
         status = "interrupted"
         changes = {"status": "interrupted", "cause": "the search was interrupted; resuming it continues this trial"}
+        if summary.get("epochs_completed") is None:  # its worker was ended before it could write it
+            changes["epochs_completed"] = record.epochs or 0
     record.status = status
     if changes and run_dir is not None:
         _update_summary(run_dir, summary, changes)
+    if run_dir is not None and status in ("completed", "stopped", "failed"):
+        # An ended trial is never restored: the weights its Ray checkpoints pointed to go
+        # (hard links to earlier last.ckpt files, each holding a checkpoint's disk space).
+        for link in (run_dir / POINTER_DIR).glob("reported-*.ckpt"):
+            link.unlink(missing_ok=True)
 
 
 def _update_summary(run_dir: Path, summary: dict[str, Any], changes: dict[str, Any]) -> None:

@@ -156,10 +156,10 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
             grid = tuner.fit()
         finally:
             signal.signal(signal.SIGTERM, previous)
-        unfinished = 0 if budget.exceeded else _unfinished(grid)
-        records = _records(grid, s.metric, sweep_dir, interrupted=bool(unfinished))
+        unfinished = set() if budget.exceeded else _unfinished(experiment)
+        records = _records(grid, s.metric, sweep_dir, unfinished)
         if unfinished:
-            raise SearchInterrupted(unfinished, records)
+            raise SearchInterrupted(len(unfinished), records)
         return records, budget
     finally:
         ray.shutdown()
@@ -179,13 +179,19 @@ def _as_sigint(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def _unfinished(grid: Any) -> int:
-    """Trials that neither ended (``done``: finished, or stopped by the scheduler) nor crashed.
+def _unfinished(experiment: Path) -> set[str]:
+    """The ids of trials that neither ended (finished, or stopped by the scheduler) nor crashed.
 
-    After Ctrl+C Ray Tune marks every trial TERMINATED in memory (it saved their real
-    state to disk first), so the status cannot tell; the last result's ``done`` can.
+    After Ctrl+C Ray Tune marks every trial TERMINATED in memory, having saved their real
+    state to disk first, so the statuses are read back from there. (The last result's
+    ``done`` cannot tell either: Ray Tune sets it on a copy of the result it has already
+    saved once a trial reports checkpoints.)
     """
-    return sum(1 for result in grid if result.error is None and not (result.metrics or {}).get("done"))
+    from ray.tune import ExperimentAnalysis
+    from ray.tune.experiment import Trial
+
+    trials = ExperimentAnalysis(str(experiment)).trials
+    return {t.trial_id for t in trials if t.status not in (Trial.TERMINATED, Trial.ERROR)}
 
 
 def _trial_id_from_path(path: str) -> str:
@@ -207,7 +213,7 @@ def _history(frame: Optional[Any], metric: str) -> list[tuple[int, float]]:
     return sorted(found.items())
 
 
-def _records(grid: Any, metric: str, sweep_dir: Path, interrupted: bool = False) -> list[TrialRecord]:
+def _records(grid: Any, metric: str, sweep_dir: Path, unfinished: Optional[set[str]] = None) -> list[TrialRecord]:
     from aegis.tune.outcomes import trial_outcome
 
     records = []
@@ -217,10 +223,10 @@ def _records(grid: Any, metric: str, sweep_dir: Path, interrupted: bool = False)
         trial_id = metrics.get("trial_id") or _trial_id_from_path(result.path)
         number = trial_number(config)
         run_dir = sweep_dir / str(number) if number is not None else None
-        done = bool(metrics.get("done"))
+        done = trial_id not in (unfinished or set())
         history = _history(result.metrics_dataframe, metric)
         record = TrialRecord(trial_id=trial_id, number=number if number is not None else -1,
                              params=sampled(config), history=history, run_dir=run_dir)
-        trial_outcome(record, result.error, done=done, interrupted=interrupted and not done)
+        trial_outcome(record, result.error, done=done, interrupted=not done)
         records.append(record)
     return records

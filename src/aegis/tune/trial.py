@@ -44,6 +44,8 @@ class TrialJob:
 TRIAL_KEY = "__aegis_trial"
 # Written into a trial's run dir before it trains: which Ray trial the dir belongs to.
 TRIAL_FILE = "trial.json"
+# In a trial's run dir: what Ray Tune restores the trial from (aegis.tune.reporting).
+POINTER_DIR = "tune_checkpoint"
 
 
 def trial_number(config: Any) -> Optional[int]:
