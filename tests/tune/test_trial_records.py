@@ -159,6 +159,10 @@ def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed
     stopped_dir = _run_dir(sweep, 0, {"status": "stopped"})
     (stopped_dir / "tracking.json").write_text(json.dumps({"logger": "mlflow", "run_id": stopped_run}))
     crashed_dir = _run_dir(sweep, 1, None)
+    lost_run = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
+    lost_dir = sweep / "2.lost-cccc"  # a trial Ray Tune lost in a kill -9 of the driver (aegis.tune.trial)
+    lost_dir.mkdir()
+    (lost_dir / "tracking.json").write_text(json.dumps({"logger": "mlflow", "run_id": lost_run}))
     failure = Failure(cause="ValueError: bad", exception="ValueError", message="bad")
     trials = [TrialRecord("a", 0, {}, run_dir=stopped_dir, status="stopped"),
               TrialRecord("b", 1, {}, run_dir=crashed_dir, status="failed", error=failure.cause,
@@ -170,6 +174,7 @@ def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed
     assert crashed.info.status == "FAILED" and crashed.data.tags["mlflow.parentRunId"] == parent
     assert crashed.data.tags["aegis.failure.exception"] == "ValueError"
     assert crashed.data.tags["aegis.run_dir"] == str(crashed_dir)
+    assert client.get_run(lost_run).info.lifecycle_stage == "deleted"  # no trial: not a child of the search
 
 
 def test_a_continued_mlflow_run_logs_each_metric_at_each_step_once():
