@@ -433,3 +433,12 @@ def test_a_preempted_gang_is_not_reported_failed(tmp_path):
     """)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 143 and "Run failed" not in result.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "preempted"
+
+
+def test_a_rank_that_vanished_is_the_cause_not_the_peer_torchrun_then_stopped():
+    # rank 1 os._exit(1)s; rank 0 records the lost peer, then torchrun's SIGTERM ends it (-15)
+    torchrun = [{"rank": 1, "exit_code": 1, "signal": None, "order": 0},
+                {"rank": 0, "exit_code": -15, "signal": "SIGTERM", "order": 1}]
+    failure = gang_failure(torchrun, {0: _lost_peer(0)}, [RankNote(0, None, "running"), RankNote(1, None, "running")])
+    assert failure.rank == 1 and failure.exit_code == 1
+    assert failure.cause.startswith("exited with code 1 without saying why")

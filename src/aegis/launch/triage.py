@@ -12,7 +12,8 @@ The rules, in order: a rank that raised for a reason of its own is the cause; el
 rank's collective timed out, the rank(s) that reported nothing of the kind stopped
 responding; else a rank killed by a signal (named); else a rank that exited non-zero
 without a word; else what the first rank said (it lost a peer). A rank that torchrun
-stopped after another failed (it noted a preemption) is a consequence, never the cause.
+stopped after another failed (it noted a preemption, or SIGTERM ended it) is a
+consequence, not the cause.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def gang_failure(torchrun_failures: Iterable[dict[str, Any]], own: dict[int, Fai
         if mine is not None:
             mine.rank = rank
             mine.exit_code = code if code is not None and code >= 0 else mine.exit_code
-            mine.signal = sig or mine.signal
+            if not _is_peer(mine):  # a rank that lost its peer and was then stopped: the stop is no cause
+                mine.signal = sig or mine.signal
         elif note is not None and note.exit_code is not None and note.status in CONSEQUENCE_STATUSES:
             continue  # torchrun stopped it after another rank failed: it checkpointed and left
         elif sig:
@@ -106,13 +108,14 @@ def gang_failure(torchrun_failures: Iterable[dict[str, Any]], own: dict[int, Fai
     waiting = [f for f in ranked if _timed_out(f)]
     if waiting:
         return _stopped_responding(waiting[0], {f.rank for f in waiting}, seen, notes, run_dir, timeout_s)
+    stopped = [f for f in ranked if f.signal == "SIGTERM"]  # torchrun stops the others with SIGTERM
     for failure in ranked:
-        if failure.signal:
+        if failure.signal and failure.signal != "SIGTERM":
             return failure
     for failure in ranked:
-        if not _is_peer(failure):
+        if not _is_peer(failure) and failure.signal != "SIGTERM":
             return failure
-    return ranked[0]
+    return (stopped or ranked)[0]
 
 
 def _stopped_responding(waiting: Failure, timed_out: set[Optional[int]], seen: dict[int, Failure],
