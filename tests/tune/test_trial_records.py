@@ -227,3 +227,15 @@ def test_a_restored_trial_continues_from_the_epoch_ray_last_recorded(tmp_path):
     # No Ray checkpoint: whatever the dir holds never reached the search, and the trial starts over.
     assert resume_point(None, run_dir) is None
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "tune_checkpoint").exists()
+
+
+def test_the_crash_budget_survives_a_resume_through_ray_tunes_callback_state(tmp_path):
+    from aegis.tune.search import FailureBudget
+
+    before = FailureBudget(1, tmp_path)
+    before.callback.on_trial_error(0, [], SimpleNamespace(trial_id="a", config={TRIAL_KEY: 4}))
+    assert before.failed == ["a"] and not before.exceeded
+    restored = FailureBudget(1, tmp_path)  # what Tuner.restore unpickles, then Ray Tune restores its state
+    restored.callback.set_state(before.callback.get_state())
+    restored.callback.on_trial_error(0, [], SimpleNamespace(trial_id="b", config={TRIAL_KEY: 5}))
+    assert restored.failed == ["a", "b"] and restored.exceeded and restored.stopper.stop_all()

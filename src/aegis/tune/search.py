@@ -32,10 +32,12 @@ class FailureBudget:
     """Counts crashed trials; past ``max_failures`` it stops the whole search.
 
     Ray's own ``FailureConfig.max_failures`` retries one trial; a search wants to go on
-    past a bad point in the space, up to a budget across all trials.
+    past a bad point in the space, up to a budget across all trials. A resumed search runs
+    with the copy Ray Tune pickled with the search (``tuner.pkl``), whose count Ray Tune
+    restores through the callback's state; the driver recounts from the results.
     """
 
-    def __init__(self, max_failures: int) -> None:
+    def __init__(self, max_failures: int, sweep_dir: Optional[Path] = None) -> None:
         from ray.tune import Callback, Stopper
 
         budget = self
@@ -43,8 +45,17 @@ class FailureBudget:
         class _Count(Callback):
             def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
                 budget.failed.append(trial.trial_id)
-                log.warning("Trial %s crashed (%d of %d tolerated): %s", trial.trial_id, len(budget.failed),
-                            budget.max_failures, trial.local_path)
+                number = trial_number(trial.config)
+                where = budget.sweep_dir / str(number) / "train.log" if budget.sweep_dir and number is not None \
+                    else trial.trial_id
+                log.warning("Trial %s crashed (%d of %d tolerated); its log: %s", number, len(budget.failed),
+                            budget.max_failures, where)
+
+            def get_state(self) -> Optional[dict]:
+                return {"failed": list(budget.failed)}
+
+            def set_state(self, state: dict) -> None:
+                budget.failed = list(state.get("failed") or [])
 
         class _Stop(Stopper):
             def __call__(self, trial_id: str, result: dict) -> bool:
@@ -54,6 +65,7 @@ class FailureBudget:
                 return budget.exceeded
 
         self.max_failures = max_failures
+        self.sweep_dir = sweep_dir
         self.failed: list[str] = []
         self.callback = _Count()
         self.stopper = _Stop()
@@ -123,7 +135,7 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
     # otherwise every 10 s or more; a kill -9 of the driver loses what happened since. Every
     # 2 s bounds that for trials that started but have not reported yet.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    budget = FailureBudget(s.max_failures)
+    budget = FailureBudget(s.max_failures, sweep_dir)
     start_ray(s)
     try:
         trainable = tune.with_resources(tune.with_parameters(run_trial, job=job), {"cpu": s.cpu, "gpu": s.gpu})
@@ -156,6 +168,8 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
             grid = tuner.fit()
         finally:
             signal.signal(signal.SIGTERM, previous)
+        # Every session's crashes (a resumed search's driver saw only its own).
+        budget.failed = [(r.metrics or {}).get("trial_id") or _trial_id_from_path(r.path) for r in grid if r.error]
         unfinished = set() if budget.exceeded else _unfinished(experiment)
         records = _records(grid, s.metric, sweep_dir, unfinished)
         if unfinished:
