@@ -465,3 +465,24 @@ def test_a_pods_env_carries_the_pinned_image_its_node_and_the_users_launch(compo
         code = lineage.code_tags(tmp_path / "not-a-checkout" / "train.py", seen)
         assert code[lineage.GIT_COMMIT] == commit and code[lineage.GIT_DIRTY] == "false"
         assert code[lineage.GIT_FROM] == "the image's build record (docker/build.sh)"
+
+
+def test_aegis_show_never_imports_torch_or_lightning(tmp_path):
+    """A fresh interpreter: ``aegis show`` of a real MLflow run and registered version."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("e", artifact_location=(tmp_path / "art").as_uri()),
+                            tags={lineage.GIT_COMMIT: "ab" * 20, lineage.REPRODUCE: "python train.py"})
+    client.create_registered_model("m")
+    client.create_model_version("m", "runs:/x/model", run_id=run.info.run_id)
+    client.set_registered_model_alias("m", "champion", "1")
+    probe = ("import sys; from aegis.commands import main; "
+             f"codes = [main(['--root', {str(tmp_path)!r}, 'show', t, '--tracking-uri', {uri!r}]) "
+             f"for t in ({run.info.run_id!r}, 'models:/m@champion')]; "
+             "print(codes, sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "[0, 0] []"
+    assert "reproduce    python train.py" in done.stdout and "model        models:/m/1 (@champion)" in done.stdout
