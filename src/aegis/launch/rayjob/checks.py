@@ -1,7 +1,7 @@
 """Rules of ``launcher=rayjob`` beyond the shared Kubernetes ones, one sentence each, before
 anything is rendered: a search must be selected (a RayJob runs one), the sweeper's address is
-the launcher's, the RayJob name KubeRay accepts, a /dev/shm that holds Ray's object store, every
-override carried through KubeRay's entrypoint, and the shared keys a RayJob has no use for."""
+the launcher's, the RayJob name KubeRay accepts, a /dev/shm that holds Ray's object store, and the
+shared keys a RayJob has no use for."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from omegaconf import DictConfig
 
 from aegis.errors import Problems
 from aegis.k8s import naming, quantities
-from aegis.launch.base import _override_key
-from aegis.launch.rayjob.entrypoint import carried
 from aegis.launch.rayjob.kind import MAX_NAME_LENGTH
 from aegis.launch.rayjob.render import OBJECT_STORE_MINIMUM, OBJECT_STORE_SHARE, object_store_bytes
 
@@ -55,14 +53,6 @@ def _search(hydra: Any, found: Problems) -> None:
     if address is not None:
         found.add(f"hydra.sweeper.address={address!r} is set, but launcher=rayjob runs the search on the Ray cluster "
                   "it creates (address auto, inside it): drop hydra.sweeper.address.", "hydra.sweeper.address")
-    for line in (hydra.get("overrides") or {}).get("task") or []:
-        if _override_key(str(line)).split(".")[0] == "launcher":
-            continue  # this machine's: never in the entrypoint
-        why = carried(str(line))
-        if why:
-            found.add(f"the override {line} cannot be passed to the search in the RayJob ({why}, which KubeRay's "
-                      "entrypoint, read by two shells and ray job submit, would change): write it without "
-                      "whitespace, quotes or backslashes, e.g. model.hidden_dims=[256,128].", _override_key(str(line)))
 
 
 def _name(launcher: DictConfig, found: Problems) -> None:
