@@ -194,7 +194,7 @@ def test_kuberays_submitter_submits_the_entrypoint_to_the_heads_job_server(kuber
         for name in names.values():
             ctr.remove(name)
     assert code == 0, submitted[-4000:]
-    assert "SUCCEEDED" in status.stdout + status.stderr, status.stdout[-2000:] + submitted[-4000:]
+    assert f"Job '{job_id}' succeeded" in status.stdout + status.stderr, status.stdout[-2000:] + submitted[-4000:]
     best = yaml.safe_load((outputs / "train" / "multiruns" / "rj2" / "best.yaml").read_text())
     assert best["run_dir"].startswith("/outputs/train/multiruns/rj2/")
     assert "Best trial" in submitted  # the submitter's log is the search's progress
