@@ -45,16 +45,21 @@ HEADER = (
 def _compose(conf_dir: Path, overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
 
     from aegis.cli import prepare
     from aegis.config.validation import validate
 
     prepare()
     GlobalHydra.instance().clear()
+    # With its hydra node, as train.py validates it: a rule that reads the run mode or the
+    # sweeper (launcher=rayjob needs a search) must never see a stale HydraConfig instead.
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
     GlobalHydra.instance().clear()
     validate(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
     return cfg
 
 

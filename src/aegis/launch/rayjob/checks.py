@@ -37,9 +37,9 @@ def check(cfg: DictConfig, found: Problems) -> None:
     _name(launcher, found)
     _object_store(launcher, found)
     if launcher.backoff_limit is not None:
-        found.add(f"launcher.backoff_limit={launcher.backoff_limit!r} would retry the whole RayJob, which would start "
-                  "the search again in a sweep dir that already has one: leave it null with launcher=rayjob, and "
-                  "continue a stopped search with the same run_id and hydra.sweeper.resume=true.",
+        found.add(f"launcher.backoff_limit={launcher.backoff_limit!r} would retry the whole RayJob on a new Ray cluster "
+                  "without saying why the search stopped: leave it null with launcher=rayjob, and continue a "
+                  "stopped search by submitting the same command with its run_id (it continues in its sweep dir).",
                   "launcher.backoff_limit")
 
 
