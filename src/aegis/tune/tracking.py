@@ -35,8 +35,6 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
     record_path = sweep_dir / PARENT_FILE
     record = read_json(record_path)
     if record and record.get("tracking_uri") == shown:
-        from mlflow.tracking import MlflowClient
-
         MlflowClient(uri).update_run(record["run_id"], status="RUNNING")  # a resumed search, KILLED when interrupted
         return {**record, "tracking_uri": uri}
     prepare_store(uri)
