@@ -132,3 +132,24 @@ def test_a_search_whose_driver_is_killed_resumes_with_the_same_command(tmp_path,
     client, children = mlflow_tree(tmp_path, "k9", 3)
     for child in children:  # every epoch's validation once, all 15 of them
         assert len(client.get_metric_history(child.info.run_id, "val/acc")) == 15
+
+
+def test_an_unreachable_ray_cluster_is_one_sentence_and_fails_the_search_run(tmp_path):
+    """Nothing before Ray can know whether a cluster answers at hydra.sweeper.address; when it
+    does not, the user reads one sentence naming the key (not Ray's client traceback), and the
+    search's MLflow run, created just before, ends FAILED with the cause instead of RUNNING."""
+    from mlflow.tracking import MlflowClient
+
+    proc = run_train([*SMALL, "model.lr=interval(0.001,0.1)", "hydra.sweeper.num_samples=2",
+                      "hydra.sweeper.address=ray://127.0.0.1:1", "run_id=unreachable"], tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "hydra.sweeper.address='ray://127.0.0.1:1' could not be reached" in errors[0], \
+        proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (parent,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    assert parent.data.tags.get("aegis.kind") == "search"
+    assert parent.info.status == "FAILED"
+    assert "could not be reached" in parent.data.tags["aegis.failure.cause"]
+    assert parent.data.tags["aegis.failure.exception"] == "RayUnreachable"

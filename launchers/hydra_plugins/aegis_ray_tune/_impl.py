@@ -210,7 +210,7 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
 
     # Checked; from here on things are created.
     from aegis.tune import search
-    from aegis.tune.tracking import finish_parent, mark_outcomes, mark_parent_interrupted, start_parent
+    from aegis.tune.tracking import fail_parent, finish_parent, mark_outcomes, mark_parent_interrupted, start_parent
     from aegis.tune.trial import TrialJob
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +226,12 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
         if parent:
             mark_outcomes(interrupted.records, parent, str(config.run_id), sweep_dir)
             mark_parent_interrupted(parent)
+        raise
+    except KeyboardInterrupt:
+        mark_parent_interrupted(parent)
+        raise
+    except BaseException as exc:  # the parent run must not stay RUNNING with nothing behind it
+        fail_parent(parent, exc)
         raise
 
     from aegis.tune.console import final_table

@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 from typing import Any, Optional
 
+from aegis.errors import AegisError
 from aegis.tune import console
 from aegis.tune.results import TrialRecord
 from aegis.tune.settings import Settings
@@ -119,7 +120,15 @@ def start_ray(s: Settings) -> None:
         os.environ.update(env)  # the local Ray's workers inherit this process's environment
         ray.init(num_cpus=s.num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
     else:
-        ray.init(address=s.address, runtime_env={"env_vars": env}, **quiet)
+        try:
+            ray.init(address=s.address, runtime_env={"env_vars": env}, **quiet)
+        except (ConnectionError, TimeoutError, RuntimeError) as exc:
+            raise RayUnreachable(
+                f"hydra.sweeper.address={s.address!r} could not be reached ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}): expected the address of a "
+                "running Ray cluster (ray://<head>:10001 from outside it, auto on one of its nodes), or drop "
+                "hydra.sweeper.address to search on a Ray started here."
+            ) from None
 
 
 def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[list[TrialRecord], FailureBudget]:
@@ -177,6 +186,11 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
         return records, budget
     finally:
         ray.shutdown()
+
+
+class RayUnreachable(AegisError):
+    """The Ray cluster ``hydra.sweeper.address`` names did not answer: the user's input, said in
+    one sentence (Ray's own error is a client timeout warning and a traceback)."""
 
 
 class SearchInterrupted(Exception):

@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig
 
+log = logging.getLogger("aegis.tune")
+
 PARENT_FILE = "tune.json"
 
 
@@ -125,3 +127,24 @@ def mark_parent_interrupted(record: Optional[dict[str, Any]]) -> None:
         from mlflow.tracking import MlflowClient
 
         MlflowClient(record["tracking_uri"]).set_terminated(record["run_id"], "KILLED")
+
+
+def fail_parent(record: Optional[dict[str, Any]], exc: BaseException) -> None:
+    """A search that stopped on an error (its Ray cluster unreachable, Ray itself failing): the
+    parent run ends FAILED with the cause as ``aegis.failure.*`` tags, never left RUNNING."""
+    if not record:
+        return
+    from mlflow.tracking import MlflowClient
+
+    from aegis.failure import Failure
+
+    message = str(exc).strip()
+    failure = Failure(cause=message.splitlines()[0] if message else type(exc).__name__,
+                      exception=type(exc).__name__, message=message or None)
+    try:
+        client = MlflowClient(record["tracking_uri"])
+        for key, value in failure.tags().items():
+            client.set_tag(record["run_id"], key, value)
+        client.set_terminated(record["run_id"], "FAILED")
+    except Exception as tracking_error:  # the search's own error is the one to report
+        log.warning("Could not mark the search's MLflow run failed: %s", tracking_error)
