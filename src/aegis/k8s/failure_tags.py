@@ -43,18 +43,29 @@ def _reachable(uri: str) -> bool:
     return Path(parsed.path if parsed.scheme != "sqlite" else uri.split(":///", 1)[-1]).exists()
 
 
+def reachable(where: Optional[dict[str, Any]], run_id: Optional[str]) -> bool:
+    """Whether this machine can write to the store the job's pods track to."""
+    return bool(where and run_id and _reachable(where["uri"]))
+
+
+def tracked_runs(where: dict[str, Any], run_id: str) -> tuple[Any, list[Any]]:
+    """(an MlflowClient, the runs tagged ``aegis.run_id=run_id`` in the pods' experiment)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=where["uri"])
+    experiment = client.get_experiment_by_name(where["experiment"])
+    runs = [] if experiment is None or "'" in run_id else client.search_runs(
+        [experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=10)
+    return client, runs
+
+
 def tag(where: Optional[dict[str, Any]], run_id: Optional[str], failure: Failure) -> Optional[str]:
     """Tag the job's tracked run with ``failure``; a line for the terminal, or None when
     there is nothing to tag from here."""
     if not where or not run_id or not _reachable(where["uri"]):
         return None
     try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=where["uri"])
-        experiment = client.get_experiment_by_name(where["experiment"])
-        runs = [] if experiment is None or "'" in run_id else client.search_runs(
-            [experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=10)
+        client, runs = tracked_runs(where, run_id)
         if not runs:
             return (f"no MLflow run tagged {RUN_ID_TAG}={run_id} in experiment {where['experiment']} "
                     "to record the failure on")

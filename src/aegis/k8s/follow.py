@@ -245,13 +245,23 @@ class Follower:
                      "for ever.")
             return NOT_STARTED_EXIT_CODE
         self._surface()
-        if state is State.succeeded:
-            code = 0
-        else:
-            pods = self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
-            code = self._report(pods) or exit_code(t.kind, pods)
+        pods = self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
+        code = 0 if state is State.succeeded else self._report(pods) or exit_code(t.kind, pods)
+        self._record_launch(pods)
         self.say(f"{t.what} {'succeeded' if code == 0 else f'failed (exit code {code})'}")
         return code
+
+    def _record_launch(self, pods: list[dict[str, Any]]) -> None:
+        """The manifest and the pods' image IDs on the tracked run, where this machine reaches it."""
+        t = self.target
+        if not t.tracking:
+            return
+        from aegis.k8s.launch_tags import record
+
+        manifest = Path(t.run_dir) / f"{t.kind.name.lower()}.yaml" if t.run_dir is not None else None
+        recorded = record(t.tracking, t.run_id, manifest, t.kind, pods)
+        if recorded:
+            self.say(recorded)
 
     def _report(self, pods: list[dict[str, Any]]) -> Optional[int]:
         """Print the failure's paragraph (which pod and rank, why, its last log lines); the
