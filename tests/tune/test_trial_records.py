@@ -239,3 +239,33 @@ def test_the_crash_budget_survives_a_resume_through_ray_tunes_callback_state(tmp
     restored.callback.set_state(before.callback.get_state())
     restored.callback.on_trial_error(0, [], SimpleNamespace(trial_id="b", config={TRIAL_KEY: 5}))
     assert restored.failed == ["a", "b"] and restored.exceeded and restored.stopper.stop_all()
+
+
+def test_a_trial_whose_last_result_ray_recorded_before_its_checkpoint_continues_after_that_result(tmp_path):
+    """Ray Tune records a result (progress.csv) before it fetches the report's checkpoint (a
+    separate save task): a search stopped in between restores the previous epoch's checkpoint
+    with the later epoch already in the trial's history. The trial continues after the epoch Ray
+    recorded (its kept link), so that epoch is not run, and reported, a second time."""
+    from ray.tune import Checkpoint
+
+    from aegis.training.files import write_json
+    from aegis.tune.reporting import last_recorded_epoch, resume_point
+
+    run_dir = tmp_path / "1"
+    links = run_dir / "tune_checkpoint"
+    (links / "pointer").mkdir(parents=True)
+    for epoch in (1, 2):
+        (links / f"reported-{epoch:04d}.ckpt").write_bytes(f"epoch {epoch}".encode())
+    write_json(links / "pointer" / "pointer.json", {"checkpoint": str(links / "reported-0001.ckpt"), "epoch": 1})
+    ray_trial = tmp_path / "ray" / "train_abc12_00001"
+    ray_trial.mkdir(parents=True)
+    (ray_trial / "progress.csv").write_text("val/acc,epoch,training_iteration\n0.61,1,1\n0.77,2,2\n")
+    recorded = last_recorded_epoch(str(ray_trial))
+    assert recorded == 2
+    checkpoint = Checkpoint.from_directory(str(links / "pointer"))
+    assert resume_point(checkpoint, run_dir, recorded) == links / "reported-0002.ckpt"
+    # Ray's own checkpoint wins when it is as recent, or when the recorded epoch's link is gone.
+    assert resume_point(checkpoint, run_dir, 1) == links / "reported-0001.ckpt"
+    (links / "reported-0002.ckpt").unlink()
+    assert resume_point(checkpoint, run_dir, 2) == links / "reported-0001.ckpt"
+    assert last_recorded_epoch(str(tmp_path / "nowhere")) is None and last_recorded_epoch(None) is None

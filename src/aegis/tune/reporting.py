@@ -8,8 +8,8 @@ a small directory holding ``pointer.json``, which Ray copies into its trial dir;
 ``reported-<epoch>.ckpt`` in the trial's run dir, a hard link to that epoch's ``last.ckpt``
 (no copy: the next ``last.ckpt`` is a new file, renamed into place, so the link keeps this
 epoch's). The links of the last few epochs are kept: the driver's saved state can lag the
-worker's latest report by a result or two when the driver is killed. Reporting one tells Ray Tune the trial can be restored, so a resumed search
-continues the trial (its results, its iteration count, its progress.csv) instead of
+worker's latest report by a result or two when the driver is killed. Reporting one tells
+Ray Tune the trial can be restored, so a resumed search continues the trial (its results, its iteration count, its progress.csv) instead of
 starting it over, and the trial continues from exactly the epoch Ray last heard of
 (``resume_point``): a ``last.ckpt`` written after it, whose report a killed driver never
 received, would leave a hole in the trial's history.
@@ -96,21 +96,56 @@ def _link(source: Path, target: Path) -> None:
     os.replace(temp, target)
 
 
-def resume_point(checkpoint: Any, run_dir: Path) -> Optional[Path]:
-    """Where a restored trial continues: the checkpoint of the last epoch Ray Tune recorded
-    (``checkpoint``: ``ray.tune.get_checkpoint()``), or None to start over. A trial Ray has
-    no checkpoint of starts over even if its run dir holds checkpoints (from before a kill
-    of the driver): their epochs never reached the search, so they are dropped."""
+def last_recorded_epoch(trial_dir: Optional[str]) -> Optional[int]:
+    """The last epoch Ray Tune recorded a result of for this trial (its ``progress.csv``), or
+    None when there is none to read (a new trial, or a trial dir this worker cannot see)."""
+    import csv
+
+    path = Path(trial_dir) / "progress.csv" if trial_dir else None
+    if path is None or not path.is_file():
+        return None
+    epochs = []
+    try:
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    epochs.append(int(float(row.get("epoch") or "nan")))
+                except (TypeError, ValueError):
+                    continue
+    except OSError:
+        return None
+    return max(epochs) if epochs else None
+
+
+def resume_point(checkpoint: Any, run_dir: Path, recorded_epoch: Optional[int] = None) -> Optional[Path]:
+    """Where a restored trial continues: the checkpoint of the last epoch Ray Tune recorded,
+    or None to start over.
+
+    Ray Tune records an epoch's result (progress.csv, the scheduler) before it has fetched that
+    report's checkpoint (a separate save task), so a search stopped in between restores the
+    trial from the previous epoch's checkpoint (``checkpoint``: ``ray.tune.get_checkpoint()``)
+    with the later result already in its history; ``recorded_epoch`` (``last_recorded_epoch``)
+    is that result's epoch, and its kept link continues the trial after it, so no epoch runs
+    twice. A trial Ray has neither a checkpoint nor a result of starts over even if its run
+    dir holds checkpoints (from before a kill of the driver): their epochs never reached the
+    search, so they are dropped."""
     import shutil
 
     from aegis.training.files import read_json
 
+    recorded = (run_dir / POINTER_DIR / REPORTED.format(epoch=recorded_epoch)) if recorded_epoch else None
+    if recorded is not None and not recorded.is_file():
+        recorded = None
     if checkpoint is None:
+        if recorded is not None:
+            return recorded
         for stale in (run_dir / "checkpoints", run_dir / POINTER_DIR):
             if stale.is_dir():
                 shutil.rmtree(stale)
         return None
     with checkpoint.as_directory() as folder:
         pointer = read_json(Path(folder) / POINTER_FILE) or {}
+    if recorded is not None and recorded_epoch > int(pointer.get("epoch") or 0):
+        return recorded
     path = Path(pointer["checkpoint"]) if pointer.get("checkpoint") else None
     return path if path is not None and path.is_file() else None

@@ -111,9 +111,9 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
     HydraConfig.instance().set_config(cfg)
     run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
     claim_run_dir(run_dir, trial_id)
-    from aegis.tune.reporting import resume_point
+    from aegis.tune.reporting import last_recorded_epoch, resume_point
 
-    start = resume_point(tune.get_checkpoint(), run_dir)
+    start = resume_point(tune.get_checkpoint(), run_dir, last_recorded_epoch(tune.get_context().get_trial_dir()))
     if start is not None:
         with open_dict(cfg):
             cfg.resume = str(start)
