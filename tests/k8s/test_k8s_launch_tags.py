@@ -25,7 +25,7 @@ def test_a_finished_job_gets_its_manifest_and_image_digest_on_its_mlflow_run(tmp
         name = obj["metadata"]["name"]
 
         def life():  # the pod's run creates its MLflow run, tagged with the Aegis run id, and succeeds
-            experiment = client.create_experiment("train")
+            experiment = client.create_experiment("train", artifact_location=str(tmp_path / "artifacts"))
             made["run"] = client.create_run(experiment, tags={"aegis.run_id": obj["metadata"]["annotations"][
                 "aegis.dev/run-id"]}).info.run_id
             pod = fake.add_pod(f"{name}-x7k2p", {"job-name": name}, "train", image=IMAGE)["metadata"]["name"]

@@ -411,7 +411,7 @@ def test_a_failure_the_pod_could_not_record_is_tagged_on_its_mlflow_run(tmp_path
 
     def on_create(fake, plural, obj):
         def life():  # the pod's run creates its MLflow run, tagged with the Aegis run id
-            experiment = client.create_experiment("train")
+            experiment = client.create_experiment("train", artifact_location=str(tmp_path / "artifacts"))
             made["run"] = client.create_run(experiment, tags={"aegis.run_id": obj["metadata"]["annotations"][
                 "aegis.dev/run-id"]}).info.run_id
             oom(fake, plural, obj["metadata"]["name"], make_pods(fake, plural, obj))

@@ -152,7 +152,7 @@ def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    experiment = client.create_experiment("train")
+    experiment = client.create_experiment("train", artifact_location=str(tmp_path / "artifacts"))
     parent = client.create_run(experiment, run_name="search-s").info.run_id
     stopped_run = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
     sweep = tmp_path / "sweep"
