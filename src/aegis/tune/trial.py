@@ -112,8 +112,14 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
     run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
     claim_run_dir(run_dir, trial_id)
     from aegis.tune.reporting import last_recorded_epoch, resume_point
+    from aegis.tune.search import ray_experiment_dir
 
-    start = resume_point(tune.get_checkpoint(), run_dir, last_recorded_epoch(tune.get_context().get_trial_dir()))
+    # Ray's record of this trial (progress.csv) is in its dir under the sweep dir's Ray
+    # experiment, named <trainable>_<trial id>_...: not the worker's get_trial_dir(), which is
+    # a working dir in Ray's session.
+    ray_dirs = list(ray_experiment_dir(Path(str(cfg.hydra.sweep.dir))).glob(f"*_{trial_id}_*"))
+    recorded = last_recorded_epoch(str(ray_dirs[0])) if len(ray_dirs) == 1 else None
+    start = resume_point(tune.get_checkpoint(), run_dir, recorded)
     if start is not None:
         with open_dict(cfg):
             cfg.resume = str(start)
