@@ -13,7 +13,6 @@ one run: the same run dir and tracking run, resumed at the step it was stopped a
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 
 import container_helpers as ctr
 from test_container import _free_port, outputs_dir, render, the_summary, volumes
-from test_preemption import _grace, _run_dir, _stop, _wait_for
+from test_preemption import _grace, _run_dir, _stop_together, _wait_for
 
 pytestmark = pytest.mark.container
 
@@ -62,13 +61,7 @@ def test_a_trainjob_preempted_by_kueue_resumes_in_the_same_run_when_readmitted(i
     try:
         _wait_for(names[0], "epoch 1/3")
         # Preempted: the JobSet is suspended and every pod is deleted at once.
-        stopped: dict[int, tuple[int, float]] = {}
-        stoppers = [threading.Thread(target=lambda r=rank: stopped.__setitem__(r, _stop(names[r], grace)))
-                    for rank in names]
-        for stopper in stoppers:
-            stopper.start()
-        for stopper in stoppers:
-            stopper.join()
+        stopped = _stop_together(names, grace)
         log = _logs(names)
     finally:
         for name in names.values():

@@ -41,6 +41,19 @@ def _stop(name: str, grace: int) -> tuple[int, float]:
     return ctr.wait(name), time.monotonic() - started
 
 
+def _stop_together(names: dict, grace: int) -> dict:
+    """Every container in ``names`` stopped at once, as a controller deleting its pods does:
+    {key: (exit code, seconds taken)}."""
+    results: dict = {}
+    stoppers = [threading.Thread(target=lambda k=key: results.__setitem__(k, _stop(names[k], grace)))
+                for key in names]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
+    return results
+
+
 def _run_dir(outputs: Path, manifest: dict) -> Path:
     return outputs / "train" / "runs" / manifest["metadata"]["labels"]["aegis.dev/run-id"]
 
@@ -128,13 +141,7 @@ def test_a_preempted_pytorchjob_checkpoints_every_rank_at_one_step_and_resumes(i
     try:
         _wait_for(names["master"], "epoch 1/3")
         time.sleep(1.0)  # into the second epoch
-        results: dict[str, tuple[int, float]] = {}
-        stoppers = [threading.Thread(target=lambda r=role: results.__setitem__(r, _stop(names[r], grace)))
-                    for role in preempted]
-        for stopper in stoppers:
-            stopper.start()
-        for stopper in stoppers:
-            stopper.join()
+        results = _stop_together({role: names[role] for role in preempted}, grace)
         codes = {role: results[role][0] if role in results else ctr.wait(names[role]) for role in names}
         log = ctr.logs(names["master"])[-2500:] + ctr.logs(names["worker"])[-2500:]
     finally:

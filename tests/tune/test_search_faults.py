@@ -15,19 +15,11 @@ import pytest
 import yaml
 
 from helpers import REPO, TRAIN, run_train, summary
+from test_search import SMALL, sweep_dir, trial_dirs
 
 pytestmark = [pytest.mark.ray]
 pytest.importorskip("ray")
 
-SMALL = ["search=ray-tune", "trainer=smoke", "hydra.sweeper.num_cpus=2", "hydra.sweeper.seed=0"]
-
-
-def sweep_dir(root: Path, run_id: str) -> Path:
-    return root / "train" / "multiruns" / run_id
-
-
-def trial_dirs(sweep: Path) -> list[Path]:
-    return sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def mlflow_tree(root: Path, run_id: str, trials: int) -> tuple[object, list]:
