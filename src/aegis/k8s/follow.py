@@ -245,7 +245,10 @@ class Follower:
                      "for ever.")
             return NOT_STARTED_EXIT_CODE
         self._surface()
-        pods = self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
+        # The pods are read once at the end, and only where something reads them: a failure's
+        # triage, or the launch record on a store this machine reaches.
+        pods = (self.cluster.pods(t.namespace, t.kind.pods_selector(t.name))
+                if state is not State.succeeded or t.tracking else [])
         code = 0 if state is State.succeeded else self._report(pods) or exit_code(t.kind, pods)
         self._record_launch(pods)
         self.say(f"{t.what} {'succeeded' if code == 0 else f'failed (exit code {code})'}")
