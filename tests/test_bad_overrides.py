@@ -235,7 +235,10 @@ HYDRA_ERRORS = [
     (["launcher=torchrun", "launcher.foo=1"], "launcher.foo"),
     (["hydra.foo=1"], "hydra.foo"),
     (["strategy.devices=2"], "strategy.devices"),
-    (["logger=csv", "logger.tracking_uri=http://x"], "logger.tracking_uri"),
+    (["logger=csv", "logger.tracking_uri=http://x"], "logger.tracking_uri is not a key of logger=csv, only of logger=mlflow"),
+    # A key of another option of the group: the sentence names the options that have it.
+    (["fault.rank=1"], "fault.rank is not a key of fault=none, only of fault=exit, fault=hang, fault=kill or fault=raise"),
+    (["launcher=torchrun", "launcher.image=r/a:1"], "(launcher=k8s-job launcher.image=...)"),
 ]
 
 # Run through `python train.py` as well: one or more of every kind of check.

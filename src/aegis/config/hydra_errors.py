@@ -66,7 +66,40 @@ def _unknown_key(full_key: str, object_type: Any) -> str:
     close = difflib.get_close_matches(leaf, keys, n=1)
     hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
     where = f"{parent}" if parent else "the top level"
+    others = [] if close else _options_with_key(parent, leaf)
+    if others:
+        selected = next(iter(_options_with_key(parent, None, object_type)), None)
+        this = f"{parent}={selected}" if selected else f"the {parent} option selected"
+        listed = [f"{parent}={option}" for option in others]
+        listed = ", ".join(listed[:-1]) + f" or {listed[-1]}" if len(listed) > 1 else listed[0]
+        return (f"{full_key} is not a key of {this}, only of {listed}: expected one of those options "
+                f"({parent}={others[0]} {full_key}=...), or a key of {this} ({', '.join(keys)}).")
     return f"{full_key} is not a key of {where}{hint}: expected one of {', '.join(keys)}."
+
+
+def _options_with_key(group: str, key: Optional[str], schema: Any = None) -> list[str]:
+    """The options of config group ``group`` whose schema has ``key`` (``fault.rank`` is a key
+    of fault=exit but not of the default fault=none), or whose schema is ``schema``, named as
+    on the command line."""
+    if not group:
+        return []
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    store, folder, found = ConfigStore.instance(), group.replace(".", "/"), []
+    try:
+        names = store.list(folder)
+    except (OSError, KeyError, ValueError):
+        return []
+    for name in names:
+        option = name[: -len(".yaml")] if name.endswith(".yaml") else name
+        if not option.endswith("_schema"):
+            continue
+        option_type = OmegaConf.get_type(store.load(f"{folder}/{name}").node)
+        if (key is not None and key in _keys_of(option_type)) or (schema is not None and option_type is schema):
+            option = option[: -len("_schema")]
+            found.append(option.replace("_", "-") if folder == "launcher" else option)  # k8s_job: launcher=k8s-job
+    return sorted(found)
 
 
 def _wrong_value(line: str, cause: Optional[BaseException]) -> str:
