@@ -144,6 +144,52 @@ def test_a_trial_the_interrupt_stopped_is_interrupted_and_one_asha_stopped_stays
     assert json.loads((early.run_dir / "summary.json").read_text())["status"] == "stopped"
 
 
+def test_the_driver_completes_a_cut_trial_only_after_its_worker_wrote_its_own_last_record(tmp_path):
+    """The race the CI saw: Ray Tune returns from an interrupt without waiting for the stopped
+    trial's thread, whose "stopped" (written 0.05 s later) replaced the driver's "interrupted"."""
+    import socket
+    import subprocess
+    import sys
+
+    from aegis.tune.search import _records
+
+    run_dir = _run_dir(tmp_path, 1, None)
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import json, os, socket, sys, time\n"
+        "path = sys.argv[1]\n"
+        "record = {'status': 'running', 'host': socket.gethostname(), 'pid': os.getpid(), 'attempts': [{'attempt': 1, 'status': 'running'}]}\n"
+        "open(path, 'w').write(json.dumps(record)); print('started', flush=True)\n"
+        "time.sleep(0.7)\n"
+        "record.update(status='stopped', epochs_completed=2); record['attempts'][-1]['status'] = 'stopped'\n"
+        "open(path, 'w').write(json.dumps(record))\n"
+    ), str(run_dir / "summary.json")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "started"
+        assert json.loads((run_dir / "summary.json").read_text())["host"] == socket.gethostname()
+        result = SimpleNamespace(metrics={"trial_id": "t1"}, config={TRIAL_KEY: 1}, path=str(tmp_path / "ray" / "x"),
+                                 metrics_dataframe=None, error=None)
+        (record,) = _records([result], "val/acc", tmp_path, unfinished={"t1"})
+    finally:
+        worker.wait(timeout=30)
+    assert record.status == "interrupted"
+    written = json.loads((run_dir / "summary.json").read_text())
+    assert written["status"] == "interrupted" and written["epochs_completed"] == 2
+
+
+def test_the_driver_does_not_wait_on_a_worker_record_that_is_already_settled(tmp_path):
+    import time
+
+    from aegis.tune.outcomes import await_workers
+
+    gone = _run_dir(tmp_path, 0, {"status": "running", "host": __import__("socket").gethostname(), "pid": 2**22 + 7})
+    elsewhere = _run_dir(tmp_path, 1, {"status": "stopped", "host": "another-node", "pid": 1})
+    started = time.monotonic()
+    assert await_workers([gone, elsewhere], timeout=5) == []
+    assert time.monotonic() - started < 1
+    still = _run_dir(tmp_path, 2, {"status": "running", "host": "another-node", "pid": 1})
+    assert await_workers([still], timeout=0.3) == [still]
+
+
 def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed_run(tmp_path):
     from mlflow.tracking import MlflowClient
 

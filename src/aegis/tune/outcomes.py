@@ -12,8 +12,11 @@ trial's run dir under the sweep dir.
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from aegis.failure import Failure, clean
 from aegis.training.files import read_json, write_json
@@ -22,6 +25,41 @@ from aegis.tune.trial import POINTER_DIR
 
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "train.log"
+# How long the driver waits, at most, for the workers of trials an interrupt cut short to
+# write their own last record (a worker Ray Tune could not stop leaves it "running").
+WORKER_EXIT_WAIT_S = 15.0
+
+
+def await_workers(run_dirs: Iterable[Path], timeout: float = WORKER_EXIT_WAIT_S) -> list[Path]:
+    """Wait until no trial in ``run_dirs`` has a worker that may still write its record or
+    end its MLflow run; return those that still had one at ``timeout``.
+
+    Ray Tune stops a trial by telling its training thread to leave at its next report and
+    returns without waiting for it, so the worker's own last word ("stopped", the epochs it
+    completed) can land after the driver has written "interrupted", and replace it. A worker
+    on this host is waited for until its process is gone (shutting down a local Ray ends
+    them); one elsewhere until its record no longer says "running".
+    """
+    waiting = [d for d in run_dirs if _writing(d)]
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.1)
+        waiting = [d for d in waiting if _writing(d)]
+    return waiting
+
+
+def _writing(run_dir: Path) -> bool:
+    summary = read_json(run_dir / SUMMARY_FILE) or {}
+    pid = summary.get("pid")
+    if summary.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return summary.get("status") == "running"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def root_exception(error: Optional[BaseException]) -> Optional[BaseException]:

@@ -177,15 +177,18 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
             grid = tuner.fit()
         finally:
             signal.signal(signal.SIGTERM, previous)
-        # Every session's crashes (a resumed search's driver saw only its own).
-        budget.failed = [(r.metrics or {}).get("trial_id") or _trial_id_from_path(r.path) for r in grid if r.error]
-        unfinished = set() if budget.exceeded else _unfinished(experiment)
-        records = _records(grid, s.metric, sweep_dir, unfinished)
-        if unfinished:
-            raise SearchInterrupted(len(unfinished), records)
-        return records, budget
     finally:
+        # Before the trials' records are completed: a trial Ray Tune stopped (an interrupt)
+        # may still be writing its own record ("stopped") in its worker, which Ray stops
+        # without waiting for it; shutting Ray down ends the workers of a local Ray.
         ray.shutdown()
+    # Every session's crashes (a resumed search's driver saw only its own).
+    budget.failed = [(r.metrics or {}).get("trial_id") or _trial_id_from_path(r.path) for r in grid if r.error]
+    unfinished = set() if budget.exceeded else _unfinished(experiment)
+    records = _records(grid, s.metric, sweep_dir, unfinished)
+    if unfinished:
+        raise SearchInterrupted(len(unfinished), records)
+    return records, budget
 
 
 class RayUnreachable(AegisError):
@@ -242,15 +245,21 @@ def _history(frame: Optional[Any], metric: str) -> list[tuple[int, float]]:
 
 
 def _records(grid: Any, metric: str, sweep_dir: Path, unfinished: Optional[set[str]] = None) -> list[TrialRecord]:
-    from aegis.tune.outcomes import trial_outcome
+    from aegis.tune.outcomes import await_workers, trial_outcome
 
+    def identity(result: Any) -> tuple[str, Optional[Path]]:
+        trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
+        number = trial_number(result.config or {})
+        return trial_id, (sweep_dir / str(number) if number is not None else None)
+
+    # The record the driver completes is the last word on a trial that was cut short.
+    await_workers([run_dir for trial_id, run_dir in map(identity, grid)
+                   if run_dir is not None and trial_id in (unfinished or set())])
     records = []
     for result in grid:
-        metrics = result.metrics or {}
         config = result.config or {}
-        trial_id = metrics.get("trial_id") or _trial_id_from_path(result.path)
+        trial_id, run_dir = identity(result)
         number = trial_number(config)
-        run_dir = sweep_dir / str(number) if number is not None else None
         done = trial_id not in (unfinished or set())
         history = _history(result.metrics_dataframe, metric)
         record = TrialRecord(trial_id=trial_id, number=number if number is not None else -1,
