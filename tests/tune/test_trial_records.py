@@ -18,8 +18,10 @@ from aegis.tune.trial import TRIAL_KEY, sampled, trial_number  # noqa: E402
 class StubTrial:
     """What the schedulers read of a Ray ``Trial``."""
 
-    def __init__(self, trial_id: str, config: dict, local_path: Path | None = None) -> None:
-        self.trial_id, self.config, self.local_path = trial_id, config, str(local_path) if local_path else None
+    def __init__(self, trial_id: str, config: dict, path: Path | None = None, local_path: Path | None = None) -> None:
+        self.trial_id, self.config = trial_id, config
+        self.path = str(path) if path else None  # in the sweep dir
+        self.local_path = str(local_path) if local_path else None  # the driver's staging dir
         self.invalidated = 0
 
     def invalidate_json_state(self) -> None:
@@ -69,8 +71,10 @@ def test_asha_rebuilds_its_rungs_from_the_restored_trials_reports(tmp_path):
         return scheduler
 
     # A trial that reached epoch 4 before the interrupt, epoch 3 reported twice (re-run after a kill).
+    # Its progress.csv is in the sweep dir; the resumed driver's staging dir starts empty.
     restored = StubTrial("aaaa", {TRIAL_KEY: 0},
-                         _progress(tmp_path / "a", [(1, 0.8), (2, 0.85), (3, 0.1), (3, 0.86), (4, 0.9)]))
+                         _progress(tmp_path / "a", [(1, 0.8), (2, 0.85), (3, 0.1), (3, 0.86), (4, 0.9)]),
+                         local_path=tmp_path / "staging")
     scheduler = asha()
     scheduler.on_trial_add(None, restored)
     rungs = {milestone: dict(recorded) for milestone, recorded in scheduler._brackets[0]._rungs}
@@ -315,3 +319,46 @@ def test_a_trial_whose_last_result_ray_recorded_before_its_checkpoint_continues_
     (links / "reported-0002.ckpt").unlink()
     assert resume_point(checkpoint, run_dir, 2) == links / "reported-0001.ckpt"
     assert last_recorded_epoch(str(tmp_path / "nowhere")) is None and last_recorded_epoch(None) is None
+
+
+def test_a_trial_ray_restarts_without_a_checkpoint_continues_its_result_files(tmp_path):
+    """The CI's other resume failure: Ray recorded epoch 1 but had not fetched its checkpoint
+    when the search was interrupted; the resumed search restarted the trial "from scratch" in
+    Ray's eyes (the trial itself went on from epoch 2) and progress.csv began again at epoch 2."""
+    import pyarrow.fs
+
+    from aegis.tune.numbering import reported
+    from aegis.tune.search import _result_loggers
+
+    remote = tmp_path / "sweep" / "ray" / "run_trial_t1"
+    _progress(remote, [(1, 0.5)])
+    (remote / "result.json").write_text(json.dumps({"epoch": 1, "val/acc": 0.5}) + "\n")
+    local = tmp_path / "staging" / "run_trial_t1"
+    local.mkdir(parents=True)  # a resumed session's staging dir, as Ray makes it: empty
+
+    class Trial:
+        checkpoint = None
+        config = {TRIAL_KEY: 1}
+        local_path = str(local)
+        storage = SimpleNamespace(trial_fs_path=str(remote), storage_filesystem=pyarrow.fs.LocalFileSystem())
+
+        def init_local_path(self) -> None:
+            local.mkdir(parents=True, exist_ok=True)
+
+    trial = Trial()
+    for logger in _result_loggers():
+        for epoch, value in [(2, 0.6), (3, 0.7)]:
+            logger.log_trial_result(epoch - 1, trial, {"val/acc": value, "epoch": epoch, "training_iteration": epoch - 1})
+        logger.log_trial_end(trial)
+    assert reported(str(local), "val/acc") == [(1, 0.5), (2, 0.6), (3, 0.7)]
+    assert [json.loads(line)["epoch"] for line in (local / "result.json").read_text().splitlines()] == [1, 2, 3]
+
+    fresh = tmp_path / "staging" / "run_trial_t2"  # a trial that never reported: new files, nothing copied
+    trial.local_path, trial.storage = str(fresh), SimpleNamespace(trial_fs_path=str(tmp_path / "none"),
+                                                                  storage_filesystem=pyarrow.fs.LocalFileSystem())
+    local = fresh
+    fresh.mkdir()
+    for logger in _result_loggers():
+        logger.log_trial_result(0, trial, {"val/acc": 0.4, "epoch": 1, "training_iteration": 1})
+        logger.log_trial_end(trial)
+    assert reported(str(fresh), "val/acc") == [(1, 0.4)]

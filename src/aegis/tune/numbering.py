@@ -72,9 +72,11 @@ class ResumableASHA(_Numbering, AsyncHyperBandScheduler):
 
 
 def _trial_path(trial: Trial) -> Optional[str]:
-    """The trial's dir in Ray's storage; None for a new trial (Ray names its dir when it starts)."""
+    """The trial's dir in Ray's storage (the sweep dir, where its progress.csv was copied; not
+    ``local_path``, the driver's staging dir, which a resumed search starts empty); None for a
+    new trial (Ray names its dir when it starts)."""
     try:
-        return trial.local_path
+        return trial.path
     except RuntimeError:
         return None
 

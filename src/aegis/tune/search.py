@@ -78,9 +78,9 @@ class FailureBudget:
 
 def _result_loggers() -> list[Any]:
     """result.json and progress.csv per trial: what ``metrics_dataframe`` (and the plot) read."""
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from aegis.tune.result_files import ContinuedCSVLogger, ContinuedJsonLogger
 
-    return [JsonLoggerCallback(), CSVLoggerCallback()]
+    return [ContinuedJsonLogger(), ContinuedCSVLogger()]
 
 
 def _scheduler(s: Settings, max_epochs: int) -> Any:
