@@ -59,7 +59,10 @@ def _writing(run_dir: Path) -> bool:
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    try:  # an exited process its parent has not reaped yet writes nothing more either
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def root_exception(error: Optional[BaseException]) -> Optional[BaseException]:
