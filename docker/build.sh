@@ -168,7 +168,7 @@ seconds=$(( $(date +%s) - started ))
 id="$("${cmd[@]}" image inspect --format '{{.Id}}' "$tag")"
 id="sha256:${id#sha256:}"
 size="$("${cmd[@]}" image inspect --format '{{.Size}}' "$tag")"
-record=(python3 "$here/record_image.py" "$tag" --id "$id" --accelerator "$accelerator")
+record=(python3 "$here/record_image.py" "$tag" --id "$id" --accelerator "$accelerator" --extras "$extras")
 [ -n "$revision" ] && record+=(--revision "$revision")
 [ "$dirty" = 1 ] && record+=(--dirty)
 records="$("${record[@]}")"

@@ -1,12 +1,13 @@
 """Record an image docker/build.sh built, for the launchers to read (aegis.k8s.builds).
 
     python3 docker/record_image.py REFERENCE --id sha256:... --accelerator cpu|cuda \
-        [--revision SHA] [--dirty] [--digest sha256:...]
+        [--extras tune,kuberay] [--revision SHA] [--dirty] [--digest sha256:...]
 
 Merges one entry into the JSON file ``$AEGIS_IMAGES_FILE``, else
 ``${XDG_CACHE_HOME:-$HOME/.cache}/aegis/images.json``::
 
     {"<reference as tagged>": {"id": "sha256:...", "accelerator": "cpu",
+                               "extras": ["tune", "kuberay"],
                                "revision": "<git sha or null>", "dirty": false,
                                "built_at": "<ISO 8601 UTC>", "digest": "sha256:... or null"}}
 
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("reference", help="the image reference exactly as tagged")
     parser.add_argument("--id", help="the image id (sha256:... or bare hex)")
     parser.add_argument("--accelerator", choices=("cpu", "cuda"))
+    parser.add_argument("--extras", default="", help="the optional dependency groups installed, comma-separated")
     parser.add_argument("--revision", default=None, help="the git commit built (omit: not a checkout)")
     parser.add_argument("--dirty", action="store_true", help="the tree had uncommitted changes")
     parser.add_argument("--digest", default=None, help="the registry digest after a push")
@@ -96,6 +98,7 @@ def main(argv: list[str]) -> int:
         records[args.reference] = {
             "id": image_id(args.id),
             "accelerator": args.accelerator,
+            "extras": sorted({name.strip() for name in args.extras.split(",") if name.strip()}),
             "revision": args.revision or None,
             "dirty": bool(args.dirty),
             "built_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -100,6 +100,7 @@ def test_build_sh_tags_the_commit_labels_and_records_the_build(tmp_path):
     assert entry["id"] == "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
     assert entry["accelerator"] == "cpu" and entry["revision"] == head(root) and entry["dirty"] is False
     assert entry["digest"] is None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["built_at"])
+    assert entry["extras"] == []  # what a RayJob's image check reads (launcher=rayjob needs tune,kuberay)
     # What it prints: the tag, the id, the size; a local name gets the note for clusters.
     assert f"built {reference}" in result.stdout and entry["id"] in result.stdout
     assert "1.10 GB" in result.stdout
@@ -125,6 +126,8 @@ def test_outside_a_checkout_the_tag_says_nogit(tmp_path):
     assert result.returncode == 0, result.stderr
     reference = f"localhost/aegis-training:{VERSION}-nogit"
     assert records[reference]["revision"] is None and records[reference]["accelerator"] == "cuda"
+    _, records, _ = build_sh(root, tmp_path, "--extras", "tune,kuberay")
+    assert records[reference]["extras"] == ["kuberay", "tune"] and records[reference]["accelerator"] == "cpu"
 
 
 def test_push_records_the_registry_digest_and_prints_the_pin(tmp_path):
@@ -179,13 +182,14 @@ def test_record_image_merges_into_the_file_atomically(tmp_path):
     path.write_text(json.dumps({"other:1": {"id": "sha256:aa", "accelerator": "cuda", "revision": None,
                                             "dirty": False, "built_at": "2026-01-01T00:00:00Z", "digest": None}}))
     assert record(tmp_path, "reg.io/a:1", "--id", "bb", "--accelerator", "cpu", "--revision", "f" * 40,
-                  "--dirty").returncode == 0
+                  "--dirty", "--extras", "tune,kuberay,tune").returncode == 0
     digest = "sha256:" + "c" * 64
     assert record(tmp_path, "reg.io/a:1", "--push-only", "--digest", f"reg.io/a@{digest}").returncode == 0
     data = json.loads(path.read_text())
     assert data["other:1"]["accelerator"] == "cuda"
     assert data["reg.io/a:1"] == {"id": "sha256:bb", "accelerator": "cpu", "revision": "f" * 40, "dirty": True,
-                                  "built_at": data["reg.io/a:1"]["built_at"], "digest": digest}
+                                  "built_at": data["reg.io/a:1"]["built_at"], "digest": digest,
+                                  "extras": ["kuberay", "tune"]}
     assert [p.name for p in path.parent.iterdir()] == ["images.json"]  # no temporary file left
     assert record(tmp_path, "reg.io/a:1", "--push-only", "--digest", "sha256:short").returncode == 2
     path.write_text("{not json")  # a broken file is replaced, never fatal
@@ -201,6 +205,9 @@ def test_record_image_is_read_back_by_the_launchers(tmp_path, monkeypatch):
     monkeypatch.setenv("AEGIS_IMAGES_FILE", str(tmp_path / "cache" / "images.json"))
     found = builds.lookup("reg.io/a:2")
     assert found is not None and found.accelerator == "cuda" and found.digest == digest
+    assert found.extras == frozenset()  # recorded, and none
+    assert record(tmp_path, "reg.io/a:3", "--id", "ff", "--accelerator", "cpu", "--extras", "tune").returncode == 0
+    assert builds.lookup("reg.io/a:3").extras == {"tune"}
 
 
 # --------------------------------------------------------------------------------------

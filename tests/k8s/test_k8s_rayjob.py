@@ -241,6 +241,24 @@ def test_rayjob_without_a_search_is_refused(tmp_path):
         "model.lr='tag(log,interval(1e-4,1e-1))', or train one config with launcher=k8s-job.")
 
 
+@pytest.mark.parametrize("extras, missing", [([], "tune and kuberay"), (["tune"], "kuberay"), (["kuberay", "s3"], "tune")])
+def test_an_image_docker_build_recorded_without_ray_is_refused(no_build_record, extras, missing):
+    from aegis.config.validation import validate
+
+    build = {"id": "sha256:" + "1" * 64, "accelerator": "cpu", "revision": None, "dirty": False,
+             "built_at": "2026-12-02T00:00:00Z", "digest": None}
+    no_build_record.write_text(json.dumps({IMAGE: {**build, "extras": extras}}))
+    with pytest.raises(ConfigError) as info:
+        validate(search_cfg()[0])
+    [sentence] = str(info.value).splitlines()
+    assert sentence.startswith(f"launcher.image={IMAGE} was built without {missing} (docker/build.sh recorded extras: ")
+    assert sentence.endswith("expected an image built with docker/build.sh --extras tune,kuberay.")
+    # With Ray, or a record from before builds recorded their extras: nothing is known against it.
+    for entry in ({**build, "extras": ["kuberay", "tune"]}, build):
+        no_build_record.write_text(json.dumps({IMAGE: entry}))
+        validate(search_cfg()[0])
+
+
 # ------------------------------------------------------------ the lifecycle, against the fake API server
 
 def ray_pods(fake, name, workers):

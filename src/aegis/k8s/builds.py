@@ -4,7 +4,8 @@ A tag can be re-pointed (a rebuild after a code change tags the same version), a
 node that cached the old image runs old code; the registry digest the build recorded
 for a tag names exactly the image that was pushed, so the manifest pins it. The record
 also says whether the image was built with CUDA, so a GPU request with a CPU image is
-refused before a pod holds a GPU and trains on CPU.
+refused before a pod holds a GPU and trains on CPU, and which optional groups it holds, so a
+RayJob on an image without Ray is refused before its head pod fails to start Ray.
 
 The record is a convenience, never a requirement: a missing, unreadable or malformed
 file, or an entry of the wrong shape, is simply no record. Plain JSON, no client, no torch.
@@ -34,6 +35,7 @@ class Build:
     digest: Optional[str] = None  # the registry digest once pushed: sha256:<64 hex>
     revision: Optional[str] = None  # the git commit built (None: not built from a checkout)
     dirty: bool = False  # the checkout had uncommitted changes to what the image copies
+    extras: Optional[frozenset[str]] = None  # the optional groups installed (None: a record from before they were)
 
     def pinned(self) -> Optional[str]:
         """``name:tag@sha256:...`` when the registry digest is known, else None."""
@@ -69,12 +71,14 @@ def lookup(reference: Optional[str]) -> Optional[Build]:
     accelerator = entry.get("accelerator")
     digest = entry.get("digest")
     revision = entry.get("revision")
+    extras = entry.get("extras")
     return Build(
         reference=str(reference),
         accelerator=accelerator if accelerator in ("cpu", "cuda") else None,
         digest=digest if isinstance(digest, str) and _DIGEST.fullmatch(digest) else None,
         revision=revision if isinstance(revision, str) and _REVISION.fullmatch(revision) else None,
         dirty=entry.get("dirty") is True,
+        extras=frozenset(extras) if isinstance(extras, list) and all(isinstance(e, str) for e in extras) else None,
     )
 
 

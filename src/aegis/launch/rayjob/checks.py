@@ -1,7 +1,8 @@
 """Rules of ``launcher=rayjob`` beyond the shared Kubernetes ones, one sentence each, before
 anything is rendered: a search must be selected (a RayJob runs one), the sweeper's address is
-the launcher's, the RayJob name KubeRay accepts, a /dev/shm that holds Ray's object store, and the
-shared keys a RayJob has no use for."""
+the launcher's, the RayJob name KubeRay accepts, a /dev/shm that holds Ray's object store, an
+image with Ray in it (where docker/build.sh recorded the build), and the shared keys a RayJob has
+no use for."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
-from aegis.k8s import naming, quantities
+from aegis.k8s import builds, naming, quantities
 from aegis.launch.rayjob.kind import MAX_NAME_LENGTH
 from aegis.launch.rayjob.render import OBJECT_STORE_MINIMUM, OBJECT_STORE_SHARE, object_store_bytes
 
 RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper"
+# The optional groups (pyproject.toml) a RayJob's image needs: Ray Tune for the search, and
+# ray[default] for the head's dashboard, through which KubeRay submits the entrypoint.
+RAY_EXTRAS = ("tune", "kuberay")
 
 
 def _hydra(cfg: DictConfig) -> Optional[Any]:
@@ -36,6 +40,7 @@ def check(cfg: DictConfig, found: Problems) -> None:
         _search(hydra, found)
     _name(launcher, found)
     _object_store(launcher, found)
+    _image_has_ray(launcher, found)
     if launcher.backoff_limit is not None:
         found.add(f"launcher.backoff_limit={launcher.backoff_limit!r} would retry the whole RayJob on a new Ray cluster "
                   "without saying why the search stopped: leave it null with launcher=rayjob, and continue a "
@@ -53,6 +58,23 @@ def _search(hydra: Any, found: Problems) -> None:
     if address is not None:
         found.add(f"hydra.sweeper.address={address!r} is set, but launcher=rayjob runs the search on the Ray cluster "
                   "it creates (address auto, inside it): drop hydra.sweeper.address.", "hydra.sweeper.address")
+
+
+def _image_has_ray(launcher: DictConfig, found: Problems) -> None:
+    """An image docker/build.sh recorded as built without Ray: the head pod's ``ray start``
+    would fail in the cluster, minutes after submission. An image it has no record of (built
+    elsewhere, or before builds recorded their extras) is taken as it is."""
+    if found.refused("launcher.image"):
+        return
+    build = builds.lookup(launcher.image)
+    if build is None or build.extras is None:
+        return
+    missing = [extra for extra in RAY_EXTRAS if extra not in build.extras]
+    if missing:
+        found.add(f"launcher.image={launcher.image} was built without {' and '.join(missing)} (docker/build.sh "
+                  f"recorded extras: {', '.join(sorted(build.extras)) or 'none'} in {builds.records_file()}), so its "
+                  f"Ray cluster cannot run the search: expected an image built with docker/build.sh --extras "
+                  f"{','.join(RAY_EXTRAS)}.", "launcher.image")
 
 
 def _name(launcher: DictConfig, found: Problems) -> None:
