@@ -239,6 +239,7 @@ HYDRA_ERRORS = [
     # A key of another option of the group: the sentence names the options that have it.
     (["fault.rank=1"], "fault.rank is not a key of fault=none, only of fault=exit, fault=hang, fault=kill or fault=raise"),
     (["launcher=torchrun", "launcher.image=r/a:1"], "(launcher=k8s-job launcher.image=...)"),
+    (["data.image_size=32"], "data.image_size is not a key of data=digits, only of data=image_folder"),  # not batch_size
 ]
 
 # Run through `python train.py` as well: one or more of every kind of check.

@@ -66,7 +66,7 @@ def _unknown_key(full_key: str, object_type: Any) -> str:
     close = difflib.get_close_matches(leaf, keys, n=1)
     hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
     where = f"{parent}" if parent else "the top level"
-    others = [] if close else _options_with_key(parent, leaf)
+    others = _options_with_key(parent, leaf)  # an exact key of another option beats a near one here
     if others:
         selected = next(iter(_options_with_key(parent, None, object_type)), None)
         this = f"{parent}={selected}" if selected else f"the {parent} option selected"
