@@ -117,13 +117,15 @@ def _pytorchjob(image: str, tmp_path: Path) -> tuple[dict, dict]:
     return manifest, ctr.pod_specs(manifest)
 
 
-def _start_gang(specs: dict, tmp_path: Path, outputs: Path, port: int) -> dict[str, str]:
+def _start_gang(specs: dict, tmp_path: Path, outputs: Path, port: int, *, nproc_per_node: int = 1) -> dict[str, str]:
     names = {}
     for rank, role in enumerate(("master", "worker")):
-        # What the Training Operator injects (v1); host network: the master's service is loopback.
-        env = {"PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_NODE_RANK": str(rank),
+        # What the Training Operator injects (v1: WORLD_SIZE is replicas x nprocPerNode, RANK the
+        # pod's node rank); host network: the master's service is loopback.
+        env = {"PET_NNODES": "2", "PET_NPROC_PER_NODE": str(nproc_per_node), "PET_NODE_RANK": str(rank),
                "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank)}
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(2 * nproc_per_node),
+               "RANK": str(rank)}
         names[role] = f"aegis-{role}-{uuid.uuid4().hex[:8]}"
         ctr.start(ctr.run_args(specs[role], name=names[role], volumes=volumes(tmp_path, outputs), env=env))
     return names

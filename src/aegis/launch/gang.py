@@ -223,7 +223,7 @@ class Supervisor:
             attempts, own = read_attempts(self.notes_dir), read_failures(self.notes_dir)
             # 143: preempted, or lost a peer that another node's supervisor reports: retryable, not failed
             failed = exit_code not in (0, PREEMPTED_EXIT_CODE)
-            last = max([*attempts, *own, 0]) if failed else None
+            last = max([*attempts, *own, 0]) if exit_code != 0 else None  # the attempt that ended it: no restart
             restarts = {}
             for restart in sorted(set(attempts) | set(own)):
                 if restart != last:
