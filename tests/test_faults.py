@@ -5,6 +5,7 @@ The gangs that really fail on purpose are in test_fault_gang.py (slow tier)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -434,6 +435,47 @@ def test_a_preempted_gang_is_not_reported_failed(tmp_path):
     """)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 143 and "Run failed" not in result.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "preempted"
+
+
+def test_a_node_whose_ranks_only_lost_their_peer_reports_no_restart(tmp_path):
+    # The master pod of a PyTorchJob whose worker pod's rank failed: its own ranks lost their
+    # peer (143, retryable); no restart happened, so none is printed or recorded, and the
+    # summary the failing node wrote is left alone.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    written = {"status": "failed", "attempts": [{"attempt": 1, "status": "failed", "failure": _raised(3).as_dict()}],
+               "failure": _raised(3).as_dict()}
+    (run_dir / "summary.json").write_text(json.dumps(written))
+    child = [sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from aegis.failure import Failure
+        from aegis.launch.gang import note_exit, note_failure, note_start
+        for rank in (0, 1):
+            note_start(rank)
+            note_failure(rank, Failure.from_dict({_lost_peer(0).as_dict()!r}))
+            note_exit(rank, 143, "failed")
+        sys.exit(1)
+    """)]
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from aegis.launch.gang import Supervisor
+        sys.exit(Supervisor({child!r}, run_dir=Path({str(run_dir)!r})).start().wait())
+    """)], capture_output=True, text=True, timeout=60, env={**os.environ, "PET_NODE_RANK": "0"})
+    assert result.returncode == 143, result.stderr
+    assert "Restart" not in result.stderr and "Run failed" not in result.stderr, result.stderr
+    record = json.loads((run_dir / "summary.json").read_text())
+    assert "restarts" not in record and not record["attempts"][0].get("restarted"), record
+    assert record["failure"]["rank"] == 3 and record["attempts"][0]["failure"]["rank"] == 3
+
+
+def test_torchruns_sigterm_to_a_rank_that_raised_is_no_part_of_its_cause():
+    # rank 2 lost its peer and exited first; torchrun then SIGTERMed rank 3 while it handled its own error
+    torchrun = [{"rank": 2, "exit_code": 143, "signal": None, "order": 0},
+                {"rank": 3, "exit_code": 1, "signal": "SIGTERM", "order": 1}]
+    failure = gang_failure(torchrun, {2: _lost_peer(2), 3: _raised(3)})
+    assert (failure.rank, failure.exception, failure.signal, failure.exit_code) == (3, "InjectedFault", None, 1)
+    assert "SIGTERM" not in failure.paragraph()
 
 
 def test_a_rank_that_vanished_is_the_cause_not_the_peer_torchrun_then_stopped():

@@ -77,7 +77,9 @@ def gang_failure(torchrun_failures: Iterable[dict[str, Any]], own: dict[int, Fai
         if mine is not None:
             mine.rank = rank
             mine.exit_code = code if code is not None and code >= 0 else mine.exit_code
-            if not _is_peer(mine):  # a rank that lost its peer and was then stopped: the stop is no cause
+            # The signal is the cause only of a rank that left no account of its own: one that
+            # raised, or lost its peer, and was then stopped by torchrun was stopped as a consequence.
+            if not _is_peer(mine) and mine.exception is None:
                 mine.signal = sig or mine.signal
         elif note is not None and note.exit_code is not None and note.status in CONSEQUENCE_STATUSES:
             continue  # torchrun stopped it after another rank failed: it checkpointed and left
