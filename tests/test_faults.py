@@ -243,6 +243,41 @@ def test_the_supervisor_merges_a_killed_rank_into_summary_json(tmp_path):
     assert record["attempts"][-1]["status"] == "failed"
 
 
+def test_the_gangs_failure_replaces_what_rank_0_wrote_of_its_lost_peer(tmp_path):
+    # rank 0 (another pod) recorded its own end first: the lost peer, retryable; rank 3 raised
+    lost = _lost_peer(0)
+    _summary(tmp_path, status="failed", error="DistBackendError: Connection closed by peer", cause=lost.cause,
+             retryable=True, failure=lost.as_dict(),
+             attempts=[{"attempt": 1, "status": "failed", "error": "DistBackendError: Connection closed by peer"}])
+    assert merge_into_summary(tmp_path, _raised(3))
+    record = json.loads((tmp_path / "summary.json").read_text())
+    assert (record["status"], record["error"], record["failure"]["rank"]) == ("failed", "InjectedFault: boom", 3)
+    assert "retryable" not in record and record["attempts"][-1]["error"] == "InjectedFault: boom"
+
+
+def test_rank_0_that_only_lost_its_peer_leaves_the_cause_another_pod_recorded(tmp_path):
+    # Two pods: the worker's supervisor recorded rank 3's failure for this attempt before rank 0
+    # (on the master) got round to writing its own end; rank 0's lost peer must not replace it.
+    from aegis.training.record import RunRecord
+
+    record = RunRecord(tmp_path, rank_zero=True)
+    record.write("running")
+    assert merge_into_summary(tmp_path, _raised(3))
+    lost = _lost_peer(0)
+    record.write("failed", unless_explained=True, error="DistBackendError: Connection closed by peer",
+                 cause=lost.cause, retryable=True, failure=lost.as_dict())
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["failure"]["rank"] == 3 and written["attempts"][-1]["failure"]["rank"] == 3
+    assert "retryable" not in written and len(written["attempts"]) == 1
+
+    alone = tmp_path / "alone"  # nobody recorded a cause: rank 0 writes its own end
+    alone.mkdir()
+    record = RunRecord(alone, rank_zero=True)
+    record.write("running")
+    record.write("failed", unless_explained=True, cause=lost.cause, retryable=True, failure=lost.as_dict())
+    assert json.loads((alone / "summary.json").read_text())["retryable"] is True
+
+
 def test_a_restart_is_recorded_with_its_cause_and_a_completed_run_stays_completed(tmp_path):
     # rank 0 recorded the attempt as failed (it lost its peer); the restart's cause is the killed rank
     _summary(tmp_path, status="completed", attempts=[{"attempt": 1, "status": "failed"},

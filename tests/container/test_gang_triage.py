@@ -55,6 +55,7 @@ def test_a_rank_that_raises_in_the_worker_pod_fails_the_pytorchjob_and_is_named(
     failure = record["failure"]
     assert (failure["rank"], failure["exception"], failure["message"]) == (
         3, "InjectedFault", "injected fault (fault=raise)"), failure
+    assert record["error"] == "InjectedFault: injected fault (fault=raise)" and "retryable" not in record, record
     [attempt] = record["attempts"]
     assert "restarts" not in record and not attempt.get("restarted"), record
     assert attempt["status"] == "failed" and attempt["failure"]["rank"] == 3, attempt

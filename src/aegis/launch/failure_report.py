@@ -54,10 +54,13 @@ def merge_into_summary(run_dir: Path, failure: Optional[Failure], first_attempt:
         record["restarts"] = [{"attempt": (first_attempt or 1) + k, "cause": f.cause, "rank": f.rank}
                               for k, f in sorted(restarts.items())]
     if failure is not None:
+        # What rank 0 wrote of its own end (a lost peer: its error, "retryable") is not the gang's.
+        ended = {"status": "failed", "cause": failure.cause, "failure": failure.as_dict(), "error": _error_of(failure)}
         if attempts:
-            attempts[-1].update(status="failed", cause=failure.cause, failure=failure.as_dict())
+            attempts[-1].update(ended)
         if record.get("status") != "completed" or not attempts:
-            record.update(status="failed", cause=failure.cause, failure=failure.as_dict())
+            record.update(ended)
+            record.pop("retryable", None)
     record["attempts"] = attempts
     try:
         write_json(path, record)
@@ -65,6 +68,13 @@ def merge_into_summary(run_dir: Path, failure: Optional[Failure], first_attempt:
         log.error("Could not write %s: %s", path, exc)
         return False
     return True
+
+
+def _error_of(failure: Failure) -> str:
+    """The ``error`` field of a record ("Type: message", as a rank writes its own)."""
+    if failure.exception:
+        return f"{failure.exception}: {failure.message or ''}".rstrip(": ")[:2000]
+    return failure.cause[:2000]
 
 
 def _tracking_uri(recorded: Optional[str]) -> Optional[str]:

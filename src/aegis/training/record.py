@@ -51,19 +51,39 @@ class RunRecord:
     def update(self, **fields: Any) -> None:
         self.current.update(fields)
 
-    def write(self, status: str, **fields: Any) -> dict[str, Any]:
-        """Record this attempt as ``status``; returns the attempt's full record."""
+    def write(self, status: str, *, unless_explained: bool = False, **fields: Any) -> dict[str, Any]:
+        """Record this attempt as ``status``; returns the attempt's full record.
+
+        ``unless_explained``: this rank only lost its peer, so a cause another node's
+        supervisor already recorded for this attempt (the rank that failed, on a pod of its
+        own) stays: the file is then left as it is."""
         self.current.update(status=status, **fields)
         if status != "running":
             self.current["finished_at"] = time.time()
         attempts = self.attempts + [_attempt_of(self.current, self.current["attempt"])]
         top = self.current if status == "completed" or self.completed is None else self.completed
+        if unless_explained and self.rank_zero and self._explained():
+            log.info("%s already names this attempt's cause; this rank only lost its peer.", self.path)
+            return dict(self.current)
         if self.rank_zero:
             try:  # an error's text can quote a URL with its password (an MLflow request that failed)
                 write_json(self.path, mask_tree({**top, "attempts": attempts}))
             except OSError as exc:  # a full disk must not hide the failure being recorded
                 log.error("Could not write %s: %s", self.path, exc)
         return dict(self.current)
+
+
+    def _explained(self) -> bool:
+        from aegis.failure import Failure
+        from aegis.launch.triage import is_own
+
+        on_disk = (read_json(self.path) or {}).get("attempts") or []
+        mine = [a for a in on_disk if isinstance(a, dict) and a.get("attempt") == self.current["attempt"]]
+        failure = mine[-1].get("failure") if mine else None
+        try:
+            return isinstance(failure, dict) and is_own(Failure.from_dict(failure))
+        except (TypeError, ValueError):
+            return False
 
 
 def _attempt_of(record: dict[str, Any], number: int) -> dict[str, Any]:

@@ -370,7 +370,7 @@ class _Attempt:
             # signal codes restarts the gang, which resumes from last.ckpt.
             cause = failure_cause(exc)
             self._write("failed", error=f"{type(exc).__name__}: {exc}"[:2000], cause=cause, retryable=True,
-                        metrics=metrics, failure=self._failure(exc, cause, PREEMPTED_EXIT_CODE))
+                        metrics=metrics, failure=self._failure(exc, cause, PREEMPTED_EXIT_CODE), unless_explained=True)
             log.error("Run stopped: %s; exiting %d (retryable): the restarted gang resumes from last.ckpt.",
                       cause, PREEMPTED_EXIT_CODE)
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
