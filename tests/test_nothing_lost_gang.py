@@ -34,6 +34,12 @@ def _epochs_logged(log_path: Path) -> int:
     return int(found[-1]) if found else 0
 
 
+def _epoch_seconds(log_path: Path) -> float:
+    """How long the last logged epoch took ("epoch 2/14 ... (0.4s)")."""
+    found = re.findall(r"epoch \d+/\d+ .*\((\d+(?:\.\d+)?)s\)", log_path.read_text())
+    return float(found[-1]) if found else 1.0
+
+
 def _wait_for_epoch(proc: subprocess.Popen, log_path: Path, epoch: int, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while _epochs_logged(log_path) < epoch:
@@ -55,7 +61,10 @@ def test_kill_9_at_random_moments_loses_at_most_one_epoch(tmp_path):
         proc = _start(args, tmp_path, log_path)
         done_before = int(torch.load(last, weights_only=False)["epoch"]) + 1 if last.exists() else 0
         _wait_for_epoch(proc, log_path, done_before + 1)
-        time.sleep(rng.uniform(0.0, 1.5))
+        # A random moment of the next epoch and a half (mid-step, mid-save): each attempt adds at
+        # most three epochs, so the fourth never finishes the run before its kill (it did, with
+        # a fixed 1.5 s on a fast machine).
+        time.sleep(rng.uniform(0.0, min(1.5, 1.5 * _epoch_seconds(log_path))))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         logged = _epochs_logged(log_path)
