@@ -16,20 +16,18 @@ trial's reported epochs in Ray's ``progress.csv`` (the same results, replayed in
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
-from pathlib import Path
 from typing import Any, Optional
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
+from aegis.tune.progress import progress_rows, row_epoch
 from aegis.tune.trial import TRIAL_KEY, trial_number
 
 log = logging.getLogger("aegis.tune")
 
-EPOCH = "epoch"  # what a trial reports as its epoch index, 1-based (aegis.tune.reporting)
 
 
 class _Numbering:
@@ -84,18 +82,15 @@ def _trial_path(trial: Trial) -> Optional[str]:
 def reported(trial_path: Optional[str], metric: str) -> list[tuple[int, float]]:
     """(epoch, metric) of every result a trial reported, from Ray's ``progress.csv``, in
     epoch order; an epoch reported twice (re-run after a kill) counts once, the last time."""
-    if not trial_path or not metric:
-        return []
-    path = Path(trial_path) / "progress.csv"
-    if not path.is_file():
+    if not metric:
         return []
     found: dict[int, float] = {}
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                epoch, value = int(float(row[EPOCH])), float(row[metric])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if not math.isnan(value):
-                found[epoch] = value
+    for row in progress_rows(trial_path):
+        epoch = row_epoch(row)
+        try:
+            value = float(row[metric])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if epoch is not None and not math.isnan(value):
+            found[epoch] = value
     return sorted(found.items())

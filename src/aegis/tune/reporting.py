@@ -99,21 +99,9 @@ def _link(source: Path, target: Path) -> None:
 def last_recorded_epoch(trial_dir: Optional[str]) -> Optional[int]:
     """The last epoch Ray Tune recorded a result of for this trial (its ``progress.csv``), or
     None when there is none to read (a new trial, or a trial dir this worker cannot see)."""
-    import csv
+    from aegis.tune.progress import progress_rows, row_epoch
 
-    path = Path(trial_dir) / "progress.csv" if trial_dir else None
-    if path is None or not path.is_file():
-        return None
-    epochs = []
-    try:
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                try:
-                    epochs.append(int(float(row.get("epoch") or "nan")))
-                except (TypeError, ValueError):
-                    continue
-    except OSError:
-        return None
+    epochs = [epoch for epoch in map(row_epoch, progress_rows(trial_dir)) if epoch is not None]
     return max(epochs) if epochs else None
 
 

@@ -85,7 +85,8 @@ def _result_loggers() -> list[Any]:
 
 def _scheduler(s: Settings, max_epochs: int) -> Any:
     """Always one of ``aegis.tune.numbering``'s: they number the trials."""
-    from aegis.tune.numbering import EPOCH, NumberedFIFO, ResumableASHA
+    from aegis.tune.numbering import NumberedFIFO, ResumableASHA
+    from aegis.tune.progress import EPOCH
 
     if s.scheduler == "fifo":
         return NumberedFIFO()
@@ -247,23 +248,21 @@ def _history(frame: Optional[Any], metric: str) -> list[tuple[int, float]]:
 def _records(grid: Any, metric: str, sweep_dir: Path, unfinished: Optional[set[str]] = None) -> list[TrialRecord]:
     from aegis.tune.outcomes import await_workers, trial_outcome
 
-    def identity(result: Any) -> tuple[str, Optional[Path]]:
+    def identity(result: Any) -> tuple[str, Optional[int], Optional[Path]]:
         trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
         number = trial_number(result.config or {})
-        return trial_id, (sweep_dir / str(number) if number is not None else None)
+        return trial_id, number, (sweep_dir / str(number) if number is not None else None)
 
+    trials = [(result, *identity(result)) for result in grid]
     # The record the driver completes is the last word on a trial that was cut short.
-    await_workers([run_dir for trial_id, run_dir in map(identity, grid)
+    await_workers([run_dir for _, trial_id, _, run_dir in trials
                    if run_dir is not None and trial_id in (unfinished or set())])
     records = []
-    for result in grid:
-        config = result.config or {}
-        trial_id, run_dir = identity(result)
-        number = trial_number(config)
+    for result, trial_id, number, run_dir in trials:
         done = trial_id not in (unfinished or set())
         history = _history(result.metrics_dataframe, metric)
         record = TrialRecord(trial_id=trial_id, number=number if number is not None else -1,
-                             params=sampled(config), history=history, run_dir=run_dir)
+                             params=sampled(result.config or {}), history=history, run_dir=run_dir)
         trial_outcome(record, result.error, done=done, interrupted=not done)
         records.append(record)
     return records
