@@ -117,4 +117,7 @@ def process_alive(pid: Optional[int], host: Optional[str]) -> Optional[bool]:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # one that has exited but that its parent has not reaped yet runs nothing any more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -13,7 +13,6 @@ trial's run dir under the sweep dir.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -49,20 +48,12 @@ def await_workers(run_dirs: Iterable[Path], timeout: float = WORKER_EXIT_WAIT_S)
 
 
 def _writing(run_dir: Path) -> bool:
+    from aegis.launch.lifecycle import process_alive
+
     summary = read_json(run_dir / SUMMARY_FILE) or {}
-    pid = summary.get("pid")
-    if summary.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return summary.get("status") == "running"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    try:  # an exited process its parent has not reaped yet writes nothing more either
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    pid, host = summary.get("pid"), summary.get("host")
+    alive = process_alive(pid, host) if host and isinstance(pid, int) and pid != os.getpid() else None
+    return summary.get("status") == "running" if alive is None else alive
 
 
 def root_exception(error: Optional[BaseException]) -> Optional[BaseException]:
