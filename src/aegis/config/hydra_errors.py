@@ -66,9 +66,10 @@ def _unknown_key(full_key: str, object_type: Any) -> str:
     close = difflib.get_close_matches(leaf, keys, n=1)
     hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
     where = f"{parent}" if parent else "the top level"
-    others = _options_with_key(parent, leaf)  # an exact key of another option beats a near one here
+    options = _group_options(parent)
+    others = [option for option, schema in options if leaf in _keys_of(schema)]  # beats a near key here
     if others:
-        selected = next(iter(_options_with_key(parent, None, object_type)), None)
+        selected = next((option for option, schema in options if schema is object_type), None)
         this = f"{parent}={selected}" if selected else f"the {parent} option selected"
         listed = [f"{parent}={option}" for option in others]
         listed = ", ".join(listed[:-1]) + f" or {listed[-1]}" if len(listed) > 1 else listed[0]
@@ -77,10 +78,10 @@ def _unknown_key(full_key: str, object_type: Any) -> str:
     return f"{full_key} is not a key of {where}{hint}: expected one of {', '.join(keys)}."
 
 
-def _options_with_key(group: str, key: Optional[str], schema: Any = None) -> list[str]:
-    """The options of config group ``group`` whose schema has ``key`` (``fault.rank`` is a key
-    of fault=exit but not of the default fault=none), or whose schema is ``schema``, named as
-    on the command line."""
+def _group_options(group: str) -> list[tuple[str, Any]]:
+    """(option, schema) of each schema-backed option of config group ``group``, the option
+    named as on the command line, in name order (``fault.rank`` is a key of fault=exit's
+    schema but not of the default fault=none's)."""
     if not group:
         return []
     from hydra.core.config_store import ConfigStore
@@ -95,11 +96,10 @@ def _options_with_key(group: str, key: Optional[str], schema: Any = None) -> lis
         option = name[: -len(".yaml")] if name.endswith(".yaml") else name
         if not option.endswith("_schema"):
             continue
-        option_type = OmegaConf.get_type(store.load(f"{folder}/{name}").node)
-        if (key is not None and key in _keys_of(option_type)) or (schema is not None and option_type is schema):
-            option = option[: -len("_schema")]
-            found.append(option.replace("_", "-") if folder == "launcher" else option)  # k8s_job: launcher=k8s-job
-    return sorted(found)
+        schema = OmegaConf.get_type(store.load(f"{folder}/{name}").node)
+        option = option[: -len("_schema")]
+        found.append((option.replace("_", "-") if folder == "launcher" else option, schema))  # launcher=k8s-job
+    return sorted(found, key=lambda pair: pair[0])
 
 
 def _wrong_value(line: str, cause: Optional[BaseException]) -> str:

@@ -62,10 +62,10 @@ def tracked_runs(where: dict[str, Any], run_id: str) -> tuple[Any, list[Any]]:
 def tag(where: Optional[dict[str, Any]], run_id: Optional[str], failure: Failure) -> Optional[str]:
     """Tag the job's tracked run with ``failure``; a line for the terminal, or None when
     there is nothing to tag from here."""
-    if not where or not run_id or not _reachable(where["uri"]):
+    if not reachable(where, run_id):
         return None
     try:
-        client, runs = tracked_runs(where, run_id)
+        client, runs = tracked_runs(where, run_id)  # type: ignore[arg-type]
         if not runs:
             return (f"no MLflow run tagged {RUN_ID_TAG}={run_id} in experiment {where['experiment']} "
                     "to record the failure on")

@@ -72,7 +72,6 @@ class RunRecord:
                 log.error("Could not write %s: %s", self.path, exc)
         return dict(self.current)
 
-
     def _explained(self) -> bool:
         from aegis.failure import Failure
         from aegis.launch.triage import is_own
