@@ -53,6 +53,15 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    """A list of numbers (a Job's exit codes) on a few lines, not one line per number."""
+    numbers = bool(data) and all(isinstance(v, int) and not isinstance(v, bool) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=numbers)
+
+
+_PlainDumper.add_representer(list, _represent_list)
+
+
 def to_yaml(manifest: dict[str, Any]) -> str:
     return yaml.dump(manifest, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
 

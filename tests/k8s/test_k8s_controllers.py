@@ -1,0 +1,122 @@
+"""What the real controllers do with the rendered objects, not only whether they validate.
+
+Each rule here is transcribed from the controller's (or the API server's) own source, cited
+where it is used, and applied to what Aegis renders: a manifest that passes the schema can
+still make a controller do something the README does not promise.
+"""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from aegis.k8s.validate import KUBERNETES_VERSION
+from k8s_helpers import IMAGE, compose_cfg, context_for
+
+
+def render(kind, tmp_path, *overrides):
+    overrides = (f"launcher={kind}", f"launcher.image={IMAGE}", *overrides)
+    cfg = compose_cfg(*overrides)
+    from aegis.launch import get_launcher
+
+    return get_launcher(kind).render(cfg, context_for(cfg, list(overrides), tmp_path / "run"))
+
+
+# ----------------------------------------------------------------- batch/v1 Job: podFailurePolicy
+
+def api_server_problems(spec):
+    """The API server's checks of a Job's podFailurePolicy, which the OpenAPI schema
+    (kubernetes-validate) does not encode. From kubernetes pkg/apis/batch/validation/
+    validation.go (validateJobSpec, validatePodFailurePolicy, validatePodFailurePolicyRule,
+    validatePodFailurePolicyRuleOnExitCodes; the version with FailIndex, Kubernetes >= 1.28):
+    restartPolicy must be Never; at most 20 rules; each rule has exactly one of onExitCodes and
+    onPodConditions; operator In or NotIn; containerName one of the pod template's containers
+    or initContainers; 1 to 255 values, ordered, unique, and no 0 for In."""
+    problems = []
+    template = spec["template"]["spec"]
+    if template.get("restartPolicy") != "Never":
+        problems.append("restartPolicy must be Never with a podFailurePolicy")
+    rules = spec["podFailurePolicy"]["rules"]
+    if len(rules) > 20:
+        problems.append("more than 20 rules")
+    names = {c["name"] for c in template["containers"] + template.get("initContainers", [])}
+    for i, rule in enumerate(rules):
+        if rule.get("action") not in {"Count", "FailJob", "Ignore"}:  # FailIndex needs backoffLimitPerIndex
+            problems.append(f"rule {i}: action {rule.get('action')!r}")
+        if ("onExitCodes" in rule) == ("onPodConditions" in rule):
+            problems.append(f"rule {i}: exactly one of onExitCodes and onPodConditions")
+        codes = rule.get("onExitCodes")
+        if codes is None:
+            continue
+        values = codes["values"]
+        if codes["operator"] not in {"In", "NotIn"}:
+            problems.append(f"rule {i}: operator {codes['operator']!r}")
+        if "containerName" in codes and codes["containerName"] not in names:
+            problems.append(f"rule {i}: containerName {codes['containerName']!r} is not in the pod template")
+        if not 1 <= len(values) <= 255:
+            problems.append(f"rule {i}: {len(values)} values")
+        if codes["operator"] == "In" and 0 in values:
+            problems.append(f"rule {i}: 0 with In")
+        if len(set(values)) != len(values) or values != sorted(values):
+            problems.append(f"rule {i}: values must be ordered and unique")
+    return problems
+
+
+def job_controller_action(policy, *, exit_code, container="train", init_exit_code=None, conditions=()):
+    """What the Job controller does with a failed pod: the first matching rule's action, or
+    Count when none matches. Transcribed from kubernetes pkg/controller/job/
+    pod_failure_policy.go (matchPodFailurePolicy, matchOnExitCodes,
+    getMatchingContainerFromList, isOnExitCodesOperatorMatching; read at commit 2b02db1b, the
+    same logic as the GA release 1.31 but for FailIndex): containers before init containers,
+    only terminated ones, exit code 0 never matches, containerName restricts the check."""
+    statuses = [(container, exit_code)]
+    init_statuses = [] if init_exit_code is None else [("prefetch-data", init_exit_code)]
+
+    def exit_matches(req):
+        for name, code in statuses + init_statuses:
+            if code is None or code == 0:
+                continue
+            if req.get("containerName") not in (None, name):
+                continue
+            found = code in req["values"]
+            if found if req["operator"] == "In" else not found:
+                return True
+        return False
+
+    for rule in policy["rules"]:
+        if "onExitCodes" in rule:
+            if exit_matches(rule["onExitCodes"]):
+                return rule["action"]
+        elif any((c["type"], c["status"]) == (p["type"], p["status"])
+                 for c in conditions for p in rule["onPodConditions"]):
+            return rule["action"]
+    return "Count"
+
+
+DISRUPTED = ({"type": "DisruptionTarget", "status": "True"},)
+
+
+@pytest.mark.parametrize("overrides", [(), ("data=arrays", "data.source=s3://bucket/x.npz", "launcher.prefetch_data=true")],
+                         ids=["plain", "with-prefetch-init-container"])
+def test_job_pod_failure_policy_fails_on_a_runs_own_exit_and_retries_kills(tmp_path, overrides):
+    """README: a rank's own failure (1-127) is not retried; 143 (SIGTERM: preempted, drained)
+    and 137 (SIGKILL: OOM) are retried within launcher.backoff_limit, and a DisruptionTarget
+    pod (preempted, evicted, node lost) does not spend that budget. Before this rule, every
+    exit code was counted, so an exit 1 (a NaN loss, a bug) ran backoff_limit + 1 times."""
+    manifest = render("k8s-job", tmp_path, *overrides).manifest
+    kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    spec = manifest["spec"]
+    assert api_server_problems(spec) == []
+    policy = spec["podFailurePolicy"]
+
+    for code in (1, 2, 70, 127):  # an exception, Hydra's usage error, ..., the last non-signal code
+        assert job_controller_action(policy, exit_code=code) == "FailJob", code
+    for code in (128, 134, 137, 139, 143, 255):  # killed by a signal: SIGABRT, SIGKILL/OOM, SIGSEGV, SIGTERM
+        assert job_controller_action(policy, exit_code=code) == "Count", code
+    # A preempted pod exits 143 after its checkpoint, or 1 if the kill came at a bad moment:
+    # the condition decides first, so neither fails the Job nor spends the budget.
+    assert job_controller_action(policy, exit_code=143, conditions=DISRUPTED) == "Ignore"
+    assert job_controller_action(policy, exit_code=1, conditions=DISRUPTED) == "Ignore"
+    # The rules read the training container only: a failed prefetch-data init container
+    # (training never ran; a network error) is retried, not taken for the run's own failure.
+    assert job_controller_action(policy, exit_code=None, init_exit_code=1) == "Count"
