@@ -297,7 +297,7 @@ GOOD = [
            "logger.tracking_uri=https://mlflow.example.com"],
     ["launcher=k8s-job", "launcher.image=reg.example.com/a:1", "trainer.accelerator=gpu", "launcher.resources.gpu=1"],
     K8S + ["launcher.queue=team-a.gpu", "launcher.priority_class=high", "launcher.pod_priority_class=high-priority"],
-    PTJ + ["launcher.queue=" + "q" * 63],
+    PTJ + ["launcher.queue=" + "q" * 63, "launcher.kueue_pytorchjob=enabled"],
 ]
 
 

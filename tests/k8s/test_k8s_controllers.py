@@ -120,3 +120,60 @@ def test_job_pod_failure_policy_fails_on_a_runs_own_exit_and_retries_kills(tmp_p
     # The rules read the training container only: a failed prefetch-data init container
     # (training never ran; a network error) is retried, not taken for the run's own failure.
     assert job_controller_action(policy, exit_code=None, init_exit_code=1) == "Count"
+
+
+# ----------------------------------------------------------------- Kueue: which kinds it manages
+
+# Kueue v0.19.2's default integrations.frameworks: config/components/manager/
+# controller_manager_config.yaml at tag v0.19.2 (the Helm chart's charts/kueue/values.yaml lists
+# the same). "kubeflow.org/pytorchjob" is commented out there, with paddlejob, tfjob, xgboostjob
+# and jaxjob (removal planned); a job of a kind not listed keeps its queue label and Kueue never
+# suspends, admits or preempts it.
+KUEUE_DEFAULT_FRAMEWORKS = (
+    "batch/job", "kubeflow.org/mpijob", "ray.io/rayjob", "ray.io/raycluster", "ray.io/rayservice",
+    "jobset.x-k8s.io/jobset", "workload.codeflare.dev/appwrapper", "trainer.kubeflow.org/trainjob", "pod",
+    "deployment", "statefulset", "leaderworkerset.x-k8s.io/leaderworkerset",
+)
+KUEUE = ("launcher.queue=team-a", "launcher.priority_class=high")
+
+
+def kueue_framework(launcher):
+    """Kueue's name of a kind's integration: ``<API group>/<kind, lowercase>``."""
+    import importlib
+
+    from aegis.launch import LAUNCHERS
+
+    module, name = LAUNCHERS[launcher].kind.split(":")
+    kind = getattr(importlib.import_module(module), name)
+    return f"{kind.group}/{kind.name.lower()}"
+
+
+@pytest.mark.parametrize("launcher", ["k8s-job", "pytorchjob", "trainjob"])
+def test_a_queue_is_accepted_only_for_a_kind_kueue_manages_by_default(launcher):
+    from aegis.config.validation import validate
+    from aegis.errors import ConfigError
+
+    cfg = compose_cfg(f"launcher={launcher}", f"launcher.image={IMAGE}", "strategy=ddp", *KUEUE)
+    if kueue_framework(launcher) in KUEUE_DEFAULT_FRAMEWORKS:
+        validate(cfg)
+        return
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert str(info.value) == (
+        "launcher.queue=team-a and launcher.priority_class=high would be ignored: Kueue manages PyTorchJobs only "
+        "with its kubeflow.org/pytorchjob integration, which its default configuration leaves off (v0.19), so the "
+        "job would run at once, outside the queue's quota and never preempted: expected launcher=trainjob, which "
+        "Kueue manages by default, or launcher.kueue_pytorchjob=enabled for a cluster whose Kueue enables that "
+        "integration.")
+    # A cluster whose Kueue lists kubeflow.org/pytorchjob again says so, and the labels are rendered.
+    validate(compose_cfg(f"launcher={launcher}", f"launcher.image={IMAGE}", "strategy=ddp", *KUEUE,
+                         "launcher.kueue_pytorchjob=enabled"))
+
+
+def test_kueue_pytorchjob_takes_enabled_or_disabled():
+    from aegis.config.validation import validate
+    from aegis.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^launcher.kueue_pytorchjob='on' is invalid: expected one of "
+                                          r"'disabled', 'enabled'.$"):
+        validate(compose_cfg("launcher=pytorchjob", f"launcher.image={IMAGE}", "launcher.kueue_pytorchjob=on"))

@@ -32,6 +32,12 @@ PODS = {
 }
 
 
+def kueue_for(launcher):
+    """KUEUE, and for a PyTorchJob the word that this cluster's Kueue manages PyTorchJobs (its
+    integration is off in Kueue v0.19's default configuration: test_k8s_controllers)."""
+    return (*KUEUE, "launcher.kueue_pytorchjob=enabled") if launcher == "pytorchjob" else KUEUE
+
+
 def render(launcher, tmp_path, *overrides):
     overrides = (f"launcher={launcher}", f"launcher.image={IMAGE}", *overrides)
     cfg = compose_cfg(*overrides)
@@ -49,7 +55,7 @@ def suspend_values(node):
 
 @pytest.mark.parametrize("launcher, _", LAUNCHERS)
 def test_queue_and_priority_label_the_job_object_only_and_never_touch_suspend(tmp_path, launcher, _):
-    manifest = render(launcher, tmp_path, *KUEUE, "strategy=ddp")
+    manifest = render(launcher, tmp_path, *kueue_for(launcher), "strategy=ddp")
     labels = manifest["metadata"]["labels"]
     assert labels[QUEUE] == "team-a" and labels[PRIORITY] == "high"
     spec = yaml.safe_dump(manifest["spec"])  # Kueue reads the object: its pods carry no Kueue label
@@ -73,7 +79,7 @@ def test_pod_priority_class_is_the_pods_priority_class_name(tmp_path):
 
 @pytest.mark.parametrize("launcher", ["k8s-job", "pytorchjob", "trainjob"])
 def test_dry_run_on_the_command_line_prints_both_labels(tmp_path, launcher):
-    result = run_train(f"launcher={launcher}", f"launcher.image={IMAGE}", *KUEUE, "launcher.dry_run=true",
+    result = run_train(f"launcher={launcher}", f"launcher.image={IMAGE}", *kueue_for(launcher), "launcher.dry_run=true",
                        *(["strategy=ddp"] if launcher != "k8s-job" else []),
                        cwd=tmp_path, env={"AEGIS_OUTPUT_ROOT": str(tmp_path / "out")})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -115,7 +121,7 @@ def test_aegis_status_prints_queued_first(tmp_path, fake_cluster, capsys):
     from aegis.commands import main
 
     fake_cluster.kueue = True
-    run_dir = submit(tmp_path, "pytorchjob", "strategy=ddp", *KUEUE)
+    run_dir = submit(tmp_path, "pytorchjob", "strategy=ddp", *kueue_for("pytorchjob"))
     _, _, obj = the_object(fake_cluster)
     assert obj["spec"]["runPolicy"]["suspend"] is True
     capsys.readouterr()
@@ -193,7 +199,7 @@ def test_preemption_by_kueue_is_followed_through_to_success(tmp_path, fake_clust
     seen = {"root": tmp_path}
     fake_cluster.kueue = True
     fake_cluster.on_create = preempted_once(launcher, plural, seen)
-    assert launch(tmp_path, launcher, *KUEUE, "strategy=ddp") == 0
+    assert launch(tmp_path, launcher, *kueue_for(launcher), "strategy=ddp") == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == ["epoch 1 val/acc=0.50", "SIGTERM: checkpoint written", "resumed from last.ckpt",
                                 "epoch 2 val/acc=0.90"]

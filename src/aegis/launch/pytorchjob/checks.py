@@ -1,6 +1,6 @@
 """Rules of ``launcher=pytorchjob`` beyond the shared Kubernetes ones: a DNS-1035 name the
-operator accepts, an elastic range that holds ``nodes``, one process per GPU, and a DDP
-shape that agrees with the job's."""
+operator accepts, an elastic range that holds ``nodes``, one process per GPU, a DDP shape that
+agrees with the job's, and no Kueue label that the cluster's Kueue would ignore."""
 
 from __future__ import annotations
 
@@ -20,7 +20,29 @@ def check(cfg: DictConfig, found: Problems) -> None:
             f"{naming.MAX_JOB_NAME} characters (a lowercase letter first, then lowercase letters, digits and '-')."
         )
     _elastic(launcher, found)
+    _kueue(launcher, found)
     check_gang_shape(cfg, found)
+
+
+def _kueue(launcher: DictConfig, found: Problems) -> None:
+    """Kueue v0.19.2 manages a PyTorchJob only with its ``kubeflow.org/pytorchjob`` integration,
+    commented out of its default manager configuration (config/components/manager/
+    controller_manager_config.yaml) and Helm values (charts/kueue/values.yaml), where
+    ``trainer.kubeflow.org/trainjob`` is on. Without it the Kueue labels are inert: the job runs
+    at once, outside the queue's quota, and is never preempted."""
+    if launcher.kueue_pytorchjob == "enabled" or found.refused("launcher.kueue_pytorchjob"):
+        return
+    labels = {f"launcher.{key}": launcher.get(key) for key in ("queue", "priority_class")}
+    keys = [key for key, value in labels.items() if value is not None and not found.refused(key)]
+    if keys:
+        found.add(
+            f"{' and '.join(f'{key}={labels[key]}' for key in keys)} would be ignored: Kueue manages PyTorchJobs "
+            "only with its kubeflow.org/pytorchjob integration, which its default configuration leaves off (v0.19), "
+            "so the job would run at once, outside the queue's quota and never preempted: expected launcher=trainjob, "
+            "which Kueue manages by default, or launcher.kueue_pytorchjob=enabled for a cluster whose Kueue enables "
+            "that integration.",
+            *keys,
+        )
 
 
 def _elastic(launcher: DictConfig, found: Problems) -> None:

@@ -30,3 +30,8 @@ class PyTorchJobLauncherConfig(K8sLauncherConfig):
     nproc_per_node: int = field(default=1, metadata=meta(c.at_least(1)))  # per pod: one per GPU on GPU nodes
     clean_pod_policy: str = field(default="None", metadata=meta(c.one_of("None", "Running", "All")))
     elastic: ElasticConfig = field(default_factory=ElasticConfig)
+    # Whether the cluster's Kueue manages PyTorchJobs: only with its kubeflow.org/pytorchjob
+    # integration, which Kueue v0.19's default configuration leaves off (removal is planned).
+    # "disabled" (Kueue's default) refuses launcher.queue and launcher.priority_class, which
+    # Kueue would ignore; "enabled" for a Kueue whose integrations.frameworks lists it.
+    kueue_pytorchjob: str = field(default="disabled", metadata=meta(c.one_of("disabled", "enabled")))
