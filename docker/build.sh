@@ -98,11 +98,13 @@ if [ -z "$engine" ]; then
 fi
 cmd=("$engine")
 build_flags=()
+run_flags=()
 if [ "$(basename "$engine")" = podman ]; then
   # runc: crun fails in some sandboxes; explicit ulimits: the defaults can exceed the host's.
   cmd+=(--runtime "${AEGIS_PODMAN_RUNTIME:-runc}")
   # docker format: OCI images drop SHELL, and the Dockerfile relies on it (pipefail).
   build_flags+=(--format docker --ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
+  run_flags+=(--ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
 fi
 
 image_exists() { "${cmd[@]}" image inspect "$1" >/dev/null 2>&1; }
@@ -171,6 +173,14 @@ size="$("${cmd[@]}" image inspect --format '{{.Size}}' "$tag")"
 record=(python3 "$here/record_image.py" "$tag" --id "$id" --accelerator "$accelerator" --extras "$extras")
 [ -n "$revision" ] && record+=(--revision "$revision")
 [ "$dirty" = 1 ] && record+=(--dirty)
+# The Ray the image holds, asked of the image (pip resolved it there): a RayJob renders it as
+# rayClusterSpec.rayVersion, by which KubeRay chooses HTTP probes (Ray >= 2.53) over exec probes
+# that run wget, which the image does not have.
+if [[ ",$extras," == *,tune,* || ",$extras," == *,kuberay,* ]]; then
+  ray_version="$("${cmd[@]}" run --rm --network none "${run_flags[@]}" "$tag" \
+    python -c 'import importlib.metadata as m; print(m.version("ray"))' 2>/dev/null || true)"
+  [ -n "$ray_version" ] && record+=(--ray-version "$ray_version")
+fi
 records="$("${record[@]}")"
 
 echo "==> built $tag in ${seconds}s"

@@ -1,13 +1,13 @@
 """Record an image docker/build.sh built, for the launchers to read (aegis.k8s.builds).
 
     python3 docker/record_image.py REFERENCE --id sha256:... --accelerator cpu|cuda \
-        [--extras tune,kuberay] [--revision SHA] [--dirty] [--digest sha256:...]
+        [--extras tune,kuberay] [--ray-version 2.60.0] [--revision SHA] [--dirty] [--digest sha256:...]
 
 Merges one entry into the JSON file ``$AEGIS_IMAGES_FILE``, else
 ``${XDG_CACHE_HOME:-$HOME/.cache}/aegis/images.json``::
 
     {"<reference as tagged>": {"id": "sha256:...", "accelerator": "cpu",
-                               "extras": ["tune", "kuberay"],
+                               "extras": ["tune", "kuberay"], "ray_version": "2.60.0 or null",
                                "revision": "<git sha or null>", "dirty": false,
                                "built_at": "<ISO 8601 UTC>", "digest": "sha256:... or null"}}
 
@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+VERSION = re.compile(r"[0-9]+\.[0-9]+[0-9A-Za-z.+-]*")
 
 
 def records_file() -> Path:
@@ -74,6 +75,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--id", help="the image id (sha256:... or bare hex)")
     parser.add_argument("--accelerator", choices=("cpu", "cuda"))
     parser.add_argument("--extras", default="", help="the optional dependency groups installed, comma-separated")
+    parser.add_argument("--ray-version", default=None, help="the Ray version installed in the image (omit: no Ray)")
     parser.add_argument("--revision", default=None, help="the git commit built (omit: not a checkout)")
     parser.add_argument("--dirty", action="store_true", help="the tree had uncommitted changes")
     parser.add_argument("--digest", default=None, help="the registry digest after a push")
@@ -84,6 +86,9 @@ def main(argv: list[str]) -> int:
         digest = digest.strip().rpartition("@")[2]  # a RepoDigest is name@sha256:...
         if not DIGEST.fullmatch(digest):
             parser.error(f"--digest {args.digest!r} is not sha256:<64 hex digits>")
+
+    if args.ray_version is not None and not VERSION.fullmatch(args.ray_version.strip()):
+        parser.error(f"--ray-version {args.ray_version!r} is not a version such as 2.60.0")
 
     path = records_file()
     records = read(path)
@@ -99,6 +104,7 @@ def main(argv: list[str]) -> int:
             "id": image_id(args.id),
             "accelerator": args.accelerator,
             "extras": sorted({name.strip() for name in args.extras.split(",") if name.strip()}),
+            "ray_version": args.ray_version.strip() if args.ray_version else None,
             "revision": args.revision or None,
             "dirty": bool(args.dirty),
             "built_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -12,6 +12,8 @@ import pytest
 
 from aegis.k8s.validate import KUBERNETES_VERSION
 from k8s_helpers import IMAGE, compose_cfg, context_for
+from test_k8s_rayjob import crd_errors, crd_schema, search_cfg  # noqa: F401 (crd_schema: a fixture)
+from test_k8s_rayjob import render as render_search
 
 
 def render(kind, tmp_path, *overrides):
@@ -177,3 +179,108 @@ def test_kueue_pytorchjob_takes_enabled_or_disabled():
     with pytest.raises(ConfigError, match=r"^launcher.kueue_pytorchjob='on' is invalid: expected one of "
                                           r"'disabled', 'enabled'.$"):
         validate(compose_cfg("launcher=pytorchjob", f"launcher.image={IMAGE}", "launcher.kueue_pytorchjob=on"))
+
+
+# ----------------------------------------------------------------- KubeRay: the probes it injects
+
+def kuberay_probe(ray_version):
+    """The probe KubeRay v1.7.0 injects into a Ray head or worker container: ``"http"`` (GET
+    /api/healthz on the dashboard agent's port) or ``"exec"`` (``bash -c 'wget ... | grep
+    success'``). From ray-operator/controllers/ray/common/pod.go at tag v1.7.0:
+    initLivenessAndReadinessProbe branches on supportsUnifiedHealthCheck(spec.rayVersion), which
+    is ``version.ParseGeneric(rayVersion)`` (k8s.io/apimachinery util/version: two or more
+    dot-separated numbers, an optional leading "v", anything after) ``.AtLeast(2.53.0)``, and
+    false when the version does not parse (no rayVersion at all included); the exec command is
+    utils.BaseWgetHealthCommand (ray-operator/controllers/ray/utils/constant.go)."""
+    import re
+
+    match = re.fullmatch(r"\s*v?([0-9]+(?:\.[0-9]+)+).*", ray_version or "", re.S)
+    if match is None:
+        return "exec"
+    numbers = [int(n) for n in match[1].split(".")]
+    return "http" if (numbers + [0, 0])[:3] >= [2, 53, 0] else "exec"
+
+
+@pytest.mark.parametrize("version, probe", [(None, "exec"), ("", "exec"), ("nightly", "exec"), ("2.52.1", "exec"),
+                                            ("2.53", "http"), ("2.53.0", "http"), ("2.60.0", "http"),
+                                            ("v2.60.0rc1", "http"), ("3.0.0", "http")])
+def test_the_transcribed_kuberay_rule(version, probe):
+    assert kuberay_probe(version) == probe
+
+
+def the_rayjob(tmp_path, *overrides):
+    return render_search(tmp_path, *overrides).manifest
+
+
+def test_a_rayjob_names_the_ray_installed_here_so_kuberay_injects_http_probes(tmp_path, no_build_record, crd_schema):
+    """The training image has no wget (docker/Dockerfile.training and build.sh's offline base
+    install none), so the exec probes KubeRay injects without a rayVersion always fail: the
+    RayCluster never becomes Ready, the RayJob never submits the search, and the liveness probe
+    restarts the pods. Before this, no rayVersion was rendered."""
+    import importlib.metadata
+
+    manifest = the_rayjob(tmp_path)
+    version = manifest["spec"]["rayClusterSpec"].get("rayVersion")
+    assert version == importlib.metadata.version("ray")  # no build record: the Ray installed here
+    assert kuberay_probe(version) == "http"
+    assert crd_errors(crd_schema, manifest) == []  # the upstream KubeRay v1.7.0 RayJob CRD, strict
+
+
+def test_the_ray_version_is_the_images_when_docker_build_recorded_it(tmp_path, no_build_record):
+    import json
+
+    build = {"id": "sha256:" + "1" * 64, "accelerator": "cpu", "revision": None, "dirty": False,
+             "extras": ["kuberay", "tune"], "built_at": "2026-01-01T00:00:00Z", "digest": None}
+    no_build_record.write_text(json.dumps({IMAGE: {**build, "ray_version": "2.61.3"}}))
+    assert the_rayjob(tmp_path)["spec"]["rayClusterSpec"]["rayVersion"] == "2.61.3"
+    # launcher.ray_version states it for an image built elsewhere, and wins over a record.
+    manifest = the_rayjob(tmp_path, "launcher.ray_version=2.58.0")
+    assert manifest["spec"]["rayClusterSpec"]["rayVersion"] == "2.58.0"
+
+
+def test_a_ray_version_nobody_knows_is_one_sentence(tmp_path, no_build_record, monkeypatch):
+    import importlib.metadata
+
+    from aegis.config.validation import validate
+    from aegis.errors import ConfigError
+
+    real = importlib.metadata.version
+
+    def no_ray_here(name):
+        if name == "ray":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", no_ray_here)
+    with pytest.raises(ConfigError) as info:
+        validate(search_cfg()[0])
+    assert str(info.value) == (
+        f"launcher.ray_version is unknown for launcher.image={IMAGE}: docker/build.sh recorded no Ray version for it "
+        f"in {no_build_record} and no Ray is installed here, and without one KubeRay injects probes that run wget, "
+        "which the image lacks, so its Ray pods never become Ready: expected launcher.ray_version=<the image's Ray "
+        "release>, e.g. 2.60.0.")
+    validate(search_cfg("launcher.ray_version=2.60.0")[0])
+    with pytest.raises(ConfigError, match=r"^launcher.ray_version='latest' is not a Ray version: expected the "
+                                          r"release of the Ray in launcher.image, e.g. 2.60.0.$"):
+        validate(search_cfg("launcher.ray_version=latest")[0])
+
+
+def test_docker_build_records_the_images_ray_version_for_the_launchers(tmp_path, no_build_record):
+    """docker/build.sh asks the built image for its Ray and hands it to record_image.py, whose
+    entry aegis.k8s.builds reads back (the container tier builds the image itself)."""
+    import subprocess
+    import sys
+
+    from aegis.k8s import builds
+    from k8s_helpers import ROOT
+
+    def record(*args):
+        return subprocess.run([sys.executable, str(ROOT / "docker" / "record_image.py"), IMAGE, "--id", "1" * 64,
+                               "--accelerator", "cpu", *args], capture_output=True, text=True)
+
+    assert record("--extras", "tune,kuberay", "--ray-version", "2.60.0").returncode == 0
+    assert builds.lookup(IMAGE).ray_version == "2.60.0"
+    assert record("--extras", "s3").returncode == 0  # no Ray in the image: none recorded
+    assert builds.lookup(IMAGE).ray_version is None
+    refused = record("--ray-version", "latest")
+    assert refused.returncode == 2 and "--ray-version 'latest' is not a version such as 2.60.0" in refused.stderr

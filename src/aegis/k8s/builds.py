@@ -5,7 +5,8 @@ node that cached the old image runs old code; the registry digest the build reco
 for a tag names exactly the image that was pushed, so the manifest pins it. The record
 also says whether the image was built with CUDA, so a GPU request with a CPU image is
 refused before a pod holds a GPU and trains on CPU, and which optional groups it holds, so a
-RayJob on an image without Ray is refused before its head pod fails to start Ray.
+RayJob on an image without Ray is refused before its head pod fails to start Ray, and which Ray,
+so a RayJob tells KubeRay the version it probes.
 
 The record is a convenience, never a requirement: a missing, unreadable or malformed
 file, or an entry of the wrong shape, is simply no record. Plain JSON, no client, no torch.
@@ -24,6 +25,7 @@ from typing import Any, Iterator, Optional
 ENV = "AEGIS_IMAGES_FILE"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _REVISION = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a SHA-1 or SHA-256 git object name
+VERSION = re.compile(r"[0-9]+\.[0-9]+[0-9A-Za-z.+-]*")  # a release such as 2.60.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Build:
     revision: Optional[str] = None  # the git commit built (None: not built from a checkout)
     dirty: bool = False  # the checkout had uncommitted changes to what the image copies
     extras: Optional[frozenset[str]] = None  # the optional groups installed (None: a record from before they were)
+    ray_version: Optional[str] = None  # the Ray installed in the image (None: no Ray, or not recorded)
 
     def pinned(self) -> Optional[str]:
         """``name:tag@sha256:...`` when the registry digest is known, else None."""
@@ -72,6 +75,7 @@ def lookup(reference: Optional[str]) -> Optional[Build]:
     digest = entry.get("digest")
     revision = entry.get("revision")
     extras = entry.get("extras")
+    ray_version = entry.get("ray_version")
     return Build(
         reference=str(reference),
         accelerator=accelerator if accelerator in ("cpu", "cuda") else None,
@@ -79,6 +83,7 @@ def lookup(reference: Optional[str]) -> Optional[Build]:
         revision=revision if isinstance(revision, str) and _REVISION.fullmatch(revision) else None,
         dirty=entry.get("dirty") is True,
         extras=frozenset(extras) if isinstance(extras, list) and all(isinstance(e, str) for e in extras) else None,
+        ray_version=ray_version if isinstance(ray_version, str) and VERSION.fullmatch(ray_version) else None,
     )
 
 

@@ -1,8 +1,8 @@
 """Rules of ``launcher=rayjob`` beyond the shared Kubernetes ones, one sentence each, before
 anything is rendered: a search must be selected (a RayJob runs one), the sweeper's address is
 the launcher's, the RayJob name KubeRay accepts, a /dev/shm that holds Ray's object store, an
-image with Ray in it (where docker/build.sh recorded the build), and the shared keys a RayJob has
-no use for."""
+image with Ray in it (where docker/build.sh recorded the build) whose Ray version is known, and the
+shared keys a RayJob has no use for."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from aegis.errors import Problems
 from aegis.k8s import builds, naming, quantities
 from aegis.launch.rayjob.kind import MAX_NAME_LENGTH
-from aegis.launch.rayjob.render import OBJECT_STORE_MINIMUM, OBJECT_STORE_SHARE, object_store_bytes
+from aegis.launch.rayjob.render import OBJECT_STORE_MINIMUM, OBJECT_STORE_SHARE, object_store_bytes, ray_version
 
 RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper"
 # The optional groups (pyproject.toml) a RayJob's image needs: Ray Tune for the search, and
@@ -41,6 +41,7 @@ def check(cfg: DictConfig, found: Problems) -> None:
     _name(launcher, found)
     _object_store(launcher, found)
     _image_has_ray(launcher, found)
+    _ray_version(cfg, found)
     if launcher.backoff_limit is not None:
         found.add(f"launcher.backoff_limit={launcher.backoff_limit!r} would retry the whole RayJob on a new Ray cluster "
                   "without saying why the search stopped: leave it null with launcher=rayjob, and continue a "
@@ -75,6 +76,25 @@ def _image_has_ray(launcher: DictConfig, found: Problems) -> None:
                   f"recorded extras: {', '.join(sorted(build.extras)) or 'none'} in {builds.records_file()}), so its "
                   f"Ray cluster cannot run the search: expected an image built with docker/build.sh --extras "
                   f"{','.join(RAY_EXTRAS)}.", "launcher.image")
+
+
+def _ray_version(cfg: DictConfig, found: Problems) -> None:
+    """KubeRay v1.7 reads rayClusterSpec.rayVersion as a version (apimachinery's ParseGeneric) and,
+    for one it cannot parse or none, injects exec probes that run wget, absent from the image."""
+    launcher = cfg.launcher
+    if found.refused("launcher.image", "launcher.ray_version"):
+        return
+    version = ray_version(cfg)
+    if version is not None and builds.VERSION.fullmatch(version):
+        return
+    if launcher.ray_version is not None:
+        found.add(f"launcher.ray_version={launcher.ray_version!r} is not a Ray version: expected the release of the "
+                  "Ray in launcher.image, e.g. 2.60.0.", "launcher.ray_version")
+        return
+    found.add(f"launcher.ray_version is unknown for launcher.image={launcher.image}: docker/build.sh recorded no Ray "
+              f"version for it in {builds.records_file()} and no Ray is installed here, and without one KubeRay "
+              "injects probes that run wget, which the image lacks, so its Ray pods never become Ready: expected "
+              "launcher.ray_version=<the image's Ray release>, e.g. 2.60.0.", "launcher.ray_version")
 
 
 def _name(launcher: DictConfig, found: Problems) -> None:

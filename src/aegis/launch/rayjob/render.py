@@ -12,13 +12,14 @@ requires it), ``ttlSecondsAfterFinished`` later; ``suspend`` is never rendered (
 
 from __future__ import annotations
 
+import importlib.metadata
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from aegis.k8s import naming, pod, quantities
+from aegis.k8s import builds, naming, pod, quantities
 from aegis.k8s.manifests import Plan, plan
 from aegis.launch.base import RunContext, _override_key, _quote
 from aegis.launch.rayjob.entrypoint import entrypoint
@@ -34,6 +35,21 @@ SUBMITTER_RESOURCES = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits":
 # Pod-spec fields the submitter keeps from the training pod (not its volumes or init containers).
 SUBMITTER_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "securityContext", "priorityClassName",
                         "nodeSelector", "tolerations", "imagePullSecrets")
+
+
+def ray_version(cfg: DictConfig) -> Optional[str]:
+    """The Ray in ``launcher.image``: ``launcher.ray_version``, else what docker/build.sh recorded for
+    the image, else the Ray installed here (this project pins the image's and this machine's Ray
+    to the same release); None when none is known. Read from package metadata: Ray is not imported."""
+    if cfg.launcher.ray_version is not None:
+        return str(cfg.launcher.ray_version)
+    build = builds.lookup(str(cfg.launcher.image))
+    if build is not None and build.ray_version is not None:
+        return build.ray_version
+    try:
+        return importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def name_for(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None) -> str:
@@ -121,11 +137,11 @@ def render_rayjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = None)
     worker = _ray_container(cfg, ctx, launcher.resources)
     head = _ray_container(cfg, ctx, launcher.head.resources)
     head_pod = pod.pod_spec(cfg, head, restart_policy=None)
-    cluster: dict[str, Any] = {
-        "headGroupSpec": {
-            "rayStartParams": _start_params(cfg, launcher.head.num_cpus),
-            "template": _template(cfg, HEAD, labels, annotations, head_pod),
-        },
+    version = ray_version(cfg)  # KubeRay chooses the probes it injects by it (checks refuse None)
+    cluster: dict[str, Any] = {"rayVersion": version} if version is not None else {}
+    cluster["headGroupSpec"] = {
+        "rayStartParams": _start_params(cfg, launcher.head.num_cpus),
+        "template": _template(cfg, HEAD, labels, annotations, head_pod),
     }
     if launcher.workers > 0:
         cluster["workerGroupSpecs"] = [{

@@ -36,6 +36,11 @@ class RayJobLauncherConfig(K8sLauncherConfig):
     # 0: a head-only Ray cluster.
     workers: int = field(default=1, metadata=meta(c.at_least(0)))
     head: RayHeadConfig = field(default_factory=RayHeadConfig)
+    # The Ray version in launcher.image, rendered as rayClusterSpec.rayVersion: KubeRay (v1.7)
+    # injects HTTP health probes for Ray >= 2.53 and, for an older or unknown one, exec probes
+    # that run wget, which the training image does not have (its pods never become Ready). null:
+    # the version docker/build.sh recorded for the image, else the Ray installed here.
+    ray_version: Optional[str] = None
     # Seconds the Ray cluster is kept after the search ends (logs, a look at the head), then
     # KubeRay deletes it (shutdownAfterJobFinishes is always true). The RayJob object stays.
     ttl_seconds_after_finished: Optional[int] = field(default=60, metadata=meta(c.at_least(0)))
