@@ -42,6 +42,7 @@ case "$1 $2" in
     esac ;;
   "push --digestfile") printf 'sha256:%064d' 7 > "$3" ;;
 esac
+case "$*" in run\ *importlib.metadata*) echo 2.60.0 ;; esac  # the image's Ray, asked of the image
 exit 0
 '''
 
@@ -126,8 +127,13 @@ def test_outside_a_checkout_the_tag_says_nogit(tmp_path):
     assert result.returncode == 0, result.stderr
     reference = f"localhost/aegis-training:{VERSION}-nogit"
     assert records[reference]["revision"] is None and records[reference]["accelerator"] == "cuda"
-    _, records, _ = build_sh(root, tmp_path, "--extras", "tune,kuberay")
+    assert records[reference]["ray_version"] is None  # no Ray in it: the image is not asked
+    _, records, log = build_sh(root, tmp_path, "--extras", "tune,kuberay")
     assert records[reference]["extras"] == ["kuberay", "tune"] and records[reference]["accelerator"] == "cpu"
+    # A RayJob renders it as rayVersion, by which KubeRay chooses its probes (test_k8s_controllers).
+    assert records[reference]["ray_version"] == "2.60.0"
+    [ask] = [line for line in log.splitlines() if line.startswith("--runtime runc run ")]
+    assert "--rm --network none" in ask and reference in ask
 
 
 def test_push_records_the_registry_digest_and_prints_the_pin(tmp_path):
@@ -182,16 +188,18 @@ def test_record_image_merges_into_the_file_atomically(tmp_path):
     path.write_text(json.dumps({"other:1": {"id": "sha256:aa", "accelerator": "cuda", "revision": None,
                                             "dirty": False, "built_at": "2026-01-01T00:00:00Z", "digest": None}}))
     assert record(tmp_path, "reg.io/a:1", "--id", "bb", "--accelerator", "cpu", "--revision", "f" * 40,
-                  "--dirty", "--extras", "tune,kuberay,tune").returncode == 0
+                  "--dirty", "--extras", "tune,kuberay,tune", "--ray-version", "2.60.0").returncode == 0
     digest = "sha256:" + "c" * 64
     assert record(tmp_path, "reg.io/a:1", "--push-only", "--digest", f"reg.io/a@{digest}").returncode == 0
     data = json.loads(path.read_text())
     assert data["other:1"]["accelerator"] == "cuda"
     assert data["reg.io/a:1"] == {"id": "sha256:bb", "accelerator": "cpu", "revision": "f" * 40, "dirty": True,
                                   "built_at": data["reg.io/a:1"]["built_at"], "digest": digest,
-                                  "extras": ["kuberay", "tune"]}
+                                  "extras": ["kuberay", "tune"], "ray_version": "2.60.0"}
     assert [p.name for p in path.parent.iterdir()] == ["images.json"]  # no temporary file left
     assert record(tmp_path, "reg.io/a:1", "--push-only", "--digest", "sha256:short").returncode == 2
+    assert record(tmp_path, "reg.io/a:1", "--id", "bb", "--accelerator", "cpu",
+                  "--ray-version", "latest").returncode == 2
     path.write_text("{not json")  # a broken file is replaced, never fatal
     assert record(tmp_path, "x:1", "--id", "sha256:dd", "--accelerator", "cpu").returncode == 0
     assert list(json.loads(path.read_text())) == ["x:1"]
@@ -207,7 +215,10 @@ def test_record_image_is_read_back_by_the_launchers(tmp_path, monkeypatch):
     assert found is not None and found.accelerator == "cuda" and found.digest == digest
     assert found.extras == frozenset()  # recorded, and none
     assert record(tmp_path, "reg.io/a:3", "--id", "ff", "--accelerator", "cpu", "--extras", "tune").returncode == 0
-    assert builds.lookup("reg.io/a:3").extras == {"tune"}
+    assert builds.lookup("reg.io/a:3").extras == {"tune"} and builds.lookup("reg.io/a:3").ray_version is None
+    assert record(tmp_path, "reg.io/a:4", "--id", "ff", "--accelerator", "cpu",
+                  "--ray-version", "2.60.0").returncode == 0
+    assert builds.lookup("reg.io/a:4").ray_version == "2.60.0"  # a RayJob's rayVersion (test_k8s_controllers)
 
 
 # --------------------------------------------------------------------------------------

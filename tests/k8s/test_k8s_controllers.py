@@ -98,8 +98,10 @@ def job_controller_action(policy, *, exit_code, container="train", init_exit_cod
 DISRUPTED = ({"type": "DisruptionTarget", "status": "True"},)
 
 
-@pytest.mark.parametrize("overrides", [(), ("data=arrays", "data.source=s3://bucket/x.npz", "launcher.prefetch_data=true")],
-                         ids=["plain", "with-prefetch-init-container"])
+PREFETCH = ("data=arrays", "data.source=s3://bucket/x.npz", "launcher.prefetch_data=true")
+
+
+@pytest.mark.parametrize("overrides", [(), PREFETCH], ids=["plain", "with-prefetch-init-container"])
 def test_job_pod_failure_policy_fails_on_a_runs_own_exit_and_retries_kills(tmp_path, overrides):
     """README: a rank's own failure (1-127) is not retried; 143 (SIGTERM: preempted, drained)
     and 137 (SIGKILL: OOM) are retried within launcher.backoff_limit, and a DisruptionTarget
@@ -264,23 +266,3 @@ def test_a_ray_version_nobody_knows_is_one_sentence(tmp_path, no_build_record, m
                                           r"release of the Ray in launcher.image, e.g. 2.60.0.$"):
         validate(search_cfg("launcher.ray_version=latest")[0])
 
-
-def test_docker_build_records_the_images_ray_version_for_the_launchers(tmp_path, no_build_record):
-    """docker/build.sh asks the built image for its Ray and hands it to record_image.py, whose
-    entry aegis.k8s.builds reads back (the container tier builds the image itself)."""
-    import subprocess
-    import sys
-
-    from aegis.k8s import builds
-    from k8s_helpers import ROOT
-
-    def record(*args):
-        return subprocess.run([sys.executable, str(ROOT / "docker" / "record_image.py"), IMAGE, "--id", "1" * 64,
-                               "--accelerator", "cpu", *args], capture_output=True, text=True)
-
-    assert record("--extras", "tune,kuberay", "--ray-version", "2.60.0").returncode == 0
-    assert builds.lookup(IMAGE).ray_version == "2.60.0"
-    assert record("--extras", "s3").returncode == 0  # no Ray in the image: none recorded
-    assert builds.lookup(IMAGE).ray_version is None
-    refused = record("--ray-version", "latest")
-    assert refused.returncode == 2 and "--ray-version 'latest' is not a version such as 2.60.0" in refused.stderr
