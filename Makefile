@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.aegis-installed
 
-.PHONY: setup train test test-slow test-ray test-container test-all image bench clean
+.PHONY: setup train test test-slow test-ray test-slurm test-container test-all image bench clean
 
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,23 +27,29 @@ train: $(READY)
 ## SIGTERM and bad input are tested in-process; a few `python train.py` runs stand for
 ## the entrypoint.
 test: $(READY)
-	$(BIN)/python -m pytest -m "not slow and not container and not ray" -q
+	$(BIN)/python -m pytest -m "not slow and not container and not ray and not slurm" -q
 
 ## Slower tier: DDP gangs of processes, and the `python train.py` end-to-end versions of
 ## what the default tier tests in-process (SIGTERM/resume, progress bar, kill -9, multirun,
 ## every bad-override case through the entrypoint).
 test-slow: $(READY)
-	$(BIN)/python -m pytest -m "slow and not container and not ray" -q
+	$(BIN)/python -m pytest -m "slow and not container and not ray and not slurm" -q
 
 ## Build the training image and run rendered pods in it (needs podman + runc, or docker).
 test-container: $(READY)
-	$(BIN)/python -m pytest -m container -q
+	$(BIN)/python -m pytest -m "container and not slurm" -q
 
 ## Ray Tune searches and the submitit/Ray launchers (starts a local Ray; a few minutes).
 test-ray: $(READY)
-	$(BIN)/python -m pytest -m ray -q
+	$(BIN)/python -m pytest -m "ray and not slurm" -q
 
-test-all: test test-slow test-ray test-container
+## A real single-host SLURM cluster (slurmctld, two slurmd, slurmdbd + MariaDB, munged), all
+## under a temp dir, brought up and down by the tests (root; apt-installs Debian's slurm-wlm,
+## slurmdbd, munge, mariadb-server when missing). About 2 minutes.
+test-slurm: $(READY)
+	$(BIN)/python -m pytest -m slurm -q
+
+test-all: test test-slow test-ray test-slurm test-container
 
 ## The training image, with an immutable tag it prints and records (docker/build.sh --help for options).
 image:
