@@ -167,7 +167,7 @@ def test_render_sbatch_is_one_sentence_when_submitits_renderer_is_gone(monkeypat
     from submitit.slurm.slurm import SlurmExecutor
 
     from aegis.errors import ConfigError
-    from aegis.launch.slurm import render_sbatch
+    from aegis.launch.slurm.submitit import render_sbatch
 
     monkeypatch.delattr(SlurmExecutor, "_make_submission_file_text")
     with pytest.raises(ConfigError, match="cannot render the sbatch script"):

@@ -61,7 +61,7 @@ def test_torchrun_renders_multi_node_rendezvous_by_hand(compose):
 
 
 def test_unknown_launcher_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="expected one of k8s-job, local, pytorchjob, rayjob, torchrun, trainjob"):
+    with pytest.raises(ConfigError, match="expected one of k8s-job, local, pytorchjob, rayjob, slurm, torchrun, trainjob"):
         get_launcher("slurm-ish")
 
 

@@ -95,7 +95,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                           **status.as_dict()}, indent=2, default=str))
         return 0
     print(status.state.value)
-    where = f"{ref.kind} {ref.namespace}/{ref.name}" if ref.name else (f"pid {ref.pid} on {ref.host}" if ref.pid else "")
+    where = ref.describe()
     lines = [("run", f"{run.run_id} (launcher {ref.launcher}{', ' + where if where else ''})"),
              ("run dir", str(run.path))]
     if status.reason:
@@ -147,10 +147,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def job_exit_code(status: JobStatus) -> int:
-    """0 for a job that succeeded, else its exit code (1 when it has none to give)."""
-    if status.state is State.succeeded:
-        return 0
-    return status.exit_code if status.exit_code not in (None, 0) else 1
+    return status.exit_status()
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ def fake_srun(tmp_path, monkeypatch):
 
 def _sbatch_flags(cfg, folder: Path) -> set[str]:
     """The #SBATCH flags submitit writes for the composed ``hydra.launcher`` node."""
-    from aegis.launch.slurm import render_sbatch
+    from aegis.launch.slurm.submitit import render_sbatch
 
     script = render_sbatch(OmegaConf.to_container(cfg.hydra.launcher, resolve=True), folder / "%j")
     assert "srun --unbuffered" in script and "submitit.core._submit" in script  # the tasks run submitit's job
@@ -42,7 +42,7 @@ def test_slurm_tasks_and_nodes_follow_the_strategy(compose, fake_srun, tmp_path,
     from hydra.core.hydra_config import HydraConfig
     from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
-    from aegis.launch.slurm import check
+    from aegis.launch.slurm.submitit import check
 
     cfg = compose("hydra/launcher=submitit_slurm", "strategy=ddp", f"strategy.devices={devices}",
                   f"strategy.num_nodes={nodes}", "trainer.accelerator=gpu", f"hydra.launcher.gpus_per_node={devices}",
@@ -84,7 +84,7 @@ def test_slurm_jobs_are_signalled_before_their_time_limit_and_requeued(compose, 
 def test_slurm_rules_fail_in_one_sentence(compose, extra, message):
     from hydra.core.hydra_config import HydraConfig
 
-    from aegis.launch.slurm import check
+    from aegis.launch.slurm.submitit import check
 
     cfg = compose(*DDP_2_NODES, *extra, hydra_config=True)
     HydraConfig.instance().set_config(cfg)

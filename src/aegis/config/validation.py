@@ -764,9 +764,11 @@ class ValidateOnStart(Callback):
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} resolve here
         try:
             found = problems(config)
-            from aegis.launch.slurm import check as check_slurm  # hydra/launcher=submitit_slurm rules
+            from aegis.launch.slurm.submitit import check as check_slurm  # hydra/launcher=submitit_slurm rules
 
             found.run(check_slurm, config)
+            if not found:  # the config holds together: ask the backend whether it can ever run it
+                found.run(_launcher(config).check_backend, config, found)
             if sweep and not found:  # each job would repeat the base config's problems
                 found.run(validate_sweep, config)
             found.raise_if_any()

@@ -41,6 +41,7 @@ LAUNCHERS: dict[str, Registered] = {
     "trainjob": Registered("aegis.launch.trainjob.launcher:TrainJobLauncher",
                            "aegis.launch.trainjob.schema:TrainJobLauncherConfig",
                            kind="aegis.launch.trainjob.kind:TRAINJOB"),
+    "slurm": Registered("aegis.launch.slurm.launcher:SlurmLauncher", "aegis.launch.slurm.schema:SlurmLauncherConfig"),
     "rayjob": Registered("aegis.launch.rayjob.launcher:RayJobLauncher",
                          "aegis.launch.rayjob.schema:RayJobLauncherConfig", kind="aegis.launch.rayjob.kind:RAYJOB"),
 }

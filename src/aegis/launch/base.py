@@ -69,6 +69,10 @@ class RunContext:
             job_num=int(hydra_cfg.job.num) if multirun else 0,
         )
 
+    def config_flags(self) -> list[str]:
+        """``--config-name``/``--config-dir`` flags that make a child compose from the same config."""
+        return [f"--config-name={self.config_name}", *(f"--config-dir={d}" for d in self.config_dirs)]
+
     def child_overrides(self, **replace: str) -> list[str]:
         """The user's overrides with ``replace`` applied and the run dir pinned.
 
@@ -114,6 +118,11 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
         """This launcher's rules that types and ranges cannot say, one sentence per problem
         added to ``found``; no side effects, no torch, no cluster. Runs in validation, before
         anything is created."""
+
+    def check_backend(self, cfg: DictConfig, found: "Problems") -> None:
+        """Rules only the live backend can answer (a SLURM partition exists and can hold the
+        request), one sentence per problem; runs in validation once every other rule passed,
+        before anything is created, and is skipped where the backend cannot be reached."""
 
     @abc.abstractmethod
     def render(self, cfg: DictConfig, ctx: RunContext) -> Rendered:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 if TYPE_CHECKING:
     from aegis.failure import Failure
@@ -165,8 +165,13 @@ class Supervisor:
     report the gang's exit code."""
 
     def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None, *,
-                 forward_sigint: bool = True, run_dir: Optional[Path] = None) -> None:
-        self.notes_dir = Path(tempfile.mkdtemp(prefix="aegis-gang-"))
+                 forward_sigint: bool = True, run_dir: Optional[Path] = None,
+                 notes_dir: Optional[Path] = None,
+                 signal_gang: Optional[Callable[[int], None]] = None) -> None:
+        # The ranks' notes: a private temp dir, or a folder every node can write (a gang across nodes)
+        if notes_dir is not None:
+            notes_dir.mkdir(parents=True, exist_ok=True)
+        self.notes_dir = notes_dir or Path(tempfile.mkdtemp(prefix="aegis-gang-"))
         self.run_dir = run_dir  # where the failure is recorded; None: the terminal only
         self.first_attempt = _next_attempt(run_dir)  # summary.json's number of torchrun's first attempt
         self.argv = list(argv)
@@ -176,6 +181,9 @@ class Supervisor:
         base.setdefault(SHUTDOWN_TIMEOUT_ENV, str(max(1, int(grace_period_s()) - 2)))
         self.env = {**base, NOTES_ENV: str(self.notes_dir)}
         self.forward_sigint = forward_sigint
+        # How a signal reaches the ranks: to the child by default; a launcher whose child must
+        # not be signalled itself (srun ends its step on SIGTERM) passes its own way.
+        self.signal_gang = signal_gang
         self.signalled = False
         self.process: Optional[subprocess.Popen] = None
         self._previous: dict[int, object] = {}
@@ -191,13 +199,24 @@ class Supervisor:
             self._cleanup()
             raise
         if self.signalled:
-            self.process.send_signal(signal.SIGTERM)
+            self._send(signal.SIGTERM)
         return self
+
+    def stop(self) -> None:
+        """Ask the gang to stop as a SIGTERM to this supervisor would: the ranks checkpoint."""
+        self._forward(signal.SIGTERM)
 
     def _forward(self, signum: int, _frame: object = None) -> None:
         if signum == signal.SIGTERM:
             self.signalled = True
         if self.process is not None and self.process.poll() is None:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        if self.signal_gang is not None:
+            self.signal_gang(signum)
+        else:
+            assert self.process is not None
             self.process.send_signal(signum)
 
     def wait(self) -> int:

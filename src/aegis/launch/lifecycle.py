@@ -54,6 +54,17 @@ class JobRef:
     pid: Optional[int] = None  # the process to signal (local, the torchrun parent)
     host: Optional[str] = None  # where that pid lives
     submitted_at: float = field(default_factory=time.time)
+    # What else a backend needs to find the job again (a SLURM job id and cluster), plain
+    # values; "label" is how ``aegis status`` names the job.
+    backend: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The job in a few words: ``SLURM job 12``, ``PyTorchJob ns/name``, ``pid 41 on host``."""
+        if self.backend.get("label"):
+            return str(self.backend["label"])
+        if self.name:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"pid {self.pid} on {self.host}" if self.pid else ""
 
     def write(self) -> Path:
         """``job.json`` in the run dir, atomically (a reader never sees half of it)."""
@@ -72,6 +83,8 @@ class JobRef:
             return None
         known = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or not {"launcher", "run_id", "run_dir"} <= data.keys():
+            return None
+        if not isinstance(data.get("backend", {}), dict):
             return None
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -94,6 +107,13 @@ class JobStatus:
     exit_code: Optional[int] = None
     reason: Optional[str] = None  # one phrase: why it is in this state
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the run's key metrics
+
+    def exit_status(self) -> int:
+        """The process exit status that stands for this outcome: 0 for a job that succeeded,
+        else its exit code (1 when it has none to give)."""
+        if self.state is State.succeeded:
+            return 0
+        return self.exit_code if self.exit_code not in (None, 0) else 1
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

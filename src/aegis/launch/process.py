@@ -66,11 +66,11 @@ def process_status(ref: JobRef) -> JobStatus:
                if record.get(key) is not None}
     if (record.get("tracking") or {}).get("run_id"):
         details["tracking_run_id"] = record["tracking"]["run_id"]
-    replicas = [ReplicaStatus(name, state, reason=None) for name in sorted(_rank_logs(Path(ref.run_dir)))]
+    replicas = [ReplicaStatus(name, state, reason=None) for name in sorted(rank_logs(Path(ref.run_dir)))]
     return JobStatus(state, replicas, exit_code=_EXIT_CODES.get(state), reason=reason, details=details)
 
 
-def _rank_logs(run_dir: Path) -> dict[str, Path]:
+def rank_logs(run_dir: Path) -> dict[str, Path]:
     """rank0 -> train.log, rank1 -> train.rank1.log, ..."""
     found = {}
     if (run_dir / LOG_FILE).is_file():
@@ -82,7 +82,7 @@ def _rank_logs(run_dir: Path) -> dict[str, Path]:
 
 def process_logs(ref: JobRef, replica: Optional[str] = None, follow: bool = False,
                  poll_s: float = 0.2) -> Iterator[str]:
-    logs = _rank_logs(Path(ref.run_dir))
+    logs = rank_logs(Path(ref.run_dir))
     name = replica or "rank0"
     if name not in logs:
         if replica is None and follow:
@@ -90,10 +90,10 @@ def process_logs(ref: JobRef, replica: Optional[str] = None, follow: bool = Fals
         else:
             known = ", ".join(sorted(logs)) or "none yet"
             raise AegisError(f"run {ref.run_id} has no log for replica {name!r}: its replicas are {known}.")
-    yield from _tail(logs[name], lambda: not process_status(ref).state.terminal, follow, poll_s)
+    yield from tail_file(logs[name], lambda: not process_status(ref).state.terminal, follow, poll_s)
 
 
-def _tail(path: Path, still_running: Any, follow: bool, poll_s: float) -> Iterator[str]:
+def tail_file(path: Path, still_running: Any, follow: bool, poll_s: float) -> Iterator[str]:
     """Lines of ``path``; with ``follow``, new lines as they come until the job ends."""
     position, partial = 0, ""
     while True:

@@ -216,6 +216,10 @@ def launch_tags(origin: LaunchOrigin, world_size: Optional[int], num_nodes: Opti
         tags["aegis.launch.nodes"] = str(num_nodes)
     if env.get(NODE_NAME_ENV):
         tags["aegis.launch.node_name"] = env[NODE_NAME_ENV]
+    if env.get("SLURM_JOB_ID"):  # a SLURM job: which one, on which cluster (scontrol/sacct find it)
+        tags["aegis.launch.slurm.job_id"] = env["SLURM_JOB_ID"]
+        if env.get("SLURM_CLUSTER_NAME"):
+            tags["aegis.launch.slurm.cluster"] = env["SLURM_CLUSTER_NAME"]
     image = env.get(IMAGE_ENV)
     if image:
         tags["aegis.image"] = image

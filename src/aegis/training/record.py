@@ -25,7 +25,8 @@ log = logging.getLogger("aegis.training")
 
 SUMMARY_FILE = "summary.json"
 # Kept per attempt under "attempts"; the full record of the run is the top level.
-_ATTEMPT_KEYS = ("attempt", "status", "started_at", "finished_at", "host", "pid", "resumed_from",
+_ATTEMPT_KEYS = ("attempt", "status", "started_at", "finished_at", "host", "pid", "slurm_job_id", "slurm_restart",
+                 "resumed_from",
                  "resume_fallback", "epochs_completed", "global_step", "error", "cause", "failure")
 
 
@@ -46,6 +47,7 @@ class RunRecord:
             "started_at": time.time(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            **_scheduler_job(),
         }
 
     def update(self, **fields: Any) -> None:
@@ -83,6 +85,15 @@ class RunRecord:
             return isinstance(failure, dict) and is_own(Failure.from_dict(failure))
         except (TypeError, ValueError):
             return False
+
+
+def _scheduler_job() -> dict[str, Any]:
+    """The SLURM job (and which requeue of it) this attempt ran as, when SLURM started it."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return {}
+    restart = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return {"slurm_job_id": job_id, "slurm_restart": int(restart) if restart.isdigit() else 0}
 
 
 def _attempt_of(record: dict[str, Any], number: int) -> dict[str, Any]:

@@ -35,10 +35,8 @@ def _gang_env() -> tuple[int, int] | None:
 
 def _slurm_gang() -> tuple[int, int] | None:
     """(tasks on this node, nodes) when SLURM started this process as one of several tasks
-    (``hydra/launcher=submitit_slurm``: one task per device, Lightning's SLURMEnvironment)."""
-    if "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
-        return None
-    if os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+    (``launcher=slurm``, ``hydra/launcher=submitit_slurm``: one task per device, Lightning's SLURMEnvironment)."""
+    if not _in_slurm_job() or int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
         return None
     per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
     nodes = int(os.environ.get("SLURM_NNODES", "1") or 1)
@@ -46,9 +44,26 @@ def _slurm_gang() -> tuple[int, int] | None:
     return tasks, nodes
 
 
+def _in_slurm_job() -> bool:
+    """SLURM started this process as a task of a batch job (Lightning would pick SLURMEnvironment)."""
+    return ("SLURM_NTASKS" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ
+            and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"))
+
+
+def _slurm_plugins() -> tuple:
+    """One policy for Lightning's own SLURM requeue (SIGUSR1 -> hpc_ckpt_N.ckpt + scontrol
+    requeue): off, for every task count. Requeueing is the job's supervisor's
+    (aegis.launch.slurm.batch) or submitit's, and it resumes from last.ckpt."""
+    if not _in_slurm_job():
+        return ()
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return (SLURMEnvironment(auto_requeue=False),)
+
+
 def resolve_topology(strategy_cfg: DictConfig) -> Topology:
     if strategy_cfg.name == "single":
-        return Topology(devices=1, num_nodes=1, strategy="auto")
+        return Topology(devices=1, num_nodes=1, strategy="auto", plugins=_slurm_plugins())
     if strategy_cfg.name != "ddp":
         raise ConfigError(f"strategy.name={strategy_cfg.name!r} is not known: expected 'single' or 'ddp'.")
 
@@ -58,12 +73,9 @@ def resolve_topology(strategy_cfg: DictConfig) -> Topology:
     slurm = _slurm_gang()
     plugins: tuple = ()
     if slurm is not None:
-        from lightning.pytorch.plugins.environments import SLURMEnvironment
-
         devices = strategy_cfg.devices or slurm[0]
         num_nodes = strategy_cfg.num_nodes or slurm[1]
-        # submitit requeues (SIGUSR2 + max_num_timeout); Lightning's own SIGUSR1 requeue stays off.
-        plugins = (SLURMEnvironment(auto_requeue=False),)
+        plugins = _slurm_plugins()
     elif gang is None:
         devices = strategy_cfg.devices or 1
         num_nodes = strategy_cfg.num_nodes or 1

@@ -45,12 +45,6 @@ def torchrun_flags(launcher: DictConfig) -> list[str]:
     return flags
 
 
-def hydra_flags(ctx: RunContext) -> list[str]:
-    flags = [f"--config-name={ctx.config_name}"]
-    flags += [f"--config-dir={d}" for d in ctx.config_dirs]
-    return flags
-
-
 def threads_per_process(nproc_per_node: int) -> int:
     return max(1, (os.cpu_count() or 1) // nproc_per_node)
 
@@ -67,7 +61,7 @@ class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, Supervisor]):
     def render(self, cfg: DictConfig, ctx: RunContext) -> ProcessPlan:
         # torchrun itself, recording how each rank ended for the supervisor (aegis.launch.elastic)
         argv = [sys.executable, "-m", "aegis.launch.elastic", *torchrun_flags(cfg.launcher)]
-        argv += [ctx.entrypoint, *hydra_flags(ctx), *ctx.child_overrides(launcher="local")]
+        argv += [ctx.entrypoint, *ctx.config_flags(), *ctx.child_overrides(launcher="local")]
         env = {SUPERVISED_ENV: "1"}  # job.json names this parent, not a rank
         env.update(launch_env(self.name, ctx))  # each rank's lineage names this launch (aegis.training.lineage)
         if "OMP_NUM_THREADS" not in os.environ:
