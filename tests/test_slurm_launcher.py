@@ -239,3 +239,15 @@ def test_lightning_never_requeues_a_slurm_task_itself(compose, monkeypatch, stra
     topology = resolve_topology(compose(f"strategy={strategy}").strategy)
     environments = [p for p in topology.plugins if isinstance(p, SLURMEnvironment)]
     assert len(environments) == 1 and environments[0].auto_requeue is False
+
+
+def test_the_readmes_submitit_ddp_command_is_not_refused_as_a_local_gang(compose):
+    """submitit starts one SLURM task per device: the submitting process is no gang of its own
+    (it was refused with "needs one process per device, which launcher=local does not start")."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = compose("hydra/launcher=submitit_slurm", "strategy=ddp", "strategy.devices=2",
+                  "hydra.launcher.tasks_per_node=2", hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    assert problems(cfg).sentences == []
+    assert (cfg.hydra.launcher.cpus_per_task, cfg.hydra.launcher.mem_gb) == (1, None)  # fits a small partition

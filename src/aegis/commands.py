@@ -17,6 +17,7 @@ sentence and exit 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -34,8 +35,12 @@ _KEY_METRICS = ("test/acc", "val/acc", "test/loss", "val/loss")
 
 def _ref(run: RunDir) -> JobRef:
     """The run's job; a run dir without ``job.json`` (a search trial, an older run) is read
-    as a local process that has ended."""
-    return JobRef.read(run.path) or JobRef(launcher="local", run_id=run.run_id, run_dir=str(run.path))
+    as a local process that has ended. Its run dir is where ``job.json`` was found, whatever
+    the file says: what ``cancel`` writes goes there and nowhere else."""
+    ref = JobRef.read(run.path)
+    if ref is None:
+        return JobRef(launcher="local", run_id=run.run_id, run_dir=str(run.path))
+    return dataclasses.replace(ref, run_dir=str(run.path))
 
 
 def _launcher(ref: JobRef):
@@ -152,6 +157,9 @@ def job_exit_code(status: JobStatus) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     run = find_run(args.run, args.root)
+    if not run.path.resolve().is_relative_to(args.root):
+        raise AegisError(f"{run.path} is not under the outputs root {args.root}: cancel acts only on runs there "
+                         "(--root DIR or AEGIS_OUTPUT_ROOT sets it; python -m aegis list shows its runs).")
     ref = _ref(run)
     launcher = _launcher(ref)
     launcher.cancel(ref)

@@ -490,7 +490,8 @@ def _check_val_check_interval(cfg: DictConfig, train_batches: int, found: Proble
 # ------------------------------------------------------------------ where it runs
 
 
-def _hydra_launcher_target(cfg: DictConfig) -> Optional[str]:
+def hydra_launcher_target(cfg: DictConfig) -> Optional[str]:
+    """The ``_target_`` of the Hydra launcher that starts this run's jobs (submitit, ray, basic)."""
     if "hydra" in cfg:
         return cfg.hydra.launcher.get("_target_")
     if HydraConfig.initialized():
@@ -507,7 +508,7 @@ def _hydra_node(cfg: DictConfig) -> Optional[DictConfig]:
 
 def _trains_here(cfg: DictConfig) -> bool:
     """The run trains on this machine: a local launcher, started by Hydra's own launcher."""
-    return _launcher(cfg).trains_here and _hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
+    return _launcher(cfg).trains_here and hydra_launcher_target(cfg) in (None, BASIC_LAUNCHER)
 
 
 def _check_accelerator(cfg: DictConfig, found: Problems) -> None:

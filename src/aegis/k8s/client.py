@@ -207,14 +207,17 @@ class Cluster:
         finally:
             w.stop()
 
-    def delete(self, kind: Kind, name: str, namespace: str, *, uid: Optional[str] = None,
-               missing_ok: bool = False) -> bool:
+    def delete(self, kind: Kind, name: str, namespace: str, *, uid: str, missing_ok: bool = False) -> bool:
         """Delete with background propagation: the object's pods go with it, none orphaned.
 
-        ``uid`` makes the API server refuse (409) if a newer object has taken the name.
-        False when it was already gone and ``missing_ok``.
+        ``uid`` (required) makes the API server refuse (409) if another object has taken the
+        name: Aegis deletes only the object it created. False when it was already gone and
+        ``missing_ok``.
         """
-        preconditions = client.V1Preconditions(uid=uid) if uid else None
+        if not uid:
+            raise ClusterError(f"refusing to delete {kind.name} {namespace}/{name} without its uid: Aegis deletes "
+                               "only the object it created, named by uid.")
+        preconditions = client.V1Preconditions(uid=uid)
         body = client.V1DeleteOptions(propagation_policy="Background", preconditions=preconditions)
         gone = self._call(self.custom.delete_namespaced_custom_object, kind.group, kind.version, namespace, kind.plural,
                           name, body=body, missing_ok=missing_ok, **self._where("delete", kind, name, namespace))

@@ -264,6 +264,10 @@ def cancel_job(cluster: "Cluster", kind: Kind, ref: JobRef) -> None:
     from aegis.k8s.client import ClusterError
 
     where = f"{kind.name} {ref.namespace}/{ref.name}"
+    if not ref.uid:
+        raise ClusterError(f"{Path(ref.run_dir) / 'job.json'} names {where} without its uid, so Aegis cannot tell "
+                           "that object from another of the same name and deletes nothing (kubectl delete "
+                           f"{kind.name.lower()} {ref.name} -n {ref.namespace} if it is this run's).")
     marker = Path(ref.run_dir) / CANCEL_FILE
     obj = _current(cluster, kind, ref)
     if obj is None:

@@ -53,6 +53,10 @@ class JobRef:
     context: Optional[str] = None  # kube context it was submitted to
     pid: Optional[int] = None  # the process to signal (local, the torchrun parent)
     host: Optional[str] = None  # where that pid lives
+    # That process's start (``process_start_time``): a pid reused by another process after
+    # the run's died has another start time, so ``cancel`` leaves it alone. None where the
+    # platform has no /proc.
+    start_time: Optional[int] = None
     submitted_at: float = field(default_factory=time.time)
     # What else a backend needs to find the job again (a SLURM job id and cluster), plain
     # values; "label" is how ``aegis status`` names the job.
@@ -123,11 +127,43 @@ class JobStatus:
         return data
 
 
+def valid_pid(pid: Any) -> bool:
+    """A pid that names one process: ``os.kill`` takes 0 and negative numbers as process
+    groups (-1: every process the user may signal), so a record holding one names none."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and pid > 0
+
+
+def process_start_time(pid: int) -> Optional[int]:
+    """When ``pid`` started, in clock ticks after boot (field 22 of ``/proc/<pid>/stat``):
+    with the pid, it names one process for as long as the machine is up. None without /proc
+    or once the process is gone."""
+    if not valid_pid(pid):
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields after it
+        # start at field 3, so field 22 is the 20th after the last ")".
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_cmdline(pid: int) -> Optional[str]:
+    """``pid``'s command line, arguments joined by spaces; None without /proc or once gone."""
+    if not valid_pid(pid):
+        return None
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
 def process_alive(pid: Optional[int], host: Optional[str]) -> Optional[bool]:
     """Whether ``pid`` still runs; None when it lives on another host (cannot tell from here)."""
     import socket
 
-    if pid is None:
+    if not valid_pid(pid):
         return False
     if host and host != socket.gethostname():
         return None

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from aegis.errors import AegisError
-from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus, ReplicaStatus, State, process_alive
+from aegis.launch.lifecycle import (CANCEL_FILE, JOB_FILE, JobRef, JobStatus, ReplicaStatus, State, process_alive,
+                                    process_cmdline, process_start_time, valid_pid)
 
 LOG_FILE = "train.log"
 # The run's record status -> the job's state.
@@ -129,8 +130,40 @@ class ProcessJobs:
         process_cancel(ref)
 
 
+def not_the_runs_process(ref: JobRef) -> Optional[str]:
+    """Why the live pid ``job.json`` names is not the run's own process (a pid reused after
+    the run was killed outright, or a planted or stale ``job.json``), or None when it is:
+    its start time is the one recorded when the run claimed its dir; a record without one
+    (an older Aegis) must name a process whose command line names the run dir or
+    ``run_id=<id>``. Without /proc (not Linux) there is nothing to compare, and None."""
+    job_file = Path(ref.run_dir) / JOB_FILE
+    if not Path("/proc/self/stat").exists():
+        return None
+    if ref.start_time is not None:
+        started = process_start_time(ref.pid)  # type: ignore[arg-type]
+        if started is None:
+            return f"run {ref.run_id}'s process (pid {ref.pid}) ended before it could be cancelled."
+        if started != ref.start_time:
+            return (f"pid {ref.pid} is not run {ref.run_id}'s process: it started at tick {started}, not at tick "
+                    f"{ref.start_time} as {job_file} records (the pid was reused, or the file is not the run's), "
+                    "so nothing was signalled.")
+        return None
+    cmdline = process_cmdline(ref.pid) or ""  # type: ignore[arg-type]
+    named = str(ref.run_dir) in cmdline or any(
+        arg.lstrip("+") == f"run_id={ref.run_id}" for arg in cmdline.split())
+    if not named:
+        return (f"pid {ref.pid} is not shown to be run {ref.run_id}'s process: {job_file} records no start time and "
+                f"the process's command line ({cmdline[:80]!r}) names neither the run dir nor run_id={ref.run_id}, "
+                "so nothing was signalled (stop the run yourself if that process is its).")
+    return None
+
+
 def process_cancel(ref: JobRef) -> None:
-    """SIGTERM to the job's process: training saves ``last.ckpt`` and records ``cancelled``."""
+    """SIGTERM to the job's process: training saves ``last.ckpt`` and records ``cancelled``.
+    Refused, with nothing written or signalled, when the pid is not the run's own process."""
+    if ref.pid is not None and not valid_pid(ref.pid):
+        raise AegisError(f"{Path(ref.run_dir) / JOB_FILE} names pid {ref.pid!r}, which is not one process "
+                         "(expected a whole number >= 1): nothing was signalled.")
     state = process_status(ref).state
     if state.terminal:
         raise JobNotRunning(f"run {ref.run_id} is not running (it is {state.value}): there is nothing to cancel.")
@@ -140,6 +173,9 @@ def process_cancel(ref: JobRef) -> None:
                             f"(python -m aegis cancel {ref.run_id}).")
     if not alive:
         raise JobNotRunning(f"run {ref.run_id} has no live process (pid {ref.pid}): there is nothing to cancel.")
+    foreign = not_the_runs_process(ref)
+    if foreign:
+        raise AegisError(foreign)
     marker = Path(ref.run_dir) / CANCEL_FILE
     marker.write_text(f"{time.time()}\n")
     try:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import Launcher, RunContext
-from aegis.launch.lifecycle import CANCEL_FILE, JobRef
+from aegis.launch.lifecycle import CANCEL_FILE, JobRef, process_start_time
 from aegis.launch.process import ProcessJobs
 
 if TYPE_CHECKING:
@@ -34,9 +34,12 @@ class LocalPlan:
 
 
 def claim_run_dir(launcher: str, run_dir: Path, run_id: str, pid: int) -> JobRef:
-    """Record ``pid`` as the run's job and forget an earlier attempt's cancel request."""
+    """Record ``pid`` (and its start time, so that ``cancel`` signals this process and not a
+    later one given the same pid) as the run's job and forget an earlier attempt's cancel
+    request."""
     (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    ref = JobRef(launcher=launcher, run_id=run_id, run_dir=str(run_dir), pid=pid, host=socket.gethostname())
+    ref = JobRef(launcher=launcher, run_id=run_id, run_dir=str(run_dir), pid=pid, host=socket.gethostname(),
+                 start_time=process_start_time(pid))
     ref.write()
     return ref
 

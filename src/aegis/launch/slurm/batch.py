@@ -88,7 +88,8 @@ class BatchSupervisor:
         from aegis.launch.slurm import cluster
 
         try:
-            cluster.cancel(self.job_id, signal=signal.Signals(signum).name.removeprefix("SIG"))
+            # in a signal handler: never wait long on a slurmctld that does not answer
+            cluster.cancel(self.job_id, signal=signal.Signals(signum).name.removeprefix("SIG"), timeout=10)
         except cluster.SlurmError as exc:
             say(f"could not pass {signal.Signals(signum).name} to the gang: {exc}")
 

@@ -139,9 +139,9 @@ def submit(script_path: str, cwd: Optional[str] = None) -> tuple[str, Optional[s
     return job_id, cluster or None
 
 
-def cancel(job_id: str, signal: Optional[str] = None) -> None:
-    args = ["scancel", *([f"--signal={signal}"] if signal else []), str(job_id)]
-    run(args)
+def cancel(job_id: str, signal: Optional[str] = None, timeout: float = TIMEOUT_S) -> None:
+    """``scancel``: the job ends; with ``signal``, that signal goes to its steps' tasks only."""
+    run(["scancel", *([f"--signal={signal}"] if signal else []), str(job_id)], timeout=timeout)
 
 
 def requeue(job_id: str) -> tuple[bool, str]:

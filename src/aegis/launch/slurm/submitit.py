@@ -15,8 +15,8 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.errors import ConfigError
+from aegis.launch.local.checks import SUBMITIT_SLURM as SLURM_TARGET
 
-SLURM_TARGET = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 GPU_ACCELERATORS = ("gpu", "cuda")
 
 
