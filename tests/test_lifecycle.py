@@ -107,6 +107,85 @@ def test_cli_errors_are_one_sentence_with_exit_1(tmp_path, capsys):
     assert "no log for replica 'rank3'" in capsys.readouterr().err
 
 
+# ------------------------------------------------- cancel signals only the run's own process
+
+RUNNING = {"status": "running", "attempts": [{"status": "running"}]}
+
+
+@pytest.fixture
+def sleeper():
+    """An unrelated process a planted or stale job.json may name."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _alive_after(proc: subprocess.Popen, wait_s: float = 0.3) -> bool:
+    time.sleep(wait_s)
+    return proc.poll() is None
+
+
+def test_cancel_refuses_a_planted_job_json_naming_another_process(tmp_path, capsys, sleeper):
+    run_dir = _run_dir(tmp_path, "planted", pid=sleeper.pid, record=RUNNING)  # no start time recorded
+    assert main(["--root", str(tmp_path), "cancel", "planted", "--no-wait"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pid {sleeper.pid} is not shown to be run planted's process" in err[0], err
+    assert _alive_after(sleeper) and not (run_dir / "cancel.requested").exists()
+
+
+def test_cancel_refuses_a_pid_reused_by_another_process(tmp_path, capsys, sleeper):
+    from aegis.launch.lifecycle import process_start_time
+
+    run_dir = _run_dir(tmp_path, "reused", record=RUNNING)
+    started = process_start_time(sleeper.pid)
+    assert isinstance(started, int)
+    JobRef(launcher="local", run_id="reused", run_dir=str(run_dir), pid=sleeper.pid, host=os.uname().nodename,
+           start_time=started - 100).write()  # the run's process died; the pid now names the sleep
+    assert main(["--root", str(tmp_path), "cancel", "reused", "--no-wait"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pid {sleeper.pid} is not run reused's process" in err[0], err
+    assert "nothing was signalled" in err[0]
+    assert _alive_after(sleeper) and not (run_dir / "cancel.requested").exists()
+
+
+@pytest.mark.parametrize("pid", [-1, 0, "1"])
+def test_cancel_refuses_a_pid_that_is_not_one_process(tmp_path, capsys, pid):
+    run_dir = _run_dir(tmp_path, "groups", record=RUNNING)
+    (run_dir / "job.json").write_text(json.dumps({"launcher": "local", "run_id": "groups", "run_dir": str(run_dir),
+                                                  "pid": pid, "host": os.uname().nodename}))
+    assert main(["--root", str(tmp_path), "cancel", "groups", "--no-wait"]) == 1
+    assert "which is not one process" in capsys.readouterr().err
+    assert not (run_dir / "cancel.requested").exists()
+
+
+def test_cancel_signals_the_process_that_claimed_the_run_dir_and_writes_only_there(tmp_path, capsys, sleeper):
+    from aegis.launch.local.launcher import claim_run_dir
+
+    run_dir = _run_dir(tmp_path, "mine", record=RUNNING)
+    elsewhere = tmp_path / "elsewhere"
+    ref = claim_run_dir("local", run_dir, "mine", sleeper.pid)
+    assert ref.start_time is not None and json.loads((run_dir / "job.json").read_text())["start_time"] == ref.start_time
+    data = json.loads((run_dir / "job.json").read_text())
+    (run_dir / "job.json").write_text(json.dumps({**data, "run_dir": str(elsewhere)}))  # the file may say anything
+    assert main(["--root", str(tmp_path), "cancel", "mine", "--no-wait"]) == 0
+    assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    assert (run_dir / "cancel.requested").is_file() and not elsewhere.exists()
+
+
+def test_cancel_acts_only_on_runs_under_the_outputs_root(tmp_path, capsys, sleeper):
+    from aegis.launch.local.launcher import claim_run_dir
+
+    outside = _run_dir(tmp_path / "other", "far", record=RUNNING)
+    claim_run_dir("local", outside, "far", sleeper.pid)
+    root = tmp_path / "root"
+    root.mkdir()
+    assert main(["--root", str(root), "cancel", str(outside), "--no-wait"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not under the outputs root" in err[0], err
+    assert _alive_after(sleeper) and not (outside / "cancel.requested").exists()
+
+
 def test_logs_follow_streams_until_the_job_ends(tmp_path):
     from aegis.launch.process import process_logs
 

@@ -73,6 +73,7 @@ class FakeCluster:
         self.events: list[dict] = []
         self.logs: dict[tuple[str, str], list[str]] = {}  # (pod, container start) -> lines
         self.deleted: list[tuple[str, str, str, Optional[str]]] = []  # (plural, ns, name, propagation)
+        self.delete_bodies: list[dict] = []  # each DELETE's DeleteOptions, as sent
         self.requests: list[tuple[str, str]] = []
         self.reject_token = False  # 401
         self.forbid: set[str] = set()  # verbs ("create") or "<verb> <resource>" ("get persistentvolumeclaims"): 403
@@ -388,6 +389,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found',
                                                {"name": name, "kind": plural}))
             body = self._body()
+            fake.delete_bodies.append(body)
+            wanted_uid = (body.get("preconditions") or {}).get("uid")
+            if wanted_uid and wanted_uid != fake.objects[key]["metadata"].get("uid"):
+                return self._send(409, _status(409, "Conflict", "Precondition failed: UID in precondition: "
+                                               f"{wanted_uid}, UID in object meta: {fake.objects[key]['metadata'].get('uid')}",
+                                               {"name": name, "kind": plural}))
             fake.deleted.append((plural, ns, name, body.get("propagationPolicy")))
             del fake.objects[key]
             fake._notify()

@@ -219,6 +219,22 @@ def test_a_job_deleted_by_someone_else_is_unknown(tmp_path, fake_cluster):
     assert "has nothing to cancel" in err and not (run_dir / "cancel.requested").exists()
 
 
+def test_cancel_deletes_only_the_object_with_the_recorded_uid(tmp_path, fake_cluster):
+    run_dir = submit(tmp_path, "k8s-job")
+    _, name, obj = the_object(fake_cluster)
+    ref = json.loads((run_dir / "job.json").read_text())
+    (run_dir / "job.json").write_text(json.dumps({**ref, "uid": None}))  # an older or hand-made job.json
+    err = reattach(run_dir, "cancel", ok=False)
+    assert f"names Job default/{name} without its uid" in err and "deletes nothing" in err
+    assert fake_cluster.deleted == [] and fake_cluster.delete_bodies == [] and fake_cluster.objects
+    assert not (run_dir / "cancel.requested").exists()
+
+    (run_dir / "job.json").write_text(json.dumps(ref))
+    assert reattach(run_dir, "cancel") == ["cancelled"]
+    [body] = fake_cluster.delete_bodies
+    assert body["preconditions"] == {"uid": obj["metadata"]["uid"]} and body["propagationPolicy"] == "Background"
+
+
 def test_a_finished_job_is_not_cancelled(tmp_path, fake_cluster):
     run_dir = submit(tmp_path, "k8s-job")
     _, name, _ = the_object(fake_cluster)
