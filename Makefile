@@ -45,7 +45,8 @@ test-ray: $(READY)
 
 ## A real single-host SLURM cluster (slurmctld, two slurmd, slurmdbd + MariaDB, munged), all
 ## under a temp dir, brought up and down by the tests (root; apt-installs Debian's slurm-wlm,
-## slurmdbd, munge, mariadb-server when missing). About 2 minutes.
+## slurmdbd, munge, mariadb-server when missing). About 8 minutes: real DDP jobs, requeues,
+## a time limit, a preemption, cancels.
 test-slurm: $(READY)
 	$(BIN)/python -m pytest -m slurm -q
 

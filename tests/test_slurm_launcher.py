@@ -251,3 +251,16 @@ def test_the_readmes_submitit_ddp_command_is_not_refused_as_a_local_gang(compose
     HydraConfig.instance().set_config(cfg)
     assert problems(cfg).sentences == []
     assert (cfg.hydra.launcher.cpus_per_task, cfg.hydra.launcher.mem_gb) == (1, None)  # fits a small partition
+
+
+def test_a_submitit_time_limit_below_its_signal_delay_is_refused(compose):
+    """timeout_min=1 with the 120 s signal delay requeued a job 27 s in, forever."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from aegis.errors import ConfigError
+    from aegis.launch.slurm.submitit import check
+
+    cfg = compose("hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=1", hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with pytest.raises(ConfigError, match=r"hydra.launcher.timeout_min=1 ends before the requeue signal"):
+        check(cfg)

@@ -177,7 +177,9 @@ def test_a_multirun_submits_every_job_then_follows_them_together(slurm_cluster, 
     assert len(dirs) == 2 and all(summary(d)["status"] == "completed" for d in dirs)
     jobs = {json.loads((d / "job.json").read_text())["backend"]["job_id"] for d in dirs}
     assert len(jobs) == 2 and "Sweep outcome:" in done.stderr
-    assert done.stderr.index("submitted SLURM job") < done.stderr.index("running)") if "running)" in done.stderr else True
+    submitted = [m.start() for m in re.finditer(r"\[slurm\] submitted SLURM job", done.stderr)]
+    followed = done.stderr.find("] [slurm] SLURM job")  # a follower's line: "[<run id>] [slurm] ..."
+    assert len(submitted) == 2 and max(submitted) < followed, done.stderr[-3000:]  # both submitted, then followed
 
 
 @pytest.mark.parametrize("overrides, words", [
@@ -185,7 +187,7 @@ def test_a_multirun_submits_every_job_then_follows_them_together(slurm_cluster, 
                                   "debug, urgent."),
     (["launcher.gpus_per_node=1", "trainer.accelerator=gpu"], "launcher.gpus_per_node=1 cannot be met on the "
                                                               "default partition (debug): its nodes have no GPUs"),
-    (["launcher.nodes=3"], "launcher.nodes=3 cannot start on the default partition (debug), which has 2 nodes"),
+    (["launcher.nodes=3", "strategy=ddp"], "launcher.nodes=3 cannot start on the default partition (debug), which has 2 nodes"),
     (["launcher.mem=64G"], "launcher.mem=65536M per node cannot be met"),
 ])
 def test_a_request_the_cluster_can_never_start_is_one_sentence_and_creates_nothing(slurm_cluster, tmp_path,

@@ -64,6 +64,12 @@ def check(config: DictConfig) -> None:
             raise ConfigError(
                 f"hydra.launcher.nodes={launcher.nodes} must equal strategy.num_nodes={strategy.num_nodes}."
             )
+    timeout_min, delay_s = launcher.get("timeout_min"), launcher.get("signal_delay_s")
+    if launcher.get("max_num_timeout") and timeout_min and delay_s and timeout_min * 60 <= delay_s:
+        raise ConfigError(
+            f"hydra.launcher.timeout_min={timeout_min} ends before the requeue signal hydra.launcher.signal_delay_s="
+            f"{delay_s} is due: the job would requeue at once; expected timeout_min > {delay_s / 60:g}."
+        )
     if str(config.trainer.accelerator) in GPU_ACCELERATORS and not (
         launcher.get("gpus_per_node") or launcher.get("gpus_per_task") or launcher.get("gres")
     ):
