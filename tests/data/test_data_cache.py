@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from aegis.data import Cache, DataSourceError, DatasetSpec, prepare
+from aegis.data.cache import LOCKS as LOCKS_DIR
 from aegis.data.caching import load
 from data_sources import LocalS3, free_port, tar_bytes
 
@@ -250,3 +251,33 @@ def test_a_full_disk_is_one_sentence_and_leaves_nothing(tmp_path, server):
         _nothing_cached(disk)
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def _tree(root) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("how", ["parent", "absolute", "through_an_entry", "symlinked_entry"])
+def test_aegis_data_rm_never_leaves_the_cache(tmp_path, capsys, how):
+    from aegis.commands import main
+
+    cache = tmp_path / "cache"
+    entry = "image_folder-x-000000000000"
+    for folder in (cache / entry, cache / LOCKS_DIR / entry, cache / f".tmp-{entry}"):
+        folder.mkdir(parents=True)  # anyone who can write a shared cache can make these
+    (cache / entry / "meta.json").write_text("{}")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "meta.json").write_text("{}")  # looks like an entry from the inside
+    name = {"parent": "../victim", "absolute": str(victim), "through_an_entry": f"{entry}/../../victim",
+            "symlinked_entry": "image_folder-victim-111111111111"}[how]
+    if how == "symlinked_entry":
+        (cache / name).symlink_to(victim)
+    before = _tree(tmp_path)
+    assert main(["data", "--cache", str(cache), "rm", name]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"of the dataset cache {cache}" in err[0] and "aegis data ls" in err[0], err
+    assert _tree(tmp_path) == before  # nothing deleted, nothing written (no stray lock file)
+    assert not Cache(cache).remove(name) and _tree(tmp_path) == before
+    assert main(["data", "--cache", str(cache), "rm", entry]) == 0  # a real entry still goes
+    assert not (cache / entry).exists() and (victim / "meta.json").is_file()

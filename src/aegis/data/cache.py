@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -35,6 +36,14 @@ FEATURES = "features.npy"
 LABELS = "labels.npy"
 LOCKS = ".locks"
 TEMP_PREFIX = ".tmp-"
+# What ``DatasetSpec.entry_name`` makes: ``<kind>-<file name>-<12 hex>``, no "/" and never
+# "." or "..": an entry is a directory directly in the cache root, nothing else.
+ENTRY_NAME = re.compile(r"[a-z][a-z0-9_]*-[A-Za-z0-9._-]{1,40}-[0-9a-f]{12}")
+ENTRY_FORM = "<kind>-<source file name>-<12 hex digits>"
+
+
+def is_entry_name(name: str) -> bool:
+    return isinstance(name, str) and ENTRY_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,13 @@ class Cache:
     # ------------------------------------------------------------------ reading
 
     def get(self, name: str) -> Optional[Entry]:
-        """The whole entry ``name``, or None: never a partial one (see the module docstring)."""
+        """The whole entry ``name``, or None: never a partial one (see the module docstring),
+        nor anything that is not a directory directly in the cache named as entries are."""
+        if not is_entry_name(name):
+            return None
         path = self.root / name
+        if path.is_symlink():
+            return None
         try:
             meta = json.loads((path / META).read_text())
         except (OSError, ValueError):
@@ -81,6 +95,8 @@ class Cache:
     def locked(self, name: str, waiting: str = "") -> Iterator[None]:
         """Hold the entry's lock (blocking). ``flock`` works across processes on one host and,
         on NFS-backed claims, across nodes (the Linux NFS client maps it to a POSIX lock)."""
+        if not is_entry_name(name):
+            raise ValueError(f"{name!r} is not a dataset cache entry name ({ENTRY_FORM})")
         locks = self.root / LOCKS
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / f"{name}.lock", "a+") as handle:
@@ -128,9 +144,9 @@ class Cache:
     def remove(self, name: str) -> bool:
         """Evict one entry under its lock; a reader that already mapped its arrays keeps them
         (the files are unlinked, not truncated)."""
-        path = self.root / name
-        if not path.is_dir() or name.startswith("."):
+        if self.get(name) is None:  # only a whole entry directly in the cache, never a path out of it
             return False
+        path = self.root / name
         with self.locked(name):
             doomed = self.root / f"{TEMP_PREFIX}{name}-rm-{uuid.uuid4().hex[:8]}"
             os.rename(path, doomed)  # gone from lookups at once, then deleted

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from aegis.data.cache import Cache
+from aegis.data.cache import ENTRY_FORM, Cache, is_entry_name
 from aegis.data.errors import DataSourceError
 
 CACHE_ENV = "AEGIS_DATASET_CACHE"
@@ -75,10 +75,15 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if args.all == bool(args.entries):
         raise DataSourceError("aegis data rm takes entry names (see aegis data ls) or --all, not both or neither.")
     names = [e.name for e in cache.entries()] if args.all else list(args.entries)
+    for name in names:
+        if not is_entry_name(name):
+            raise DataSourceError(f"{name} is not an entry of the dataset cache {cache.root}: aegis data rm takes "
+                                  f"the names aegis data ls lists ({ENTRY_FORM}), not paths.")
     unknown = [n for n in names if cache.get(n) is None]
     if unknown:
+        listed = ", ".join(e.name for e in cache.entries()) or "(none: the cache is empty)"
         raise DataSourceError(f"{unknown[0]} is not an entry of the dataset cache {cache.root}: expected one of "
-                              f"{', '.join(e.name for e in cache.entries()) or '(none: the cache is empty)'}.")
+                              f"{listed} (aegis data ls lists them).")
     for name in names:
         cache.remove(name)
         print(f"removed {name}")
