@@ -9,13 +9,14 @@ from aegis.k8s.generate import render_all
 from aegis.k8s.validate import KUBERNETES_VERSION
 from aegis.launch.pytorchjob.validate import pytorchjob_problems
 from aegis.launch.rayjob.validate import rayjob_problems
-from aegis.launch.trainjob.validate import trainjob_problems
+from aegis.launch.trainjob.validate import runtime_problems, trainjob_problems
 from k8s_helpers import ROOT
 
 
 def test_checked_in_manifests_match_the_renderer():
     files = render_all(ROOT / "conf")
-    assert sorted(files) == ["job-training.yaml", "pvc-dataset-cache.yaml", "pytorchjob-s3-dataset.yaml",
+    assert sorted(files) == ["clustertrainingruntime-aegis-torch.yaml", "job-training.yaml",
+                             "pvc-dataset-cache.yaml", "pytorchjob-s3-dataset.yaml",
                              "pytorchjob-training.yaml", "rayjob-tune.yaml", "trainjob-training.yaml"]
     for name, text in files.items():
         on_disk = (ROOT / "k8s" / name).read_text()
@@ -31,7 +32,9 @@ def test_checked_in_manifests_validate():
     assert pytorchjob_problems(ptj) == []
     tj = yaml.safe_load((ROOT / "k8s" / "trainjob-training.yaml").read_text())
     assert trainjob_problems(tj) == []
-    assert tj["spec"]["runtimeRef"]["name"] == "torch-distributed" and tj["spec"]["trainer"]["numNodes"] == 2
+    assert tj["spec"]["runtimeRef"]["name"] == "aegis-torch" and tj["spec"]["trainer"]["numNodes"] == 2
+    runtime = yaml.safe_load((ROOT / "k8s" / "clustertrainingruntime-aegis-torch.yaml").read_text())
+    assert runtime_problems(runtime) == [] and runtime["metadata"]["name"] == "aegis-torch"
     rj = yaml.safe_load((ROOT / "k8s" / "rayjob-tune.yaml").read_text())
     assert rayjob_problems(rj) == [] and rj["spec"]["shutdownAfterJobFinishes"] is True
     assert rj["spec"]["entrypoint"].startswith("python train.py search=digits_mlp launcher=local ")

@@ -78,7 +78,7 @@ def test_trainjob_is_what_the_crd_accepts_and_runs_torchrun_on_the_torch_runtime
     spec = manifest["spec"]
     assert manifest["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and manifest["kind"] == "TrainJob"
     assert spec["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
-                                  "name": "torch-distributed"}
+                                  "name": "aegis-torch"}  # Aegis's runtime: tests/k8s/test_k8s_trainjob_runtime.py
     trainer = spec["trainer"]
     assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 2 and trainer["image"] == IMAGE
     # args, not command: the image's init stays PID 1, in front of the gang's supervisor and torchrun

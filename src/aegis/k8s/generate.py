@@ -41,6 +41,12 @@ HEADER = (
     "# without metadata.namespace: kubectl apply -n NS -f this file.\n"
 )
 
+COMPANION_HEADER = (
+    "# Generated from conf/ by `python -m aegis.k8s.generate`; do not edit by hand.\n"
+    "# The {kind} {name} that {file} names: kubectl apply -f this file, once per cluster,\n"
+    "# before the first job that uses it.\n"
+)
+
 
 def _compose(conf_dir: Path, overrides: list[str]):
     from hydra import compose, initialize_config_dir
@@ -93,7 +99,8 @@ def _without_namespace(manifest: dict[str, Any]) -> dict[str, Any]:
 def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
     """File name in k8s/ -> its content: one manifest per launcher that submits a Kubernetes
     kind (``<kind>-training.yaml``, or the launcher's ``example_file``: ``rayjob-tune.yaml``),
-    and the volume claims they mount."""
+    what a launcher's ``companions`` says its object needs on the cluster first (the TrainJob's
+    runtime), and the volume claims they mount."""
     with builds.ignored():
         return _render_all(conf_dir)
 
@@ -114,6 +121,10 @@ def _render_all(conf_dir: Path) -> dict[str, str]:
         # A launcher that runs something other than one training (rayjob: a search) names its file.
         file_name = getattr(chosen, "example_file", None) or f"{plan.kind.lower()}-training.yaml"
         files[file_name] = HEADER.format(command=" ".join(args)) + to_yaml(manifest)
+        # What the object needs on the cluster first (trainjob: the runtime its runtimeRef names).
+        for companion, obj in getattr(chosen, "companions", lambda cfg, plan: {})(cfg, plan).items():
+            files[companion] = COMPANION_HEADER.format(
+                kind=obj["kind"], name=obj["metadata"]["name"], file=file_name) + to_yaml(obj)
         launcher = cfg.launcher  # the volumes are the same for every Kubernetes launcher
     assert launcher is not None, "no launcher submits a Kubernetes kind"
     for file_name, name, overrides in EXAMPLES:

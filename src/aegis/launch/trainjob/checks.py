@@ -16,7 +16,8 @@ from aegis.launch.trainjob.validate import RESERVED_ENV
 # Shared keys with no TrainJob field (Trainer v2.3): refused when set, never dropped silently.
 NO_FIELD = {
     "launcher.image_pull_policy": "the runtime's container decides it (Kubernetes' default: IfNotPresent for a tag)",
-    "launcher.backoff_limit": "retries are the runtime's JobSet failure policy",
+    "launcher.backoff_limit": "retries are the runtime's JobSet failure policy: launcher.max_restarts in "
+                              "Aegis's runtime aegis-torch",
     "launcher.ttl_seconds_after_finished": "cleanup after the end is the runtime's (or Kueue's)",
     "launcher.working_dir": "the image's WORKDIR is used",
     "launcher.pod_priority_class": "a TrainJob's pods take their priority from Kueue's "

@@ -5,17 +5,23 @@ core/v1 schema.
 Trainer's webhook runs the torch plugin's check (no PET_* variable in ``trainer.env``: the
 plugin sets them) and JobSet's (every pod name ``<name>-node-0-<index>-<5 chars>`` a DNS-1035
 label); the CRD itself only says the name is a DNS-1035 label of at most 63 characters.
+
+Aegis's runtime (``runtime.render_runtime``) against Trainer's runtime webhook, JobSet's
+failure-policy validation and the API server's podFailurePolicy rules, its node Job against
+the official batch/v1 schema.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from aegis.errors import ConfigError
 from aegis.k8s import naming
 from aegis.k8s.validate import schema_check
 from aegis.launch.trainjob.kind import CONTAINER, REPLICATED_JOB, longest_pod_name
+from aegis.launch.trainjob.runtime import ANCESTOR_LABEL, ANCESTOR_TRAINER
 from aegis.launch.trainjob.schema import RUNTIME_KINDS
 
 # What the torch plugin injects into the node container; its webhook refuses a TrainJob that sets any.
@@ -117,3 +123,113 @@ def validate_trainjob(manifest: dict[str, Any]) -> None:
                 "metadata": {"name": f"{manifest['metadata']['name']}-{REPLICATED_JOB}"},
                 "template": node_pod_template(manifest)}
     schema_check(template, "TrainJob node pod template")
+
+
+# --------------------------------------------------------------------------- the runtime
+
+# Trainer v2.3.0 pkg/webhooks/trainingruntime_webhook.go (validateReplicatedJobs): a replicated job
+# whose ancestor label is one of these has replicas 1 and the container named here.
+ANCESTOR_CONTAINERS = {"trainer": CONTAINER, "model-initializer": "model-initializer",
+                       "dataset-initializer": "dataset-initializer"}
+# Trainer v2.4.0 refuses a runtime whose ReplicatedJob names are longer than this.
+MAX_REPLICATED_JOB_NAME = 20
+# JobSet v0.12.0 pkg/webhooks/jobset_webhook.go: validOnJobFailureReasons, the rule name pattern
+# and length, and the actions (api/jobset/v1alpha2/jobset_types.go, FailurePolicyAction).
+JOB_FAILURE_REASONS = ("BackoffLimitExceeded", "DeadlineExceeded", "FailedIndexes", "MaxFailedIndexesExceeded",
+                       "PodFailurePolicy")
+RULE_NAME = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+JOBSET_ACTIONS = ("FailJobSet", "RestartJobSet", "RestartJobSetAndIgnoreMaxRestarts", "RestartJob",
+                  "RestartJobAndIgnoreMaxRestarts")
+
+
+def runtime_problems(runtime: dict[str, Any]) -> list[str]:
+    """The admission rules a training runtime meets (Trainer's runtime webhook, JobSet's failure
+    policy validation, the API server's podFailurePolicy rules) and the retry rules Aegis's
+    runtime promises; one phrase per problem."""
+    problems: list[str] = []
+    if runtime.get("apiVersion") != "trainer.kubeflow.org/v1alpha1" or runtime.get("kind") not in RUNTIME_KINDS:
+        problems.append("apiVersion/kind must be trainer.kubeflow.org/v1alpha1 ClusterTrainingRuntime or "
+                        "TrainingRuntime")
+    if not naming.is_dns_1123_subdomain(str((runtime.get("metadata") or {}).get("name", ""))):
+        problems.append("the runtime's name must be a DNS-1123 subdomain")
+    spec = (runtime.get("spec") or {})
+    if "torch" not in ((spec.get("mlPolicy") or {})):
+        problems.append("mlPolicy.torch must be set, or the torch plugin injects no PET_* variables")
+    jobset = ((spec.get("template") or {}).get("spec") or {})
+    jobs = jobset.get("replicatedJobs") or []
+    names = [j.get("name", "") for j in jobs]
+    for job in jobs:
+        name = job.get("name", "")
+        if len(name) > MAX_REPLICATED_JOB_NAME or not naming.is_dns_1035_label(name):
+            problems.append(f"replicated job {name!r} must be a DNS-1035 label of at most "
+                            f"{MAX_REPLICATED_JOB_NAME} characters (Trainer v2.4)")
+        ancestor = (((job.get("template") or {}).get("metadata") or {}).get("labels") or {}).get(ANCESTOR_LABEL)
+        pod = ((job.get("template") or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+        if ancestor in ANCESTOR_CONTAINERS:
+            if job.get("replicas", 1) != 1:
+                problems.append(f"replicated job {name!r} must have replicas 1")
+            if ANCESTOR_CONTAINERS[ancestor] not in {c.get("name") for c in pod.get("containers") or []}:
+                problems.append(f"replicated job {name!r} must have a container {ANCESTOR_CONTAINERS[ancestor]!r}")
+        problems.extend(_job_problems(name, (job.get("template") or {}).get("spec") or {}, pod))
+    trainers = [j for j in jobs if (((j.get("template") or {}).get("metadata") or {}).get("labels") or {}).get(
+        ANCESTOR_LABEL) == ANCESTOR_TRAINER]
+    if [j.get("name") for j in trainers] != [REPLICATED_JOB]:
+        problems.append(f"the runtime needs one replicated job {REPLICATED_JOB!r} labelled "
+                        f"{ANCESTOR_LABEL}={ANCESTOR_TRAINER} (the one the TrainJob's runtimePatches patch)")
+    problems.extend(_failure_policy_problems(jobset.get("failurePolicy"), names))
+    return problems
+
+
+def _job_problems(name: str, job: dict[str, Any], pod: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    policy = job.get("podFailurePolicy")
+    if policy is not None:  # kubernetes pkg/apis/batch/validation/validation.go, validatePodFailurePolicy
+        if pod.get("restartPolicy") != "Never":
+            problems.append(f"replicated job {name!r}: a podFailurePolicy needs restartPolicy Never")
+        containers = {c.get("name") for c in (pod.get("containers") or []) + (pod.get("initContainers") or [])}
+        for rule in policy.get("rules") or []:
+            codes = rule.get("onExitCodes") or {}
+            if codes.get("containerName") not in (None, *containers):
+                problems.append(f"replicated job {name!r}: podFailurePolicy names container "
+                                f"{codes.get('containerName')!r}, which its pods do not have")
+    if name == REPLICATED_JOB:  # Aegis's promise, not an admission rule
+        if pod.get("restartPolicy") != "Never" or job.get("backoffLimit") != 0 or policy is None:
+            problems.append(f"replicated job {name!r} must run its pods with restartPolicy Never, backoffLimit 0 "
+                            "and a podFailurePolicy, so that the JobSet's failurePolicy decides every retry")
+        if pod.get("automountServiceAccountToken") is not False:
+            problems.append(f"replicated job {name!r} must not mount the service-account token")
+    return problems
+
+
+def _failure_policy_problems(policy: Any, job_names: list[str]) -> list[str]:
+    if not policy:
+        return ["the JobSet template needs a failurePolicy (without one JobSet fails on the first failed Job)"]
+    problems: list[str] = []
+    rules = policy.get("rules") or []
+    if len({r.get("name") for r in rules}) != len(rules):
+        problems.append("failurePolicy rule names must be unique")
+    for rule in rules:
+        rule_name = str(rule.get("name", ""))
+        if not (1 <= len(rule_name) <= 128 and RULE_NAME.match(rule_name)):
+            problems.append(f"failurePolicy rule name {rule_name!r} must match {RULE_NAME.pattern} (1-128 characters)")
+        if rule.get("action") not in JOBSET_ACTIONS:
+            problems.append(f"failurePolicy rule {rule_name!r} has action {rule.get('action')!r}")
+        for reason in rule.get("onJobFailureReasons") or []:
+            if reason not in JOB_FAILURE_REASONS:
+                problems.append(f"failurePolicy rule {rule_name!r}: {reason!r} is not a Job failure reason")
+        for target in rule.get("targetReplicatedJobs") or []:
+            if target not in job_names:
+                problems.append(f"failurePolicy rule {rule_name!r} targets {target!r}, which is not a replicated job")
+    return problems
+
+
+def validate_runtime(runtime: dict[str, Any]) -> None:
+    """The runtime Aegis renders, refused in one sentence before it is printed or written; its
+    node Job checked as a batch/v1 Job against the official schema."""
+    problems = runtime_problems(runtime)
+    if problems:
+        raise ConfigError(f"the rendered {runtime.get('kind')} would be refused: {problems[0]}.")
+    for job in runtime["spec"]["template"]["spec"]["replicatedJobs"]:
+        schema_check({"apiVersion": "batch/v1", "kind": "Job",
+                      "metadata": {"name": f"{runtime['metadata']['name']}-{job['name']}"},
+                      "spec": job["template"]["spec"]}, f"{runtime.get('kind')} {job['name']} Job")
