@@ -73,6 +73,78 @@ def test_bad_input_is_one_sentence_naming_the_key(launcher, overrides, words):
     assert "\n" not in str(info.value)
 
 
+HOST = ["launcher.outputs.claim=null", "launcher.outputs.allow_host_path=true"]
+
+
+@pytest.mark.parametrize("launcher, overrides, words", [
+    ("k8s-job", ["launcher.outputs.claim=null", "launcher.outputs.host_path=/mnt/aegis"],
+     r"launcher.outputs.host_path='/mnt/aegis' mounts a directory of the node read-write into every pod, which is "
+     r"refused unless launcher.outputs.allow_host_path=true"),
+    ("pytorchjob", [*HOST, "launcher.outputs.host_path=/"], r"host_path='/' would give the pod the node's root"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/var/run/docker.sock"], "a container runtime's socket"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/run/containerd/containerd.sock"], "a container runtime's socket"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/var/run/crio/crio.sock"], "a container runtime's socket"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/etc"], "the node's /etc to read and write"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=//etc/./kubernetes"], "the node's /etc to read and write"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/proc/1"], "the node's /proc"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/sys"], "the node's /sys"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/var"], "the node's /var/run"),  # holds the sockets
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=/run/user"], "the node's /run"),
+    ("k8s-job", [*HOST, "launcher.outputs.host_path=mnt/x"], "is relative"),
+    ("k8s-job", ["launcher.outputs.mount_path=/app"], r"mount_path='/app' would hide the image's /app"),
+    ("pytorchjob", ["launcher.outputs.mount_path=/"], r"mount_path='/' would hide the image's /app"),
+    ("k8s-job", ["launcher.outputs.mount_path=/usr"], "would hide the image's /usr"),
+    ("k8s-job", ["launcher.outputs.mount_path=/bin"], "would hide the image's /bin"),
+    ("k8s-job", ["launcher.outputs.mount_path=/opt"], "would hide the image's /opt/venv"),
+    ("k8s-job", ["launcher.dataset_cache.mount_path=/app/conf"], r"dataset_cache.mount_path='/app/conf' would hide"),
+    ("k8s-job", ["launcher.working_dir=/srv/code", "launcher.outputs.mount_path=/srv"], "would hide the image's /srv/code"),
+    ("k8s-job", ["+launcher.labels={aegis.dev/run-id: victim-run}"],
+     r"launcher.labels key 'aegis.dev/run-id' is one Aegis sets to find the job and its pods"),
+    ("pytorchjob", ["+launcher.labels={app.kubernetes.io/instance: victim-job}"],
+     r"launcher.labels key 'app.kubernetes.io/instance' is one Aegis sets"),
+    ("k8s-job", ["+launcher.annotations={aegis.dev/run-dir: /elsewhere}"], "launcher.annotations key 'aegis.dev/run-dir'"),
+    ("k8s-job", ["+launcher.annotations={container.apparmor.security.beta.kubernetes.io/train: unconfined}"],
+     "without AppArmor/seccomp confinement"),
+    ("k8s-job", ["+launcher.annotations={seccomp.security.alpha.kubernetes.io/pod: Unconfined}"],
+     "without AppArmor/seccomp confinement"),
+    ("k8s-job", ["launcher.security.run_as_group=0"], "launcher.security.run_as_group=0 is invalid: expected a number >= 1"),
+    ("k8s-job", ["launcher.security.fs_group=0"], "launcher.security.fs_group=0 is invalid: expected a number >= 1"),
+    ("k8s-job", ["+launcher.foo=1"], "launcher.foo is not a key of launcher: expected one of name, image"),
+    ("pytorchjob", ["+launcher.host_network=true"], "launcher.host_network is not a key of launcher"),
+    ("k8s-job", ["+launcher.security.privileged=true"],
+     "launcher.security.privileged is not a key of launcher.security: expected one of run_as_user"),
+    ("local", ["+launcher.foo=1"], "launcher.foo is not a key of launcher"),
+])
+def test_pods_get_no_node_paths_hidden_code_borrowed_identity_or_unknown_keys(launcher, overrides, words):
+    cfg = compose_cfg(f"launcher={launcher}", *([f"launcher.image={IMAGE}"] if launcher != "local" else []),
+                      *overrides)
+    with pytest.raises(ConfigError, match=words) as info:
+        validate(cfg)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    [*HOST, "launcher.outputs.host_path=/mnt/aegis-outputs"],
+    ["launcher.outputs.mount_path=/app/outputs", "launcher.dataset_cache.mount_path=/mnt/data"],
+    ["+launcher.labels={example.com/team: ml, app: trainer}"],
+    ["+launcher.annotations={container.apparmor.security.beta.kubernetes.io/train: runtime/default}"],
+    ["launcher.security.fs_group=null"],
+])
+def test_safe_pod_settings_are_accepted(overrides):
+    validate(compose_cfg("launcher=k8s-job", f"launcher.image={IMAGE}", *overrides))
+
+
+def test_every_identity_label_and_annotation_the_renderer_sets_is_refused_in_launcher_labels():
+    from aegis.k8s import pod
+
+    cfg = compose_cfg("launcher=k8s-job", f"launcher.image={IMAGE}")
+    for group, keys in (("labels", pod.labels(cfg, "job", "run")), ("annotations", pod.annotations(cfg, "run"))):
+        for key in keys:
+            bad = compose_cfg("launcher=k8s-job", f"launcher.image={IMAGE}", f"+launcher.{group}={{{key}: x}}")
+            with pytest.raises(ConfigError, match=f"launcher.{group} key '{key}' is one Aegis sets"):
+                validate(bad)
+
+
 def test_wrong_type_fails_while_composing():
     with pytest.raises(Exception, match="launcher.nodes"):
         compose_cfg("launcher=pytorchjob", "launcher.nodes=two")

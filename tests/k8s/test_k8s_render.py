@@ -164,6 +164,7 @@ def test_credentials_come_from_secret_refs_never_literals(tmp_path):
 
 def test_host_path_and_empty_dir_outputs(tmp_path):
     plan = render("k8s-job", tmp_path, "launcher.outputs.claim=null", "launcher.outputs.host_path=/mnt/aegis",
+                  "launcher.outputs.allow_host_path=true",
                   "launcher.dataset_cache.claim=null", "launcher.shm_size=null")
     kubernetes_validate.validate(plan.manifest, KUBERNETES_VERSION, strict=True)
     _, pod = container(plan.manifest)

@@ -180,6 +180,8 @@ def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, de
     first, so a bad ``task_name`` or ``data.num_features`` is reported as itself and the
     ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds is then skipped."""
     subtrees = []
+    if not derived and prefix.startswith("launcher."):
+        _check_added_keys(node, schema, prefix, found)
     for f in dataclasses.fields(schema):
         if f.name not in node:
             continue
@@ -206,6 +208,18 @@ def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, de
             found.add(f"{key}={_shown(value)} is invalid: expected {check.expected}.", key)
     for value, key in subtrees:
         _check_tree(value, key, found, derived)
+
+
+def _check_added_keys(node: DictConfig, schema: type, prefix: str, found: Problems) -> None:
+    """``+launcher.<key>=...`` adds a key Hydra does not refuse (``+`` opens the node), which
+    no launcher reads: refused like the same key without ``+``."""
+    from aegis.config.hydra_errors import _unknown_key
+
+    known = {f.name for f in dataclasses.fields(schema)}
+    for name in node.keys():
+        if str(name) not in known:
+            key = f"{prefix}{name}"
+            found.add(_unknown_key(key, schema), key)
 
 
 def _check_tree(node: DictConfig, prefix: str, found: Problems, derived: bool) -> None:

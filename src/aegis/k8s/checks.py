@@ -9,6 +9,7 @@ and a bad quantity are both reported.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any, Iterator, Optional
 
@@ -21,6 +22,28 @@ from aegis.redact import find_credential, is_credential_name, mask_credentials
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 # An interpolation that reads the submitting machine's environment (${oc.env:X}, legacy ${env:X}).
 _HOST_ENV = re.compile(r"\$\{\s*(oc\.env|env)\s*:")
+
+# Node directories a pod must never mount (hostPath): the node's configuration and kernel
+# interfaces, and where container runtimes keep their sockets and state (a pod that reaches
+# docker.sock or containerd.sock runs anything as root on the node). A parent of one (``/``,
+# ``/var``) exposes it as well.
+_NODE_SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var/run", "/var/lib/docker",
+                     "/var/lib/containerd", "/var/lib/kubelet", "/var/lib/crio", "/usr", "/bin", "/sbin", "/lib",
+                     "/lib64")
+_RUNTIME_DIRS = ("/run/containerd", "/var/run/containerd", "/run/crio", "/var/run/crio", "/run/docker.sock",
+                 "/var/run/docker.sock", "/run/docker", "/var/run/docker", "/var/lib/docker", "/var/lib/containerd",
+                 "/var/lib/crio")
+# Where the image keeps what runs (docker/Dockerfile.training): a volume mounted there hides it.
+_IMAGE_CODE_DIR = "/app"  # the WORKDIR: train.py, conf/ (launcher.working_dir moves it)
+_IMAGE_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/sys", "/dev", "/opt/venv", "/run",
+               "/var/run")
+# Labels and annotations by which Aegis (and its follower, status and cancel) finds a job and
+# its pods (aegis.k8s.pod.labels/annotations): a launcher.labels entry must not replace them.
+_IDENTITY_PREFIXES = ("aegis.dev/",)
+_IDENTITY_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+                  "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by", "app.kubernetes.io/version")
+# Annotations that switch a container's confinement off.
+_CONFINEMENT = ("apparmor.security.beta.kubernetes.io", "seccomp.security.alpha.kubernetes.io")
 
 
 def _unresolved_strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
@@ -195,6 +218,9 @@ def _names(launcher: DictConfig, found: Problems) -> None:
         found.add(
             "launcher.outputs.claim and launcher.outputs.host_path are both set: choose one (set the other to null)."
         )
+    _host_path(launcher, found)
+    _mount_paths(launcher, found)
+    _identity(launcher, found)
     for group, mapping in (("labels", launcher.labels), ("annotations", launcher.annotations),
                            ("node_selector", launcher.node_selector)):
         for key, value in mapping.items():
@@ -208,6 +234,77 @@ def _names(launcher: DictConfig, found: Problems) -> None:
                     f"launcher.{group}.{key}={value!r} is not a valid label value: at most 63 characters of "
                     "letters, digits, '-', '_' and '.', starting and ending with a letter or digit."
                 )
+
+
+def _normal(path: str) -> str:
+    """``path`` as the node or container resolves it: ``//etc/./`` is ``/etc``."""
+    return posixpath.normpath("/" + str(path).lstrip("/"))
+
+
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _host_path(launcher: DictConfig, found: Problems) -> None:
+    outputs = launcher.outputs
+    if outputs.host_path is None or outputs.claim is not None:  # both set: one sentence already says choose one
+        return
+    key = "launcher.outputs.host_path"
+    shown = f"{key}={outputs.host_path!r}"
+    if not outputs.get("allow_host_path"):
+        found.add(f"{shown} mounts a directory of the node read-write into every pod, which is refused unless "
+                  "launcher.outputs.allow_host_path=true (for a one-node kind/minikube cluster); elsewhere use "
+                  "launcher.outputs.claim.", key)
+        return
+    if not str(outputs.host_path).startswith("/"):
+        found.add(f"{shown} is relative: expected an absolute directory of the node, e.g. /mnt/aegis-outputs.", key)
+        return
+    path = _normal(outputs.host_path)
+    if path.endswith(".sock") or any(_within(path, d) for d in _RUNTIME_DIRS):
+        found.add(f"{shown} is a container runtime's socket or state on the node, which would give the pod control "
+                  "of the node: expected a directory of its own for run outputs, e.g. /mnt/aegis-outputs.", key)
+        return
+    for system in _NODE_SYSTEM_DIRS:
+        if _within(path, system) or _within(system, path):
+            what = "the node's root" if path == "/" else f"the node's {system}"
+            found.add(f"{shown} would give the pod {what} to read and write: expected a directory of its own for run "
+                      "outputs outside /etc, /proc, /sys, /dev, /run, /var/run and the system directories, e.g. "
+                      "/mnt/aegis-outputs.", key)
+            return
+
+
+def _mount_paths(launcher: DictConfig, found: Problems) -> None:
+    """A volume mounted over the image's code (its WORKDIR, the venv, the system) replaces it:
+    the pod would run without train.py or Python."""
+    code = _normal(launcher.working_dir or _IMAGE_CODE_DIR)
+    for name in ("outputs", "dataset_cache"):
+        mount = str(launcher[name].mount_path)
+        if not mount.startswith("/"):
+            continue  # said in _names
+        path = _normal(mount)
+        key = f"launcher.{name}.mount_path"
+        hides = next((d for d in (code, *_IMAGE_DIRS) if _within(d, path)), None)  # a parent of the code, or it
+        if hides is None:
+            hides = next((d for d in _IMAGE_DIRS if _within(path, d)), None)
+        if hides is None and _within(path, code) and not _within(path, posixpath.join(code, "outputs")):
+            hides = code
+        if hides is not None:
+            found.add(f"{key}={mount!r} would hide the image's {hides} (its code, Python or system files) under the "
+                      f"volume: expected a directory of its own, e.g. /{'outputs' if name == 'outputs' else 'data'}.",
+                      key)
+
+
+def _identity(launcher: DictConfig, found: Problems) -> None:
+    for group in ("labels", "annotations"):
+        for key, value in launcher[group].items():
+            key = str(key)
+            if key.startswith(_IDENTITY_PREFIXES) or key in _IDENTITY_KEYS:
+                found.add(f"launcher.{group} key {key!r} is one Aegis sets to find the job and its pods, so it cannot "
+                          f"be set here: expected a key of your own, e.g. example.com/team.", f"launcher.{group}")
+            elif any(part in key for part in _CONFINEMENT) and str(value).strip().lower() == "unconfined":
+                found.add(f"launcher.annotations.{key}={value!r} would run the container without AppArmor/seccomp "
+                          "confinement: expected runtime/default or a localhost/<profile> (or no such annotation).",
+                          "launcher.annotations")
 
 
 def _env(launcher: DictConfig, found: Problems) -> None:

@@ -47,6 +47,9 @@ class OutputsVolumeConfig:
 
     claim: Optional[str] = "aegis-outputs"
     host_path: Optional[str] = None
+    # A node directory is mounted read-write into the pod: only when this says so, and never
+    # a system directory or a container runtime's socket (aegis.k8s.checks).
+    allow_host_path: bool = False
     mount_path: str = field(default="/outputs", metadata=meta(c.non_empty()))
 
 
@@ -78,11 +81,12 @@ class TolerationConfig:
 
 @dataclass
 class SecurityConfig:
-    """The pod runs as this non-root user; ``fs_group`` makes mounted volumes writable."""
+    """The pod runs as this non-root user and group (0, root's, is refused); ``fs_group``
+    makes mounted volumes writable."""
 
     run_as_user: int = field(default=1000, metadata=meta(c.at_least(1)))
-    run_as_group: int = field(default=1000, metadata=meta(c.at_least(0)))
-    fs_group: Optional[int] = field(default=1000, metadata=meta(c.at_least(0)))
+    run_as_group: int = field(default=1000, metadata=meta(c.at_least(1)))
+    fs_group: Optional[int] = field(default=1000, metadata=meta(c.at_least(1)))
     read_only_root_filesystem: bool = False
 
 
