@@ -264,3 +264,14 @@ def test_a_submitit_time_limit_below_its_signal_delay_is_refused(compose):
     HydraConfig.instance().set_config(cfg)
     with pytest.raises(ConfigError, match=r"hydra.launcher.timeout_min=1 ends before the requeue signal"):
         check(cfg)
+
+
+def test_a_fault_rank_counts_slurm_tasks(compose, monkeypatch):
+    """fault.rank=1 in a 2-task SLURM job: each task's own check (launcher=local) counted 1 rank
+    and refused it; the submitting check did not know launcher=slurm's shape."""
+    assert _sentences(compose, "strategy=ddp", "launcher.tasks_per_node=2", "fault=raise", "fault.rank=1") == []
+    assert "beyond the run's 2 ranks" in _sentences(compose, "strategy=ddp", "launcher.tasks_per_node=2",
+                                                      "fault=raise", "fault.rank=2")[0]
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert problems(compose("strategy=ddp", "fault=raise", "fault.rank=1")).sentences == []

@@ -67,14 +67,18 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
-def test_a_two_task_ddp_job_is_one_run_with_world_size_two(slurm_cluster, tmp_path):
+@pytest.mark.parametrize("nodes, tasks", [(1, 2), (2, 1)])
+def test_a_two_task_ddp_job_is_one_run_with_world_size_two(slurm_cluster, tmp_path, nodes, tasks):
+    """Two tasks on one node, and one task on each of two nodes (two slurmd on this host)."""
     root = tmp_path / "out"
-    done = run_train([*GANG, "trainer=smoke", "run_id=ddp"], root, timeout=300)
+    done = run_train(["launcher=slurm", "strategy=ddp", f"launcher.nodes={nodes}", f"launcher.tasks_per_node={tasks}",
+                      "trainer=smoke", "run_id=ddp"], root, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = run_dirs(root)
     record, ref = summary(run_dir), json.loads((run_dir / "job.json").read_text())
     job_id = ref["backend"]["job_id"]
     assert record["status"] == "completed" and record["world_size"] == 2 and record["slurm_job_id"] == job_id
+    assert record["num_nodes"] == nodes
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "train.rank1.log").is_file()
     assert len(json.loads((run_dir / "tracking.json").read_text())) > 0  # one tracking run, rank 0's
     assert slurm_cluster.state(job_id) == "COMPLETED"
@@ -199,3 +203,19 @@ def test_a_request_the_cluster_can_never_start_is_one_sentence_and_creates_nothi
     assert not root.exists() or not any(root.iterdir())
     swept = run_train(["-m", "launcher=slurm", "model.lr=0.1,0.2", *overrides], root, timeout=60)
     assert swept.returncode == 1 and words in swept.stderr and (not root.exists() or not any(root.iterdir()))
+
+
+def test_a_rank_that_fails_on_its_own_account_fails_the_job_and_is_named(slurm_cluster, tmp_path):
+    """Rank 1 raises at step 5: the job fails with its code (not retried, not requeued), and the
+    submitter, summary.json and aegis status name rank 1 and the exception."""
+    root = tmp_path / "out"
+    done = run_train([*GANG, "trainer=smoke", "fault=raise", "fault.rank=1", "fault.step=5", "run_id=boom"], root,
+                     timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Run failed: rank 1: InjectedFault" in done.stderr
+    run_dir = root / "train" / "runs" / "boom"
+    job_id = json.loads((run_dir / "job.json").read_text())["backend"]["job_id"]
+    assert slurm_cluster.state(job_id) == "FAILED"
+    assert summary(run_dir)["attempts"][-1]["failure"]["rank"] == 1
+    status = aegis(root, "status", "boom")
+    assert status.stdout.startswith("failed") and "rank 1: InjectedFault" in status.stdout, status.stdout

@@ -95,7 +95,9 @@ def world_size(cfg: DictConfig) -> Optional[int]:
     launcher, strategy = cfg.launcher, cfg.strategy
     if "WORLD_SIZE" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:  # a rank of a running gang
         return int(os.environ["WORLD_SIZE"])
-    per_node = launcher.get("nproc_per_node")
+    if os.environ.get("SLURM_NTASKS", "").isdigit() and os.environ.get("SLURM_JOB_ID"):  # a task of a SLURM job
+        return int(os.environ["SLURM_NTASKS"])
+    per_node = launcher.get("nproc_per_node", launcher.get("tasks_per_node"))
     nodes = launcher.get("nnodes", launcher.get("nodes"))
     if isinstance(per_node, int) and isinstance(nodes, int):
         return per_node * nodes

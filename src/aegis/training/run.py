@@ -392,11 +392,12 @@ class _Attempt:
     def _failure(self, exc: BaseException, cause: str, exit_code: int) -> dict[str, Any]:
         """This rank's account of its failure, also left for torchrun and the gang's supervisor
         (aegis.training.rank_failure); a run with no supervisor tags its MLflow run itself."""
+        from aegis.config.host import in_slurm_gang
         from aegis.config.resolvers import in_torchrun_gang
         from aegis.launch.gang import NOTES_ENV, note_failure
         from aegis.training.rank_failure import failure_of, write_error_file
 
-        rank = global_rank() if in_torchrun_gang() else None
+        rank = global_rank() if in_torchrun_gang() or in_slurm_gang() else None
         failure = failure_of(exc, cause, rank, exit_code)
         write_error_file(exc, failure)
         if rank is not None:
