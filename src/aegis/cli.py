@@ -118,6 +118,9 @@ def one_line_errors() -> Iterator[None]:
                     raise
                 for line in lines:
                     print(line, file=sys.stderr)
+                from aegis.launch.gang import note_user_error
+
+                note_user_error(exc, lines)  # a rank of a gang: its supervisor's report names these lines
                 sys.exit(1)
 
         return original(reported)

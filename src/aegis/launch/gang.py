@@ -107,6 +107,25 @@ def note_failure(rank: int, failure: "Failure") -> None:
         pass
 
 
+def note_user_error(exc: BaseException, lines: Sequence[str]) -> None:
+    """A rank that stops on a user error (its config, before it trains) leaves its ``Error:``
+    lines as its own account, so the gang's report names them rather than an exit without a
+    word. Outside a gang (no ``RANK``, nobody listening) it does nothing."""
+    from aegis.training.rank_failure import ERROR_FILE_ENV, write_error_file
+
+    rank = os.environ.get("RANK", "")
+    said = [line.removeprefix("Error: ").strip() for line in lines if line.strip()]
+    if not rank.isdigit() or not said or not (os.environ.get(NOTES_ENV) or os.environ.get(ERROR_FILE_ENV)):
+        return
+    from aegis.failure import Failure
+
+    more = f" (and {len(said) - 1} more problems)" if len(said) > 1 else ""
+    failure = Failure(said[0] + more, rank=int(rank), exception=type(exc).__name__, message="\n".join(said),
+                      exit_code=1)
+    note_failure(int(rank), failure)
+    write_error_file(exc, failure)
+
+
 def read_failures(folder: Path) -> dict[int, dict[int, "Failure"]]:
     """The ranks' own failures, by torchrun restart count, then rank."""
     from aegis.failure import Failure

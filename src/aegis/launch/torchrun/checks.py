@@ -1,5 +1,6 @@
 """Rules of ``launcher=torchrun``: a rank within the nodes, a rendezvous port for several
-nodes, DDP for several processes, and a strategy shape that agrees with torchrun's."""
+nodes, DDP for several processes, a strategy shape that agrees with torchrun's, and a
+config its ranks can compose with launcher=local."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from omegaconf import DictConfig
 
 from aegis.config.validation import GANG_KEYS
 from aegis.errors import Problems
+from aegis.launch.children import check_children_compose
 
 
 def check(cfg: DictConfig, found: Problems) -> None:
@@ -38,3 +40,5 @@ def check(cfg: DictConfig, found: Problems) -> None:
                 f"strategy.{key}={value} disagrees with launcher.{flag}={launcher[flag]}: expected "
                 f"strategy.{key}={launcher[flag]} or null (read from torchrun)."
             )
+    if not found:  # the ranks re-enter train.py with launcher=local: they must compose it too
+        check_children_compose(cfg, found, "the ranks")
