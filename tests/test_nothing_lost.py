@@ -394,3 +394,23 @@ def test_an_unreadable_tracking_record_fails_in_one_line_and_keeps_the_completed
     record = summary(run_dir)
     assert record["status"] == "completed"
     assert record["attempts"][-1]["status"] == "failed" and "tracking.json" in record["attempts"][-1]["cause"]
+
+
+def test_a_summary_that_is_not_json_is_moved_aside_and_its_attempts_recovered(train_run, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    attempts = [{"attempt": n, "status": "killed", "pid": 999999} for n in range(1, 7)]
+    whole = json.dumps({"status": "killed", "attempt": 6, "attempts": attempts}, indent=2, sort_keys=True)
+    damaged = whole[: whole.rindex('"attempt": 6,') + 5]  # cut inside attempt 6: attempts 1-5 are whole
+    (run_dir / "summary.json").write_text(damaged)
+    with caplog.at_level(logging.WARNING, logger="aegis.training"):
+        outcome, _ = train_run(*SMOKE, "trainer.max_epochs=1", run_dir=run_dir)
+    assert outcome.exit_code == 0
+    [kept] = (run_dir / "corrupt").iterdir()
+    assert kept.name.startswith("summary.json.") and kept.read_text() == damaged
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "summary.json" in r.getMessage()]
+    assert len(warnings) == 1 and "not valid JSON" in warnings[0] and str(kept) in warnings[0], warnings
+    assert "5 earlier attempt(s) recovered" in warnings[0] and "\n" not in warnings[0]
+    record = summary(run_dir)
+    assert [a["attempt"] for a in record["attempts"]] == [1, 2, 3, 4, 5, 6]
+    assert [a["status"] for a in record["attempts"]] == ["killed"] * 5 + ["completed"]

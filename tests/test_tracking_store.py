@@ -341,3 +341,45 @@ def test_a_password_in_the_tracking_uri_reaches_the_server_but_no_file_or_output
     assert leaked == []
     record = summary(next(root.rglob("summary.json")).parent)["tracking"]
     assert record["tracking_uri"] == f"http://alice:***@127.0.0.1:{port}" and record["continued_run"] is True
+
+
+def _summary_with_attempts(run_dir: Path, count: int) -> None:
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"status": "running", "attempts": [{"attempt": n + 1, "status": "killed"} for n in range(count)]}))
+
+
+def test_a_missing_tracking_json_finds_the_run_by_its_tags_with_one_warning(tracking_for, tmp_path, caplog):
+    first = tracking_for()
+    first.start()
+    run_dir = tmp_path / "root" / "runs" / "run1"
+    (run_dir / "tracking.json").unlink()
+    _summary_with_attempts(run_dir, 2)  # the run dir ran before (this attempt is the second)
+    with caplog.at_level(logging.WARNING, logger="aegis.training"):
+        again = tracking_for()
+        again.start()
+    assert again.run_id == first.run_id and again.continued_run
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == "aegis.training"]
+    assert warnings == [f"{run_dir / 'tracking.json'} is missing: continuing MLflow run {first.run_id}, found by "
+                        "its tags aegis.run_id=run1 and aegis.run_dir."]
+    assert json.loads((run_dir / "tracking.json").read_text())["run_id"] == first.run_id  # healed
+
+
+def test_a_run_dir_that_never_ran_here_starts_its_own_tracking_run(tracking_for, tmp_path):
+    """A run dir deleted and started again under the same run id, or a sweep reusing a run id in
+    another dir, does not take over an earlier tracking run."""
+    first = tracking_for()
+    first.start()
+    run_dir = tmp_path / "root" / "runs" / "run1"
+    shutil.rmtree(run_dir)
+    run_dir.mkdir()
+    _summary_with_attempts(run_dir, 1)  # only this attempt
+    fresh = tracking_for()
+    fresh.start()
+    assert fresh.run_id != first.run_id and not fresh.continued_run
+    (tmp_path / "root" / "runs" / "run2").mkdir()
+    _summary_with_attempts(tmp_path / "root" / "runs" / "run2", 2)
+    other = tracking_for(run_id="run2")
+    assert other.target.lost_record_of == tmp_path / "root" / "runs" / "run2"
+    other.target.tags["aegis.run_id"] = "run1"  # same run id tag, another dir
+    other.start()
+    assert other.run_id not in (first.run_id, fresh.run_id)

@@ -6,13 +6,17 @@ that an attempt which did not complete never replaces the record of one that did
 re-run that fails after a completed run leaves ``"status": "completed"`` on top and its
 failure in ``attempts``). An attempt is written as ``running`` when it starts, so one
 that was killed outright (kill -9, OOM killer, a lost node) is found ``running`` by the
-next attempt and recorded as ``killed``. Rank 0 alone writes.
+next attempt and recorded as ``killed``. Rank 0 alone writes. A ``summary.json`` that is not
+a JSON object is moved into ``corrupt/`` with one warning, and the attempts that can still be
+parsed out of it are kept.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -34,7 +38,7 @@ class RunRecord:
     def __init__(self, run_dir: Path, rank_zero: bool) -> None:
         self.path = run_dir / SUMMARY_FILE
         self.rank_zero = rank_zero
-        previous = (read_json(self.path) or {}) if rank_zero else {}
+        previous = _read_or_set_aside(self.path) if rank_zero else {}
         self.attempts: list[dict[str, Any]] = [dict(a) for a in previous.get("attempts") or []]
         if previous and not self.attempts:  # a record written before attempts were kept
             self.attempts = [_attempt_of(previous, 1)]
@@ -43,7 +47,7 @@ class RunRecord:
                                      "(kill -9, the OOM killer, or a lost node)")
         self.completed: Optional[dict[str, Any]] = previous if previous.get("status") == "completed" else None
         self.current: dict[str, Any] = {
-            "attempt": len(self.attempts) + 1,
+            "attempt": max([len(self.attempts), *(_number(a) for a in self.attempts)]) + 1,
             "started_at": time.time(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -85,6 +89,61 @@ class RunRecord:
             return isinstance(failure, dict) and is_own(Failure.from_dict(failure))
         except (TypeError, ValueError):
             return False
+
+
+def _number(attempt: dict[str, Any]) -> int:
+    number = attempt.get("attempt")
+    return number if isinstance(number, int) else 0
+
+
+def _read_or_set_aside(path: Path) -> dict[str, Any]:
+    """The record in ``path`` ({} when there is none yet). One that is not a JSON object is
+    moved into ``corrupt/`` beside it (never overwritten) and what can be read of its attempts
+    is kept, with one warning line."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        log.warning("%s cannot be read (%s); this attempt starts a new record beside it.", path,
+                    exc.strerror or exc)
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        why = f"not valid JSON ({exc})"
+    else:
+        if isinstance(record, dict) and isinstance(record.get("attempts", []), list):
+            return record
+        why = "not a record of attempts"
+    attempts = _attempts_in(text)
+    corrupt = path.parent / "corrupt"
+    try:
+        corrupt.mkdir(exist_ok=True)
+        kept = corrupt / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        os.replace(path, kept)
+    except OSError as exc:
+        kept = None
+        log.warning("%s is %s, and could not be moved aside (%s).", path, why, exc.strerror or exc)
+    if kept is not None:
+        log.warning("%s was %s: moved to %s, and %d earlier attempt(s) recovered from it.", path, why, kept,
+                    len(attempts))
+    return {"attempts": attempts}
+
+
+def _attempts_in(text: str) -> list[dict[str, Any]]:
+    """The attempt entries that can still be parsed out of a damaged ``summary.json``: each
+    object that opens with its ``"attempt"`` number (written with sorted keys), by number."""
+    decoder = json.JSONDecoder()
+    found: dict[int, dict[str, Any]] = {}
+    for match in re.finditer(r'\{\s*"attempt"\s*:', text):
+        try:
+            entry, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("attempt"), int) and "attempts" not in entry:
+            found[entry["attempt"]] = {k: v for k, v in entry.items() if k in _ATTEMPT_KEYS}
+    return [found[n] for n in sorted(found)]
 
 
 def _scheduler_job() -> dict[str, Any]:

@@ -3,7 +3,8 @@
 One run dir is one MLflow run. Its id is saved in the run dir (``tracking.json``) the
 moment the run exists; a resumed or rescheduled run finds that run in the current store
 by its id (or by its ``aegis.run_id`` tag), wherever the store now lives, and keeps
-logging to it. An unreadable ``tracking.json`` stops the run rather than silently
+logging to it; a run dir that ran before and lost its ``tracking.json`` finds its run by its
+``aegis.run_id`` and ``aegis.run_dir`` tags, with one warning. An unreadable ``tracking.json`` stops the run rather than silently
 splitting its metrics over two MLflow runs; ``logger.new_run=true`` starts over on purpose.
 
 Credentials in the tracking URI (``https://user:PW@host`` in $MLFLOW_TRACKING_URI; a config
@@ -29,8 +30,9 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from omegaconf import DictConfig
 
 from aegis.redact import find_credential, mask_credentials
-from aegis.training.files import write_json
+from aegis.training.files import read_json, write_json
 from aegis.training.mlflow_store import StoreError, prepare_store, registry_lock, retry_transient
+from aegis.training.record import SUMMARY_FILE
 
 log = logging.getLogger("aegis.training")
 
@@ -138,6 +140,8 @@ class MLflowTarget:
     tags: dict[str, str]
     artifact_location: Optional[str]
     previous: Optional[dict[str, Any]]  # this run dir's tracking.json, when it continues
+    # The run dir, when it ran before but its tracking.json is gone: its run is looked up by its tags.
+    lost_record_of: Optional[Path] = None
     system_metrics: bool = False  # logger.system_metrics: MLflow's monitor on this run
 
     @property
@@ -340,6 +344,13 @@ def _open_run(client: Any, target: MLflowTarget) -> tuple[str, str, bool]:
         if run is not None:
             return run.info.run_id, run.info.experiment_id, True
         log.warning("Starting a new MLflow run: %s", why)
+    elif target.lost_record_of is not None:
+        run = _find_run_of_dir(client, target, target.lost_record_of)
+        if run is not None:
+            log.warning("%s is missing: continuing MLflow run %s, found by its tags %s=%s and %s.",
+                        target.lost_record_of / TRACKING_FILE, run.info.run_id, RUN_ID_TAG, target.tags[RUN_ID_TAG],
+                        RUN_DIR_TAG)
+            return run.info.run_id, run.info.experiment_id, True
     from mlflow.tracking.context.registry import resolve_tags
 
     experiment_id = _experiment_id(client, target)
@@ -374,6 +385,28 @@ def _find_previous_run(client: Any, target: MLflowTarget) -> tuple[Any, str]:
             return None, (f"MLflow run {recorded} is not in {target.shown_uri}, and several runs there are tagged "
                           f"{RUN_ID_TAG}={aegis_run_id}")
     return None, f"MLflow run {recorded} of this run dir is not in {target.shown_uri}"
+
+
+def _find_run_of_dir(client: Any, target: MLflowTarget, run_dir: Path) -> Any:
+    """The one active run of this experiment tagged with this run's id and this run dir (a
+    sweep that reuses a run id elsewhere has other dirs), else None."""
+    aegis_run_id, where = target.tags[RUN_ID_TAG], str(run_dir)
+    experiment = client.get_experiment_by_name(target.experiment_name)
+    if experiment is None or "'" in aegis_run_id or "'" in where:
+        return None
+    tagged = client.search_runs([experiment.experiment_id],
+                                f"tags.`{RUN_ID_TAG}` = '{aegis_run_id}' and tags.`{RUN_DIR_TAG}` = '{where}'",
+                                max_results=2)
+    return tagged[0] if len(tagged) == 1 else None
+
+
+def ran_before(run_dir: Path) -> bool:
+    """The run dir holds an earlier attempt: a checkpoint, or an attempt before this one in
+    ``summary.json`` (this attempt is recorded there before tracking starts)."""
+    if any((run_dir / "checkpoints").glob("*.ckpt")):
+        return True
+    attempts = (read_json(run_dir / SUMMARY_FILE) or {}).get("attempts")
+    return isinstance(attempts, list) and len(attempts) > 1
 
 
 def _get_run(client: Any, run_id: str) -> Any:
@@ -435,6 +468,7 @@ def build_tracking(
         tags={**{str(k): str(v) for k, v in (cfg.logger.get("tags") or {}).items()}, RUN_ID_TAG: run_id},
         artifact_location=embedded_artifact_location(uri, paths_root),
         previous=previous,
+        lost_record_of=run_dir if continuing and not new_run and previous is None and ran_before(run_dir) else None,
         system_metrics=bool(cfg.logger.get("system_metrics", False)),
     )
     return Tracking(kind, run_dir, uri=uri, experiment_name=cfg.logger.experiment_name, target=target)
