@@ -30,6 +30,11 @@ _RECORDED = {
     "killed": State.failed,
 }
 _EXIT_CODES = {State.succeeded: 0, State.failed: 1, State.preempted: 143, State.cancelled: 143}
+# A record still ``running`` with its process gone: none of Python's exit paths ran (each writes
+# the record), which is what SIGKILL does (kill -9, the OOM killer); so does a crash in native code.
+KILLED_WITHOUT_RECORD = ("killed by SIGKILL (kill -9 or the OOM killer) or a crash in native code: the process "
+                         "ended without writing its record")
+KILLED_EXIT_CODE = 137  # 128 + SIGKILL
 
 
 class JobNotRunning(AegisError):
@@ -56,7 +61,7 @@ def process_status(ref: JobRef) -> JobStatus:
         state = _RECORDED[recorded]
         reason = attempt.get("cause") or (attempt.get("error") if state is State.failed else None)
     elif recorded == "running" and alive is False:
-        state, reason = State.failed, "the process ended without a record (kill -9, the OOM killer, a lost node)"
+        state, reason = State.failed, KILLED_WITHOUT_RECORD
     elif recorded == "running":
         state, reason = State.running, None
     elif alive:
@@ -68,7 +73,12 @@ def process_status(ref: JobRef) -> JobStatus:
     if (record.get("tracking") or {}).get("run_id"):
         details["tracking_run_id"] = record["tracking"]["run_id"]
     replicas = [ReplicaStatus(name, state, reason=None) for name in sorted(rank_logs(Path(ref.run_dir)))]
-    return JobStatus(state, replicas, exit_code=_EXIT_CODES.get(state), reason=reason, details=details)
+    return JobStatus(state, replicas, exit_code=_exit_code(state, reason), reason=reason, details=details)
+
+
+def _exit_code(state: State, reason: Optional[str]) -> Optional[int]:
+    """The exit code a state stands for; 137 (128 + SIGKILL) for a process killed outright."""
+    return KILLED_EXIT_CODE if reason == KILLED_WITHOUT_RECORD else _EXIT_CODES.get(state)
 
 
 def rank_logs(run_dir: Path) -> dict[str, Path]:

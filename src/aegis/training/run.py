@@ -180,7 +180,8 @@ class _Attempt:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
         from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, GangSigterm,
-                                              LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint, StepTiming)
+                                              LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint, RunningRecord,
+                                              StepTiming)
         from aegis.training.checkpoints import LAST, AtomicCheckpointIO, sweep_stale_temp_files
         from aegis.training.components import build, check_signature
         from aegis.training.topology import resolve_topology
@@ -241,7 +242,8 @@ class _Attempt:
         from aegis.training.faults import fault_callbacks  # fault=...: a failure on purpose, off by default
 
         trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
-                                        checkpointing, last, preemption, timing, *callbacks,
+                                        checkpointing, last, preemption, timing, RunningRecord(self._running),
+                                        *callbacks,
                                         *build_callbacks(cfg.get("callbacks")), *fault_callbacks(cfg, run_dir)]
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
@@ -333,6 +335,10 @@ class _Attempt:
     @staticmethod
     def _existing(path: Optional[str]) -> Optional[str]:
         return path if path and Path(path).is_file() else None
+
+    def _running(self, epochs_completed: int) -> None:
+        """The running attempt as far as it got (``aegis status`` reads it while the run runs)."""
+        self._write("running", metrics=self.snapshot.scalars(), epochs_completed=epochs_completed)
 
     def _write(self, status: str, **extra: Any) -> dict[str, Any]:
         trainer, best, last = self.trainer, self.best, self.checkpoint_dir / "last.ckpt"
