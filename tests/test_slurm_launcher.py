@@ -275,3 +275,18 @@ def test_a_fault_rank_counts_slurm_tasks(compose, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "5")
     monkeypatch.setenv("SLURM_NTASKS", "2")
     assert problems(compose("strategy=ddp", "fault=raise", "fault.rank=1")).sentences == []
+
+
+def test_an_experiment_that_sets_a_launcher_key_the_tasks_cannot_read_is_refused_before_sbatch(tmp_path):
+    """The srun tasks compose with launcher=local: a file setting launcher.tasks_per_node would
+    stop every task after the job started (the same as experiment=synthetic_ddp under torchrun)."""
+    from helpers import run_train
+
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "slurmy.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /launcher: slurm\nlauncher:\n  tasks_per_node: 1\n")
+    root = tmp_path / "out"
+    done = run_train([f"--config-dir={tmp_path / 'conf'}", "experiment=slurmy", "launcher.dry_run=true"], root)
+    assert done.returncode == 1 and "'experiment/slurmy' sets launcher.tasks_per_node, which the SLURM tasks " \
+                                   "cannot read" in done.stderr, done.stderr
+    assert not root.exists()

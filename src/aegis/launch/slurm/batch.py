@@ -123,6 +123,8 @@ class BatchSupervisor:
         would undo a user's scancel (SLURM accepts it), so nothing is done."""
         if code != PREEMPTED_EXIT_CODE:
             return code
+        # The gang is done: a SIGTERM now (SLURM answering our own requeue) must not cut the record short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if (self.run_dir / CANCEL_FILE).exists():
             say("cancelled (aegis cancel) with last.ckpt saved; the same command resumes the run")
             return code

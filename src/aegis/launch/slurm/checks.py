@@ -13,6 +13,7 @@ import re
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
+from aegis.launch.children import check_children_compose
 from aegis.launch.slurm import times
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")  # a partition (or a list), an account, a QOS
@@ -53,6 +54,8 @@ def check(cfg: DictConfig, found: Problems) -> None:
         if "\n" in str(line) or "\r" in str(line):
             found.add(f"launcher.setup[{i}] holds a line break: expected one shell line per entry.", "launcher.setup")
     _gang(cfg, found)
+    if not found:
+        check_children_compose(cfg, found, "the SLURM tasks")
 
 
 def _time(launcher: DictConfig, found: Problems) -> None:
