@@ -290,3 +290,19 @@ def test_an_experiment_that_sets_a_launcher_key_the_tasks_cannot_read_is_refused
     assert done.returncode == 1 and "'experiment/slurmy' sets launcher.tasks_per_node, which the SLURM tasks " \
                                    "cannot read" in done.stderr, done.stderr
     assert not root.exists()
+
+
+@pytest.mark.parametrize("launcher", [["launcher=slurm"], ["launcher=torchrun", "strategy=ddp"]])
+def test_a_sweeps_base_config_is_not_refused_as_a_childs(tmp_path, launcher):
+    """-m model.lr=0.1,0.2: the base config's overrides hold the sweep, which no single child
+    composes; each job is checked with its own value (it was 'cannot compose ... has several values')."""
+    from helpers import run_train
+
+    root = tmp_path / "out"
+    dry = ["launcher.dry_run=true"] if launcher[0] == "launcher=slurm" else ["launcher.nproc_per_node=0"]
+    done = run_train(["-m", *launcher, "model.lr=0.1,0.2", *dry], root)
+    assert "several values" not in done.stderr, done.stderr
+    if launcher[0] == "launcher=slurm":
+        assert done.returncode == 0 and done.stdout.count("#!/bin/bash") == 2, done.stderr
+    else:  # refused for its own reason, once, before anything exists
+        assert done.returncode == 1 and "launcher.nproc_per_node=0 is invalid" in done.stderr and not root.exists()

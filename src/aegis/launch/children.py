@@ -37,8 +37,11 @@ def child_composition_error(cfg: DictConfig, **replace: str) -> Optional[Excepti
     hydra = _hydra_node(cfg)
     if hydra is None or not GlobalHydra.instance().is_initialized():
         return None
+    task = tuple(str(o) for o in hydra.overrides.task)
+    if _sweeps(task):
+        return None  # a sweep's base config: each job is checked with its own values when it is composed
     ctx = RunContext(run_dir=Path("."), run_id="child", config_name=str(hydra.job.config_name),
-                     task_overrides=tuple(str(o) for o in hydra.overrides.task))
+                     task_overrides=task)
     overrides = [str(o) for o in hydra.overrides.hydra] + ctx.child_overrides(**{"launcher": "local", **replace})
     try:
         GlobalHydra.instance().config_loader().load_configuration(
@@ -46,6 +49,17 @@ def child_composition_error(cfg: DictConfig, **replace: str) -> Optional[Excepti
     except (HydraException, OmegaConfBaseException) as exc:
         return exc
     return None
+
+
+def _sweeps(overrides: tuple[str, ...]) -> bool:
+    """Some override sweeps (``model.lr=0.1,0.2``, ``range(...)``): no single child composes it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(list(overrides)))
+    except HydraException:
+        return False
 
 
 def check_children_compose(cfg: DictConfig, found: Problems, processes: str = "processes") -> None:
