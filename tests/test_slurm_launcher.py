@@ -141,7 +141,7 @@ def _request(**changes) -> Request:
     return Request(**{**base, **changes})
 
 
-SMALL = ([Partition("debug", default=True, max_time="02:00:00", node_names="n1", total_nodes=1),
+SMALL = ([Partition("debug", default=True, max_time="02:00:00"),
           Partition("down", state="DOWN")],
          [Node("n1", cpus=2, memory_mb=4000, partitions=("debug",))])
 

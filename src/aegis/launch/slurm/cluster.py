@@ -105,7 +105,7 @@ def job(job_id: str) -> Optional[SlurmJob]:
         return SlurmJob(
             job_id=pairs.get("JobId", str(job_id)), state=pairs.get("JobState", "UNKNOWN").split()[0],
             name=pairs.get("JobName", ""), reason=_reason(pairs.get("Reason")), exit_code=code, signal=sig,
-            restarts=int(pairs.get("Restarts", "0") or 0) if pairs.get("Restarts", "0").isdigit() else 0,
+            restarts=int(pairs["Restarts"]) if pairs.get("Restarts", "").isdigit() else 0,
             nodes=_reason(pairs.get("NodeList")), stdout=pairs.get("StdOut"), work_dir=pairs.get("WorkDir"),
         )
     if "Invalid job id" not in (done.stderr or "") and done.returncode != 0:
@@ -156,8 +156,6 @@ class Partition:
     default: bool = False
     state: str = "UP"
     max_time: Optional[str] = None  # SLURM's spelling; UNLIMITED/INFINITE for none
-    node_names: str = ""
-    total_nodes: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,11 +175,9 @@ def partitions() -> dict[str, Partition]:
         pairs = parse_pairs(line)
         if "PartitionName" not in pairs:
             continue
-        total = pairs.get("TotalNodes", "0")
         found[pairs["PartitionName"]] = Partition(
             name=pairs["PartitionName"], default=pairs.get("Default") == "YES", state=pairs.get("State", "UP"),
-            max_time=pairs.get("MaxTime"), node_names=pairs.get("Nodes", ""),
-            total_nodes=int(total) if total.isdigit() else 0)
+            max_time=pairs.get("MaxTime"))
     return found
 
 

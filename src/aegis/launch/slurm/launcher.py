@@ -133,13 +133,12 @@ class SlurmLauncher(Launcher[BatchJob, Submitted]):
         job_id = ref.backend.get("job_id")
         if not job_id:
             return JobStatus(State.unknown, reason="job.json names no SLURM job id")
-        job = cluster.job(str(job_id)) if cluster.available() else None
-        record = read_record(Path(ref.run_dir))
-        attempt = latest_attempt(record)
+        reachable = cluster.available()
+        job = cluster.job(str(job_id)) if reachable else None
+        attempt = latest_attempt(read_record(Path(ref.run_dir)))
         ran = process_status(ref)  # what the run's own record says: metrics, tracking run, failure
         if job is None:
-            where = "SLURM is not reachable from this machine" if not cluster.available() else \
-                f"SLURM no longer knows job {job_id}"
+            where = f"SLURM no longer knows job {job_id}" if reachable else "SLURM is not reachable from this machine"
             return JobStatus(ran.state, ran.replicas, ran.exit_code, f"{where}; from the run's record: "
                              f"{ran.reason or ran.state.value}", {**ran.details, "slurm_job_id": job_id})
         foreign = _not_this_run(job, ref)
