@@ -240,10 +240,11 @@ class _Attempt:
         self.snapshot = MetricsSnapshot()
         from aegis.training.components import build_callbacks  # the `callbacks` group: after Aegis's own
         from aegis.training.faults import fault_callbacks  # fault=...: a failure on purpose, off by default
+        from aegis.training.trainer_progress import trainer_progress_callbacks  # a TrainJob's status, if injected
 
         trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
                                         checkpointing, last, preemption, timing, RunningRecord(self._running),
-                                        *callbacks,
+                                        *trainer_progress_callbacks(self.rank_zero), *callbacks,
                                         *build_callbacks(cfg.get("callbacks")), *fault_callbacks(cfg, run_dir)]
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
