@@ -70,10 +70,14 @@ def test_the_live_table_has_counts_elapsed_eta_and_the_best_trial_first():
     assert lines[2].split()[2:] == ["2/4", "0.7000", "stopped", "(ASHA)"]
 
 
-def test_eta_is_the_mean_epoch_time_over_the_epochs_left_per_slot():
-    assert console.eta_seconds([2.0, 4.0], epochs_left=10, slots=2) == pytest.approx(15.0)
-    assert console.eta_seconds([], epochs_left=10, slots=2) is None
-    assert console.eta_seconds([3.0], epochs_left=0, slots=1) == 0.0
+def test_eta_is_the_rate_so_far_and_waits_for_a_trial_to_end():
+    # 20 epochs in 40 s, start-ups and concurrency included: 10 left take 20 s.
+    assert console.eta_seconds(20, 40.0, epochs_left=10, trials_ended=1) == pytest.approx(20.0)
+    # Before any trial ended, the time so far is mostly start-up: no ETA (was 5:30 at 0:15 for a
+    # search that ended 26 s later).
+    assert console.eta_seconds(4, 15.0, epochs_left=56, trials_ended=0) is None
+    assert console.eta_seconds(0, 15.0, epochs_left=10, trials_ended=1) is None
+    assert console.eta_seconds(3, 10.0, epochs_left=0, trials_ended=0) == 0.0
 
 
 def trial(trial_id, status, config, **result):
@@ -90,6 +94,37 @@ def test_a_ray_trial_becomes_a_row_numbered_as_its_run_dir_and_asha_stops_are_ma
     assert (row.number, row.status, row.params) == (7, "running", {"model.lr": 0.1})
     later = trial("x", "RUNNING", {"__aegis_trial": 7}, epoch=2, **{"val/acc": 0.8})
     assert console.trial_row(later, [], "val/acc", "max", 4, True, best).best == 0.9  # best so far
+
+
+def test_a_live_row_shows_the_best_of_every_result_not_only_those_drawn():
+    """Issue 24 item 1: the table read the last result at each draw (every 15 s in a log), so a
+    trial at 10/10 0.9111 had reached 0.9278 between two draws."""
+    done = trial("abcde_00002", "TERMINATED", {"__aegis_trial": 2}, epoch=10, **{"val/acc": 0.9111})
+    done.metric_analysis = {"val/acc": {"max": 0.9278, "min": 0.41, "last": 0.9111}}
+    row = console.trial_row(done, [], "val/acc", "max", 10, True, {})
+    assert (row.best, row.status) == (0.9278, "completed")
+    assert console.trial_row(done, [], "val/acc", "min", 10, True, {}).best == 0.41
+    rows = [row, console.Row(0, {}, epoch=10, max_epochs=10, best=0.92, status="completed")]
+    head = console.live_lines(rows, [], "val/acc", "max", console.Progress(2, 1.0, counts={"completed": 2}))[0]
+    assert head.endswith("best val/acc=0.9278 (trial 2)")
+
+
+def test_a_list_choice_reaches_ray_as_a_string_and_every_reader_gets_the_list_back():
+    """Issue 24 item 3: Optuna warns for (and stores the repr of) a categorical choice that is a list."""
+    pytest.importorskip("ray")
+    from aegis.tune.space import parse
+    from aegis.tune.trial import sampled
+
+    space = parse(["model.hidden_dims=choice([64],[256,128])", "model.lr=choice(0.1,0.01)"])
+    dims = space.to_ray()
+    assert all(isinstance(v, str) for v in dims["model.hidden_dims"].categories)
+    assert dims["model.lr"].categories == [0.1, 0.01]
+    config = {"model.hidden_dims": dims["model.hidden_dims"].categories[1], "model.lr": 0.1, "__aegis_trial": 3}
+    assert sampled(config) == {"model.hidden_dims": [256, 128], "model.lr": 0.1}
+    assert space.trial_overrides(sampled(config)) == ["model.hidden_dims=[256,128]", "model.lr=0.1"]
+    row = console.trial_row(trial("x", "RUNNING", config, epoch=1), ["model.hidden_dims"], "val/acc", "max", 4,
+                            False, {})
+    assert row.params == {"model.hidden_dims": [256, 128]}
 
 
 class Terminal(io.StringIO):
@@ -111,8 +146,16 @@ def test_the_reporter_redraws_in_place_on_a_terminal_and_prints_blocks_elsewhere
     assert not reporter.should_report(trials, done=True)  # the final table says it
     text = out.getvalue()
     assert text.startswith("Search 0/4 done, 2 running, 2 pending") and "\x1b[" not in text
-    # (2 + 3 + 2 * 4) epochs left at 2 s (the first epoch's 40 s paid the start-up), two at once
-    assert "ETA ≤ 0:00:13" in text
+    assert "ETA" not in text  # no trial has ended: nothing to estimate it from
+    import time
+
+    timed = console.make_reporter(["model.lr"], "val/acc", "max", 4, 4, asha=True, stream=out, every_s=0)
+    timed.setup(start_time=time.time() - 40)
+    timed.report([trial("abcde_00000", "PENDING", {"model.lr": 0.1})], False)
+    timed.report([trial("abcde_00000", "TERMINATED", {"model.lr": 0.1}, epoch=4, **{"val/acc": 0.5}),
+                  trial("abcde_00001", "RUNNING", {"model.lr": 0.2}, epoch=2, **{"val/acc": 0.4})], False)
+    # 6 epochs in 40 s; 2 + 2 * 4 left: 67 s
+    assert "ETA ≤ 0:01:07" in out.getvalue().splitlines()[-4]
 
     tty = Terminal()
     monkeypatch.setattr(console.shutil, "get_terminal_size", lambda: os.terminal_size((40, 24)))
@@ -140,3 +183,11 @@ def test_the_reporter_survives_ray_tunes_pickling_of_the_search():
     with contextlib.redirect_stderr(out):
         restored.report(trials, False)
     assert "1      0.1  4/4    0.9000   completed" in out.getvalue()
+
+
+def test_the_interrupt_message_adds_only_what_the_command_lacks():
+    """Issue 24 item 3: it said "the same command plus run_id=k3" to a command with run_id=k3."""
+    given = console.interrupted_message(2, "k3", ["search=ray-tune", "run_id=k3"])
+    assert given.endswith("Continue it with the same command.") and "run_id" not in given
+    generated = console.interrupted_message(2, "2026-12-05_00-01", ["search=ray-tune"])
+    assert generated.endswith("the same command plus run_id=2026-12-05_00-01.")

@@ -141,8 +141,10 @@ def run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     except Exception as exc:
         if type(exc).__name__ != "SearchInterrupted":
             raise
-        print(f"Interrupted: {exc.unfinished} trials did not finish; Ray Tune saved the search. Continue it with "
-              f"the same command plus run_id={sweeper.config.run_id} hydra.sweeper.resume=true.", file=sys.stderr)
+        from aegis.tune.console import interrupted_message
+
+        print(interrupted_message(exc.unfinished, str(sweeper.config.run_id),
+                                  list(sweeper.config.hydra.overrides.task)), file=sys.stderr)
         sys.exit(130)
 
 

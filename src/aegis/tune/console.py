@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence, TextIO
 
+from aegis.tune.space import decoded
+
 # Marks the header of each live block (tests and log readers skip redraws by it).
 LIVE_PREFIX = "Search "
 FINAL_TITLE = "Trials by"
@@ -150,14 +152,28 @@ def final_lines(rows: Sequence[Row], keys: Sequence[str], metric: str, mode: str
     return [f"{FINAL_TITLE} {metric} ({mode}), best first:", *table(header, body)]
 
 
-def eta_seconds(epoch_seconds: Sequence[float], epochs_left: int, slots: int) -> Optional[float]:
-    """Time left if every remaining epoch takes the mean epoch time so far, ``slots`` at once.
+def eta_seconds(epochs_done: int, elapsed_s: float, epochs_left: int, trials_ended: int) -> Optional[float]:
+    """Time left at the rate the search has trained so far: epochs done per second of wall time,
+    start-ups and the trials running at once included. None until it can be estimated: before a
+    trial has ended, the rate so far is mostly its workers' start-up (torch, data: tens of
+    seconds against an epoch's few) and tells nothing about the epochs left.
 
     An upper bound under ASHA, which stops trials before their last epoch."""
-    if not epoch_seconds or epochs_left <= 0:
-        return None if epochs_left > 0 else 0.0
-    mean = sum(epoch_seconds) / len(epoch_seconds)
-    return mean * epochs_left / max(1, slots)
+    if epochs_left <= 0:
+        return 0.0
+    if trials_ended < 1 or epochs_done < 1 or elapsed_s <= 0:
+        return None
+    return epochs_left * elapsed_s / epochs_done
+
+
+def interrupted_message(unfinished: int, run_id: str, overrides: Sequence[str]) -> str:
+    """What an interrupted search prints: the same command continues it (the driver finds Ray
+    Tune's saved state in its sweep dir), plus ``run_id=...`` only when the command lacks it
+    (a run id the driver generated)."""
+    given = any(str(o).lstrip("+~").split("=", 1)[0] == "run_id" for o in overrides)
+    plus = "" if given else f" plus run_id={run_id}"
+    return (f"Interrupted: {unfinished} trials did not finish; Ray Tune saved the search. Continue it with "
+            f"the same command{plus}.")
 
 
 # ---------------------------------------------------------------- records (the final table)
@@ -212,16 +228,22 @@ def trial_row(trial: Any, keys: Sequence[str], metric: str, mode: str, max_epoch
         number = int(tail) if tail.isdigit() else -1
     result = trial.last_result or {}
     epoch = result.get("epoch")
-    value = result.get(metric)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        seen = best.get(trial.trial_id)
-        best[trial.trial_id] = value if seen is None else (max if mode == "max" else min)(seen, value)
+    pick = max if mode == "max" else min
+    # Ray Tune keeps each metric's max and min over every result the trial reported
+    # (Trial.metric_analysis, saved with the search): the best so far, even of results that came
+    # and went between two draws. The last result is the fallback for a trial without it.
+    analysis = (getattr(trial, "metric_analysis", None) or {}).get(metric) or {}
+    for value in (analysis.get(mode), result.get(metric)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            seen = best.get(trial.trial_id)
+            best[trial.trial_id] = value if seen is None else pick(seen, value)
     trial_max = config.get("trainer.max_epochs", max_epochs)
     status = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "paused", "ERROR": "failed"}.get(
         trial.status, "completed")
     if status == "completed" and epoch is not None and trial_max and epoch < trial_max:
         status = "stopped (ASHA)" if asha else "stopped"
-    return Row(number=int(number), params={k: config.get(k) for k in keys}, epoch=epoch, max_epochs=trial_max,
+    values = decoded(config)
+    return Row(number=int(number), params={k: values.get(k) for k in keys}, epoch=epoch, max_epochs=trial_max,
                best=best.get(trial.trial_id), status=status)
 
 
@@ -243,6 +265,7 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
             self.last_state: Any = None
             self.best: dict[str, float] = {}
             self.every_s = every_s
+            self.epochs_before: Optional[int] = None  # epochs done before this session's first draw
 
         def _every_s(self, tty: bool) -> float:
             return self.every_s if self.every_s is not None else (1.0 if tty else 15.0)
@@ -250,6 +273,7 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
         def setup(self, start_time: Optional[float] = None, total_samples: Optional[int] = None,
                   metric: Optional[str] = None, mode: Optional[str] = None, **kwargs: Any) -> None:
             self.started = start_time or self.started
+            self.epochs_before = None  # a resumed search counts only the epochs it trains itself
 
         def should_report(self, trials: list, done: bool = False) -> bool:
             if done:
@@ -282,18 +306,16 @@ def make_reporter(keys: Sequence[str], metric: str, mode: str, total: int, max_e
             self.last_drawn = time.time()
 
         def _eta(self, trials: list, rows: list[Row]) -> Optional[float]:
-            timed = [((t.last_result or {}).get("epoch"), (t.last_result or {}).get("time_this_iter_s"))
-                     for t in trials]
-            timed = [(epoch, seconds) for epoch, seconds in timed if epoch and seconds]
-            # A first epoch also paid its worker's start-up (torch, data: tens of seconds against
-            # an epoch's few), so the ETA waits for a later one.
-            per_epoch = [s for e, s in timed if e > 1]
+            done = sum(row.epoch or 0 for row in rows)
+            if self.epochs_before is None:
+                self.epochs_before = done
+            done -= self.epochs_before
+            ended = sum(1 for row in rows if row.status not in ("running", "pending", "paused"))
             left = 0
             for row in rows:
                 if row.status in ("running", "pending", "paused") and row.max_epochs:
                     left += row.max_epochs - (row.epoch or 0)
             left += max(0, total - len(rows)) * (max_epochs or 0)
-            running = sum(1 for row in rows if row.status == "running")
-            return eta_seconds(per_epoch, left, running)
+            return eta_seconds(done, time.time() - self.started, left, ended)
 
     return LiveTable()

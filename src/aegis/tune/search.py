@@ -101,8 +101,11 @@ def _scheduler(s: Settings, max_epochs: int) -> Any:
 
 def _search_alg(s: Settings) -> Any:
     if s.search_alg == "optuna":
+        import optuna
         from ray.tune.search.optuna import OptunaSearch
 
+        if not s.verbose:  # its "[I ...] A new study created in memory" line is no news to the user
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         return OptunaSearch(seed=s.seed)
     from ray.tune.search import BasicVariantGenerator
 
@@ -132,6 +135,17 @@ def start_ray(s: Settings) -> None:
             ) from None
 
 
+def quiet_trial_errors(verbose: bool) -> None:
+    """A crashed trial is one line on the console (``FailureBudget``'s, naming its train.log),
+    not Ray Tune's: its controller logs every trial error with the worker's whole traceback
+    (~80 lines, with the worker's colour codes) unless ``TUNE_PRINT_ALL_TRIAL_ERRORS=0``, and
+    ``ray.tune.tune`` ends with "Trials did not complete: [...]". The cause is in the trial's
+    train.log, its summary.json and the final table; ``hydra.sweeper.verbose=true`` shows Ray's."""
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "1" if verbose else "0")
+    if not verbose:
+        logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+
+
 def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[list[TrialRecord], FailureBudget]:
     import ray
     from ray import tune
@@ -141,6 +155,7 @@ def run(job: TrialJob, s: Settings, sweep_dir: Path, max_epochs: int) -> tuple[l
     # (aegis.tune.console) and prints nothing else at verbose=1.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard files nobody asked for
+    quiet_trial_errors(s.verbose)
     # Ray Tune saves its experiment state after every trial checkpoint (num_to_keep=1) and
     # otherwise every 10 s or more; a kill -9 of the driver loses what happened since. Every
     # 2 s bounds that for trials that started but have not reported yet.

@@ -47,9 +47,9 @@ class Dimension:
         from ray import tune
 
         if self.kind == "choice":
-            return tune.choice(list(self.values))
+            return tune.choice([encode_choice(v) for v in self.values])
         if self.kind == "grid":
-            return tune.grid_search(list(self.values))
+            return tune.grid_search([encode_choice(v) for v in self.values])
         if self.kind == "randint":
             return tune.randint(int(self.low), int(self.high))
         if self.kind == "uniform":
@@ -63,6 +63,35 @@ class Dimension:
         if self.values:
             return self.values[0]
         return int(self.low) if self.kind == "randint" else self.low
+
+
+# A choice that is a list or a mapping (``model.hidden_dims=choice([64],[256,128])``) goes to
+# Ray Tune as a string with this prefix: Optuna's categorical distribution takes only None,
+# bool, int, float and str (it warns for a list, and stores it as its repr). ``decoded`` turns
+# it back wherever a trial's config is read (the trial's overrides, its record, the console).
+ENCODED = "aegis-json:"
+
+
+def encode_choice(value: Any) -> Any:
+    """A choice's value as every Ray Tune searcher can store it: itself, or a tagged JSON string."""
+    import json
+
+    if isinstance(value, (list, tuple, dict)):
+        return ENCODED + json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def decode_choice(value: Any) -> Any:
+    import json
+
+    if isinstance(value, str) and value.startswith(ENCODED):
+        return json.loads(value[len(ENCODED):])
+    return value
+
+
+def decoded(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's sampled config with list and mapping choices back to themselves."""
+    return {key: decode_choice(value) for key, value in (config or {}).items()}
 
 
 @dataclass

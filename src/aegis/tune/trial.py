@@ -55,8 +55,10 @@ def trial_number(config: Any) -> Optional[int]:
 
 
 def sampled(config: Any) -> dict[str, Any]:
-    """A trial's sampled values, without the number the driver added."""
-    return {k: v for k, v in (config or {}).items() if k != TRIAL_KEY}
+    """A trial's sampled values (list choices decoded), without the number the driver added."""
+    from aegis.tune.space import decoded
+
+    return {k: v for k, v in decoded(config).items() if k != TRIAL_KEY}
 
 
 def claim_run_dir(run_dir: Any, trial_id: str) -> None:
