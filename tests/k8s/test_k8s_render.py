@@ -179,7 +179,7 @@ def test_pytorchjob_validates_against_crd_and_admission_rules(tmp_path, crd_sche
     assert spec["nprocPerNode"] == "2"
     assert spec["pytorchReplicaSpecs"]["Master"]["replicas"] == 1
     assert spec["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
-    assert spec["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 2, "ttlSecondsAfterFinished": 86400}
+    assert spec["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 3, "ttlSecondsAfterFinished": 86400}
     for replica in ("Master", "Worker"):
         c, pod = container(plan.manifest, replica)
         assert c["name"] == "pytorch"

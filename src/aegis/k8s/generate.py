@@ -101,7 +101,9 @@ def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
     kind (``<kind>-training.yaml``, or the launcher's ``example_file``: ``rayjob-tune.yaml``),
     what a launcher's ``companions`` says its object needs on the cluster first (the TrainJob's
     runtime), and the volume claims they mount."""
-    with builds.ignored():
+    from aegis.launch.pytorchjob.render import fixed_submission_token  # its restart budget's folder
+
+    with builds.ignored(), fixed_submission_token("example"):
         return _render_all(conf_dir)
 
 

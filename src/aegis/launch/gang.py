@@ -333,12 +333,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if args[0] == "torchrun":  # the same torchrun, recording how each rank ended (aegis.launch.elastic)
         args = [sys.executable, "-m", "aegis.launch.elastic", *args[1:]]
+    from aegis.launch import restart_budget  # a PyTorchJob pod's own retry bound; a no-op elsewhere
+
+    attempt = restart_budget.begin()
+    spent = restart_budget.refuse(attempt)
+    if spent is not None:
+        return spent
     try:
         supervisor = Supervisor(args, run_dir=_run_dir_of(args)).start()
     except OSError as exc:
         print(f"Error: cannot start {args[0]!r}: {exc.strerror or exc}.", file=sys.stderr)
         return 127
-    return supervisor.wait()
+    code = supervisor.wait()
+    if attempt is not None:
+        attempt.end(code, stopped=supervisor.signalled)
+    return code
 
 
 if __name__ == "__main__":

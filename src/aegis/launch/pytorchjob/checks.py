@@ -1,6 +1,7 @@
 """Rules of ``launcher=pytorchjob`` beyond the shared Kubernetes ones: a DNS-1035 name the
 operator accepts, an elastic range that holds ``nodes``, one process per GPU, a DDP shape that
-agrees with the job's, and no Kueue label that the cluster's Kueue would ignore."""
+agrees with the job's, no Kueue label that the cluster's Kueue would ignore, and retries given
+as ``launcher.max_restarts`` (the key the pods enforce), not ``launcher.backoff_limit``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def check(cfg: DictConfig, found: Problems) -> None:
         )
     _elastic(launcher, found)
     _kueue(launcher, found)
+    if launcher.backoff_limit is not None:
+        found.add(
+            f"launcher.backoff_limit={launcher.backoff_limit} would not bound a PyTorchJob's retries: the Training "
+            "Operator never enforces runPolicy.backoffLimit under restartPolicy ExitCode (kubeflow/trainer#2045): "
+            f"expected launcher.max_restarts={launcher.backoff_limit}, which the pods enforce themselves, and "
+            "launcher.backoff_limit left null.", "launcher.backoff_limit")
     check_gang_shape(cfg, found)
 
 
