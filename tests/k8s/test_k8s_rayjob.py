@@ -193,6 +193,31 @@ def test_the_search_gets_its_overrides_unchanged_through_kuberays_shell_and_ray_
     assert got[:3] == ["train.py", "model.dropout=interval(0,0.5)", LR] and "hydra.sweeper.address=auto" in got
 
 
+def test_the_ray_pods_stop_the_search_in_a_prestop_hook_within_their_grace_period(tmp_path):
+    """KubeRay v1.7.0 deletes the RayCluster on suspension (rayjob_controller.go: "If users want
+    to stop the Ray job by SIGTERM, users need to set the Pod's preStop hook by themselves") and
+    when the RayJob is deleted (aegis cancel); its BuildPod (common/pod.go) keeps the template's
+    container as it is but for command, args, env and absent probes, so the hook reaches the pod.
+    The kubelet runs it before the container's SIGTERM, both within terminationGracePeriodSeconds."""
+    from aegis.launch.rayjob.checks import MIN_GRACE_S
+    from aegis.tune.prestop import driver_token
+
+    plan = render(tmp_path, "launcher.workers=2", "run_id=pre1")
+    spec = plan.manifest["spec"]
+    sweep_dir = "/outputs/train/multiruns/pre1"
+    groups = [spec["rayClusterSpec"]["headGroupSpec"], *spec["rayClusterSpec"]["workerGroupSpecs"]]
+    for group in groups:
+        pod = group["template"]["spec"]
+        [ray] = pod["containers"]
+        assert ray["lifecycle"] == {"preStop": {"exec": {"command": ["python", "-m", "aegis.tune.prestop", sweep_dir]}}}
+        assert pod["terminationGracePeriodSeconds"] >= MIN_GRACE_S
+        env = {e["name"]: e.get("value") for e in ray["env"]}
+        assert env["AEGIS_TERMINATION_GRACE_S"] == str(pod["terminationGracePeriodSeconds"])  # the hook's budget
+    assert "lifecycle" not in spec["submitterPodTemplate"]["spec"]["containers"][0]
+    # The hook finds the driver by the override the entrypoint pins, word for word.
+    assert driver_token(sweep_dir) in shlex.split(spec["entrypoint"])
+
+
 # ------------------------------------------------------------ python train.py
 
 def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_torch(tmp_path, crd_schema):
@@ -221,6 +246,10 @@ def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_tor
     (["launcher.shm_size=64Mi"], "Error: launcher.shm_size='64Mi' is too small for Ray's object store"),
     (["launcher.job_name=" + "r" * 48], "is not a valid RayJob name: expected a DNS-1035 label of at most 47"),
     (["launcher.image=aegis"], "Error: launcher.image='aegis'"),
+    # KubeRay v1.7.0 common/pod.go: Ray < 2.53 gets exec probes running wget, absent from the image.
+    (["launcher.ray_version=2.52.0"], "Error: launcher.ray_version: Ray 2.52.0 is older than 2.53, for which KubeRay"),
+    (["launcher.termination_grace_period_s=30"], "Error: launcher.termination_grace_period_s=30 is too short for a "
+                                                 "RayJob: its Ray pods' preStop hook needs up to 45 s"),
 ])
 def test_bad_input_is_one_sentence_and_nothing_is_rendered(tmp_path, args, message):
     proc = run_train(*SEARCH, "launcher=rayjob", f"launcher.image={IMAGE}", "launcher.dry_run=true", *args,

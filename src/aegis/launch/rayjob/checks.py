@@ -6,6 +6,7 @@ shared keys a RayJob has no use for."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from omegaconf import DictConfig
@@ -19,6 +20,16 @@ RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper
 # The optional groups (pyproject.toml) a RayJob's image needs: Ray Tune for the search, and
 # ray[default] for the head's dashboard, through which KubeRay submits the entrypoint.
 RAY_EXTRAS = ("tune", "kuberay")
+# KubeRay v1.7.0 (ray-operator/controllers/ray/common/pod.go, supportsUnifiedHealthCheck) injects
+# an HTTP probe (GET /api/healthz on the dashboard agent) for rayVersion >= 2.53.0, and otherwise
+# exec probes running `wget ... | grep success` (utils/constant.go), which the image cannot run.
+HTTP_PROBES_FROM = (2, 53, 0)
+# The Ray pods' preStop hook (aegis.tune.prestop) runs within terminationGracePeriodSeconds: Ray
+# Tune saving the search and stopping its trials (a few seconds), the driver waiting for trials on
+# other nodes to leave their record (aegis.tune.outcomes.WORKER_EXIT_WAIT_S, 15 s), the MLflow
+# updates, and the hook's margin for Ray's own shutdown (SHUTDOWN_MARGIN_S, 5 s); measured in the
+# container tier (tests/container/test_rayjob_probes.py).
+MIN_GRACE_S = 45
 
 
 def _hydra(cfg: DictConfig) -> Optional[Any]:
@@ -42,6 +53,7 @@ def check(cfg: DictConfig, found: Problems) -> None:
     _object_store(launcher, found)
     _image_has_ray(launcher, found)
     _ray_version(cfg, found)
+    _grace(launcher, found)
     if launcher.backoff_limit is not None:
         found.add(f"launcher.backoff_limit={launcher.backoff_limit!r} would retry the whole RayJob on a new Ray cluster "
                   "without saying why the search stopped: leave it null with launcher=rayjob, and continue a "
@@ -86,6 +98,13 @@ def _ray_version(cfg: DictConfig, found: Problems) -> None:
         return
     version = ray_version(cfg)
     if version is not None and builds.VERSION.fullmatch(version):
+        release = tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+        if release < HTTP_PROBES_FROM:
+            where = "launcher.ray_version" if launcher.ray_version is not None else "launcher.image"
+            found.add(f"{where}: Ray {version} is older than 2.53, for which KubeRay injects readiness and liveness "
+                      "probes that run wget, which the training image does not have, so its Ray pods would never "
+                      "become Ready: expected an image with Ray 2.53 or later (docker/build.sh installs the Ray "
+                      "this project pins).", where)
         return
     if launcher.ray_version is not None:
         found.add(f"launcher.ray_version={launcher.ray_version!r} is not a Ray version: expected the release of the "
@@ -95,6 +114,17 @@ def _ray_version(cfg: DictConfig, found: Problems) -> None:
               f"version for it in {builds.records_file()} and no Ray is installed here, and without one KubeRay "
               "injects probes that run wget, which the image lacks, so its Ray pods never become Ready: expected "
               "launcher.ray_version=<the image's Ray release>, e.g. 2.60.0.", "launcher.ray_version")
+
+
+def _grace(launcher: DictConfig, found: Problems) -> None:
+    """The Ray pods' preStop hook stops the search within the grace period: too short a one
+    SIGKILLs the search before it has recorded its trials as interrupted."""
+    grace = launcher.termination_grace_period_s
+    if found.refused("launcher.termination_grace_period_s") or not isinstance(grace, int) or grace >= MIN_GRACE_S:
+        return
+    found.add(f"launcher.termination_grace_period_s={grace} is too short for a RayJob: its Ray pods' preStop hook "
+              f"needs up to {MIN_GRACE_S} s to let the search save its state and record its trials as interrupted "
+              f"before the pod is killed: expected at least {MIN_GRACE_S}.", "launcher.termination_grace_period_s")
 
 
 def _name(launcher: DictConfig, found: Problems) -> None:

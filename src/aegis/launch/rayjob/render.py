@@ -8,6 +8,13 @@ KubeRay writes the Ray containers' command itself (``ulimit -n 65536; ray start 
 resources) and the submitter's (``ray job submit ... -- <entrypoint>``), so none is rendered.
 ``shutdownAfterJobFinishes`` is always true: the cluster goes when the search ends (Kueue
 requires it), ``ttlSecondsAfterFinished`` later; ``suspend`` is never rendered (Kueue's).
+
+A pod's SIGTERM reaches that ``ray start``, never the search, so the head and worker containers
+carry a preStop hook (``aegis.tune.prestop``) that stops the search as a local SIGTERM does,
+within ``terminationGracePeriodSeconds`` (launcher.termination_grace_period_s, at least
+``MIN_GRACE_S`` for a RayJob: checks). ``rayVersion`` makes KubeRay inject HTTP probes
+(``/api/healthz`` on the dashboard agent), which the image answers; it has no wget for the exec
+probes KubeRay injects for Ray before 2.53, so such a version is refused (checks).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ OBJECT_STORE_MINIMUM = 75 * 1024 * 1024  # ray_constants.OBJECT_STORE_MINIMUM_ME
 # The submitter only runs `ray job submit` and follows the log: KubeRay's own default submitter size.
 SUBMITTER_RESOURCES = {"requests": {"cpu": "500m", "memory": "200Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 # Pod-spec fields the submitter keeps from the training pod (not its volumes or init containers).
+# The Ray pods' preStop command: `python -m aegis.tune.prestop <sweep dir>`.
+PRESTOP_MODULE = "aegis.tune.prestop"
 SUBMITTER_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "securityContext", "priorityClassName",
                         "nodeSelector", "tolerations", "imagePullSecrets")
 
@@ -87,12 +96,21 @@ def object_store_bytes(shm_size: Optional[str]) -> Optional[int]:
     return int(quantities.parse(shm_size) * OBJECT_STORE_SHARE)
 
 
+def pre_stop(cfg: DictConfig, sweep_dir: str) -> dict[str, Any]:
+    """The Ray containers' preStop hook (``aegis.tune.prestop``): before the kubelet's SIGTERM
+    (KubeRay deleting the cluster on a Kueue suspension or ``aegis cancel``), the search's driver
+    takes its SIGTERM path (state saved, trials recorded interrupted) and the node's trials end."""
+    return {"preStop": {"exec": {"command": [cfg.launcher.python, "-m", PRESTOP_MODULE, sweep_dir]}}}
+
+
 def _ray_container(cfg: DictConfig, ctx: RunContext, resources: DictConfig) -> dict[str, Any]:
     """The Ray container of a head or worker pod: the training container, less what KubeRay or
-    Ray set (the command; OMP_NUM_THREADS, which Ray sets per trial to the trial's CPUs)."""
+    Ray set (the command; OMP_NUM_THREADS, which Ray sets per trial to the trial's CPUs), with
+    the preStop hook that lets the search stop before the pod does."""
     main = pod.container(cfg, CONTAINER, [], ctx=ctx)
     del main["args"]
     main["env"] = [e for e in main["env"] if e["name"] != "OMP_NUM_THREADS"]
+    main["lifecycle"] = pre_stop(cfg, pod_sweep_dir(cfg, ctx.run_id))
     sized = pod.resources(OmegaConf.create({"launcher": {"resources": resources}}))
     main.pop("resources", None)
     if sized:
