@@ -116,6 +116,43 @@ def _failure_reason(kind: Kind, pods: list[dict[str, Any]], condition_reason: Op
     return "; ".join(causes) or None
 
 
+def _eta(seconds: Any) -> Optional[str]:
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        return None
+    if seconds < 60:
+        return f"~{seconds} s left"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"~{minutes} min left"
+    return f"~{minutes // 60} h {minutes % 60} min left"
+
+
+def trainer_progress(trainer_status: Any, max_metrics: int = 8) -> Optional[str]:
+    """A TrainJob's ``status.trainerStatus`` as one phrase: ``42%, ~3 min left, val/acc=0.91
+    (reported 2026-12-05T00:10:00Z)``. The training process posts it to Kubeflow Trainer's status
+    server (v2.2+, feature gate ``TrainJobStatus``; Aegis's rank 0 does, through
+    ``aegis.training.trainer_progress``) and the controller writes it; field names from
+    ``pkg/apis/trainer/v1alpha1/trainjob_types.go`` (``TrainerStatus``, v2.3.0). None when absent."""
+    if not isinstance(trainer_status, dict) or not trainer_status:
+        return None
+    parts = []
+    if trainer_status.get("progressPercentage") is not None:
+        parts.append(f"{trainer_status['progressPercentage']}%")
+    eta = _eta(trainer_status.get("estimatedRemainingSeconds"))
+    if eta:
+        parts.append(eta)
+    metrics = [m for m in trainer_status.get("metrics") or [] if isinstance(m, dict) and m.get("name")]
+    if metrics:
+        shown = " ".join(f"{m['name']}={m.get('value', '')}" for m in metrics[:max_metrics])
+        parts.append(shown + (f" (+{len(metrics) - max_metrics} more)" if len(metrics) > max_metrics else ""))
+    phrase_ = ", ".join(parts) or "reported"
+    if trainer_status.get("lastUpdatedTime"):
+        phrase_ += f" (reported {trainer_status['lastUpdatedTime']})"
+    return phrase_
+
+
 def job_status(kind: Kind, obj: dict[str, Any], pods: list[dict[str, Any]]) -> JobStatus:
     name = obj["metadata"]["name"]
     replicas = [replica(kind, p, name) for p in pods]
@@ -144,6 +181,9 @@ def job_status(kind: Kind, obj: dict[str, Any], pods: list[dict[str, Any]]) -> J
         stuck = [r for r in replicas if r.state is State.pending and r.reason and r.reason != "ContainerCreating"]
         if stuck:
             reason = f"{stuck[0].name}: {stuck[0].reason}"
+    progress = trainer_progress((obj.get("status") or {}).get("trainerStatus"))
+    if progress:  # a TrainJob whose training reports to Trainer's status server
+        details.update(progress=progress, trainer_status=obj["status"]["trainerStatus"])
     return JobStatus(state, replicas, exit_code_, reason,
                      details={"kind": kind.name, "name": name, "namespace": obj["metadata"].get("namespace"),
                               "phrase": phrase(obj), **details})
