@@ -220,23 +220,7 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--cache", type=Path, default=None,
                       help="the cache dir (default: $AEGIS_DATASET_CACHE, else <root>/dataset-cache)")
     add_data_commands(data.add_subparsers(dest="data_command", required=True), with_fetch=False)
-    _global_options_anywhere(sub)
     return top
-
-
-def _global_options_anywhere(sub: "argparse._SubParsersAction") -> None:
-    """``aegis list --root DIR`` as well as ``aegis --root DIR list``: each subcommand (and
-    ``data``'s own) accepts ``--root`` too. Its default is SUPPRESS, so that a subcommand that
-    was not given it leaves the top-level value as it is."""
-    parsers = list(sub.choices.values())
-    while parsers:
-        command = parsers.pop()
-        if not any("--root" in action.option_strings for action in command._actions):
-            command.add_argument("--root", type=Path, default=argparse.SUPPRESS,
-                                 help="where runs live (default: $AEGIS_OUTPUT_ROOT, else ./outputs)")
-        for action in command._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
