@@ -176,7 +176,7 @@ BAD = [
     (TJ + ["launcher.runtime=Not_A_Name"], "launcher.runtime='Not_A_Name'"),
     (TJ + ["+launcher.env.PET_NNODES=3"], "launcher.env.PET_NNODES"),
     (TJ + ["+launcher.secret_env.PET_MASTER_ADDR=s/k"], "launcher.secret_env.PET_MASTER_ADDR"),
-    (TJ + ["launcher.nodes=100000", "launcher.job_name=" + "j" * 46], "launcher.job_name='jjj"),
+    (TJ + ["launcher.nodes=9999", "launcher.job_name=" + "j" * 46], "launcher.job_name='jjj"),
     (TJ + ["launcher.backoff_limit=3"], "launcher.backoff_limit=3"),
     (TJ + ["launcher.env_from=[creds]"], "launcher.env_from"),
     (TJ + ["launcher.resources.gpu=1", "launcher.nproc_per_node=2"], "launcher.nproc_per_node=2"),
@@ -203,6 +203,28 @@ BAD = [
     (["checkpoint.save_top_k=-2"], "checkpoint.save_top_k=-2"),
     (["checkpoint.every_n_steps=0"], "checkpoint.every_n_steps=0"),
     (["checkpoint.every_minutes=inf"], "checkpoint.every_minutes=inf"),
+    # issue 22 #9: a `+` typo of a key is refused like the key without `+`, with its "did you mean"
+    (["+trainer.max_epoch=5"], "trainer.max_epoch is not a key of trainer (did you mean trainer.max_epochs?)"),
+    (["+checkpoint.monitr=val/loss"], "did you mean checkpoint.monitor?"),
+    (["+strategy.devices=2"], "strategy.devices is not a key of strategy=single"),
+    (["+paths.rot=/tmp"], "did you mean paths.root?"),
+    (["+logger.experiment=x"], "logger.experiment is not a key of logger"),
+    (["+sed=1"], "sed is not a key of the top level (did you mean seed?)"),
+    (["data=image_folder", "data.source=/tmp", "model=cnn", "data.image_size=[8]"],
+     "data.image_size=[8] has 1 item: expected 2, [height, width]"),
+    # issue 22 #12: absurd values, refused with the bound
+    (["trainer.max_epochs=99999999999999999999"], "expected at most 100000 epochs"),
+    (["data.batch_size=100000000"], "data.batch_size=100000000 is more than Aegis accepts: expected at most"),
+    (["model.hidden_dims=[64,100000000]"], "model.hidden_dims=[64,100000000] is more than Aegis accepts"),
+    (SYNTHETIC + ["data.num_samples=1000000000000"], "data.num_samples=1000000000000 is more than"),
+    (PTJ + ["launcher.nodes=100000"], "launcher.nodes=100000 is more than Aegis accepts: expected at most 10000"),
+    (TJ + ["launcher.nodes=100000"], "launcher.nodes=100000 is more than"),
+    (K8S + ["launcher.resources.gpu=1000000"], "launcher.resources.gpu=1000000 is more than"),
+    (K8S + ["launcher.resources.memory=1000Pi"], "launcher.resources.memory='1000Pi' is more than Aegis accepts: "
+                                                 "expected at most 64Ti"),
+    (K8S + ["launcher.termination_grace_period_s=99999999999999"], "launcher.termination_grace_period_s=99999999999999"),
+    (K8S + ["launcher.resources.cpu=0"], "launcher.resources.cpu='0' asks for nothing"),
+    (TORCHRUN + ["launcher.nproc_per_node=100000"], "launcher.nproc_per_node=100000 is more than"),
 ]
 if not host.is_macos():
     BAD.append((["trainer.accelerator=mps"], "trainer.accelerator=mps"))

@@ -27,11 +27,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from aegis import secrets
-from aegis.config import host, names
+from aegis.config import bounds, host, names
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.metrics import not_logged
 from aegis.config.faults import check as check_fault
 from aegis.config.schema import TrainConfig
+from aegis.data.checks import check as check_data_source
 from aegis.config.signature import HYDRA_KEYS, static_signature
 from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import ConfigError, Problems, error_lines
@@ -180,7 +181,7 @@ def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, de
     first, so a bad ``task_name`` or ``data.num_features`` is reported as itself and the
     ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds is then skipped."""
     subtrees = []
-    if not derived and prefix.startswith("launcher."):
+    if not derived and not prefix.startswith(ARGUMENT_NODES):
         _check_added_keys(node, schema, prefix, found)
     for f in dataclasses.fields(schema):
         if f.name not in node:
@@ -210,14 +211,20 @@ def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, de
         _check_tree(value, key, found, derived)
 
 
+# Nodes whose keys are their class's arguments, checked against its ``__init__`` instead
+# (a model of one's own may take keys its schema does not list): _check_arguments.
+ARGUMENT_NODES = ("data.", "model.")
+
+
 def _check_added_keys(node: DictConfig, schema: type, prefix: str, found: Problems) -> None:
-    """``+launcher.<key>=...`` adds a key Hydra does not refuse (``+`` opens the node), which
-    no launcher reads: refused like the same key without ``+``."""
+    """``+trainer.max_epoch=5``, ``+launcher.<key>=...``: ``+`` adds a key Hydra does not
+    refuse (it opens the node), which nothing reads: refused like the same key without
+    ``+``, with its "did you mean". Hydra's own node is Hydra's business."""
     from aegis.config.hydra_errors import _unknown_key
 
     known = {f.name for f in dataclasses.fields(schema)}
     for name in node.keys():
-        if str(name) not in known:
+        if str(name) not in known and not (prefix == "" and name == "hydra"):
             key = f"{prefix}{name}"
             found.add(_unknown_key(key, schema), key)
 
@@ -665,11 +672,12 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
     # The keys it refused are never read below: resolving them could print this machine's environment.
     unresolved = len(found) > before
     found.run(secrets.check_env_reads, cfg, found)  # ${oc.env:<a credential>}: refused unread, like those
-    for check in (_check_finite, _check_fields, _check_arguments, _check_data, _check_model_matches_data,
-                  _check_monitor, _check_callbacks, _check_trainer):
+    for check in (_check_finite, _check_fields, bounds.check, _check_arguments, _check_data,
+                  _check_model_matches_data, _check_monitor, _check_callbacks, _check_trainer):
         found.run(check, cfg, found)
     found.run(_check_tracking, cfg, found)
     found.run(_check_host, cfg, found)
+    found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_fault, cfg, found)  # fault.rank within the gang
     if not unresolved and not found.covers("launcher"):
         found.run(launcher.check, cfg, found)  # the launcher's own rules, from its folder

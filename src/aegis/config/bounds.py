@@ -1,0 +1,145 @@
+"""Upper bounds on sizes and counts, and fixed list lengths, in one table.
+
+The schemas' checks say what a value may be at the low end (``>= 1``); nothing stopped the
+high end, so ``trainer.max_epochs=99999999999999999999`` trained until killed,
+``launcher.nodes=100000`` asked a cluster for a gang it can never place, and
+``data.batch_size=100000000`` ended in an out-of-memory kill long after the run dir was
+made. Each bound here is far above anything a real run asks for (a typo or a runaway
+script, not a big job, crosses it) and the sentence says the bound, so a user who really
+needs more knows which number to question. Kept in one module rather than spread over the
+launchers' schemas so the bounds read as one policy, and checked only for keys the composed
+config has (each launcher has its own). Lengths: a list whose length the code assumes
+(``data.image_size`` is [height, width]) is refused here rather than as an ``IndexError``
+in the decoder.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Optional
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from aegis.errors import Problems
+
+# key -> (most allowed, what it counts). Whole numbers.
+MOST = {
+    "trainer.max_epochs": (100_000, "epochs"),
+    "trainer.min_epochs": (100_000, "epochs"),
+    "trainer.accumulate_grad_batches": (100_000, "batches"),
+    "trainer.log_every_n_steps": (10_000_000, "steps"),
+    "data.batch_size": (1_048_576, "samples per batch"),
+    "data.num_workers": (256, "DataLoader worker processes"),
+    "data.num_samples": (100_000_000, "samples"),
+    "data.num_features": (1_000_000, "features"),
+    "model.hidden_dim": (65_536, "units"),
+    "strategy.devices": (64, "devices per node"),
+    "strategy.num_nodes": (10_000, "nodes"),
+    "strategy.timeout_s": (86_400, "seconds (a day)"),
+    "checkpoint.every_n_steps": (100_000_000, "steps"),
+    # launchers (each key is checked where the selected launcher has it)
+    "launcher.nodes": (10_000, "nodes"),
+    "launcher.nnodes": (10_000, "nodes"),
+    "launcher.workers": (10_000, "worker pods"),
+    "launcher.nproc_per_node": (256, "processes per node"),
+    "launcher.tasks_per_node": (256, "tasks per node"),
+    "launcher.resources.gpu": (64, "GPUs per pod"),
+    "launcher.head.resources.gpu": (64, "GPUs per pod"),
+    "launcher.gpus_per_node": (64, "GPUs per node"),
+    "launcher.cpus_per_task": (1024, "CPUs per task"),
+    "launcher.termination_grace_period_s": (86_400, "seconds (a day)"),
+    "launcher.active_deadline_seconds": (31_536_000, "seconds (a year)"),
+    "launcher.backoff_limit": (1_000, "retries"),
+    "launcher.max_restarts": (1_000, "restarts"),
+    "launcher.max_requeues": (1_000, "requeues"),
+    "launcher.elastic.min_nodes": (10_000, "nodes"),
+    "launcher.elastic.max_nodes": (10_000, "nodes"),
+}
+
+# Each item of these lists: (most allowed, what it counts).
+MOST_EACH = {
+    "model.hidden_dims": (65_536, "units"),
+    "model.channels": (65_536, "channels"),
+    "data.input_shape": (1_000_000, "values per dimension"),
+    "data.image_size": (16_384, "pixels"),
+}
+
+# key -> (length, what the items are).
+LENGTH = {
+    "data.image_size": (2, "[height, width], e.g. [32,32]"),
+}
+
+# Kubernetes quantities: key -> (least, exclusive?, most, what, shown bound).
+CPU = (Decimal(0), Decimal(1024), "1024 CPUs")
+MEMORY = (Decimal(0), Decimal(64 * 2**40), "64Ti")
+QUANTITIES = {
+    "launcher.resources.cpu": CPU, "launcher.resources.cpu_limit": CPU,
+    "launcher.head.resources.cpu": CPU, "launcher.head.resources.cpu_limit": CPU,
+    "launcher.resources.memory": MEMORY, "launcher.resources.memory_limit": MEMORY,
+    "launcher.head.resources.memory": MEMORY, "launcher.head.resources.memory_limit": MEMORY,
+    "launcher.resources.ephemeral_storage": (Decimal(0), Decimal(2**50), "1Pi"),
+    "launcher.shm_size": (Decimal(0), Decimal(64 * 2**40), "64Ti"),
+}
+
+_ABSENT = object()
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    except Exception:  # unreadable: another check says why
+        return _ABSENT
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(str(x) for x in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _quantity(value: Any) -> Optional[Decimal]:
+    from aegis.k8s.quantities import parse
+
+    return parse(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+
+def check(cfg: DictConfig, found: Problems) -> None:
+    """Every value above its bound, every fixed-length list of another length: one sentence each."""
+    for key, (most, what) in MOST.items():
+        if found.covers(key):
+            continue
+        value = _value(cfg, key)
+        if _whole(value) and value > most:
+            found.add(f"{key}={value} is more than Aegis accepts: expected at most {most} {what}.", key)
+    for key, (most, what) in MOST_EACH.items():
+        if found.covers(key):
+            continue
+        value = _value(cfg, key)
+        if isinstance(value, list) and any(_whole(v) and v > most for v in value):
+            found.add(f"{key}={_shown(value)} is more than Aegis accepts: expected at most {most} {what} "
+                      "in each item.", key)
+    for key, (length, what) in LENGTH.items():
+        if found.covers(key):
+            continue
+        value = _value(cfg, key)
+        if isinstance(value, list) and len(value) != length:
+            found.add(f"{key}={_shown(value)} has {len(value)} item{'s' if len(value) != 1 else ''}: expected "
+                      f"{length}, {what}.", key)
+    for key, (least, most, shown) in QUANTITIES.items():
+        if found.covers(key):
+            continue
+        value = _value(cfg, key)
+        amount = _quantity(value) if value is not _ABSENT and value is not None else None
+        if amount is None:
+            continue  # unset, or not a quantity (aegis.k8s.checks says so)
+        if amount <= least:
+            found.add(f"{key}={_shown(value)} asks for nothing: expected more than 0 (or null for no request).", key)
+        elif amount > most:
+            found.add(f"{key}={_shown(value)} is more than Aegis accepts: expected at most {shown}.", key)
