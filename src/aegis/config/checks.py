@@ -201,6 +201,11 @@ def data_source() -> Check:
     return Check(accepts, "a local path, or a file://, http(s):// or s3:// URI")
 
 
+def mapping() -> Check:
+    """null or a mapping of names to values (fsspec's ``storage_options``)."""
+    return Check(lambda v: isinstance(v, dict), "null or a mapping such as {endpoint_url: https://minio.example.com}")
+
+
 def meta(check: Check, help: str = "") -> dict[str, Any]:
     """Field metadata carrying a check (and optional help shown in error messages)."""
     return {"check": check, "help": help}

@@ -101,7 +101,12 @@ class CachedDataConfig(DataConfig):
 
     source: str = field(default=MISSING, metadata=meta(c.data_source()))
     sha256: Optional[str] = field(default=None, metadata=meta(c.sha256_hex()))
-    storage_options: Optional[Dict[str, Any]] = None
+    # ``Any``, not ``Optional[Dict]``: OmegaConf 2.3 cannot merge a dict into a Dict node that
+    # is None (every spelling of ``data.storage_options={...}`` was a traceback); the check
+    # keeps it a mapping, and aegis.secrets refuses credential-named keys in it.
+    storage_options: Any = field(default=None, metadata=meta(c.mapping()))
+    # The most bytes a source may hold (download, archive members, decoded arrays); aegis.data.
+    max_bytes: int = field(default=20 * 10**9, metadata=meta(c.at_least(1)))
     cache_dir: str = field(default="${paths.dataset_cache}", metadata=meta(c.non_empty()))
     num_classes: Optional[int] = field(default=None, metadata=meta(c.at_least(2)))
     input_shape: Optional[List[int]] = field(default=None, metadata=meta(c.non_empty_positive_ints()))

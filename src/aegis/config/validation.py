@@ -33,6 +33,7 @@ from aegis.config.metrics import not_logged
 from aegis.config.faults import check as check_fault
 from aegis.config.schema import TrainConfig
 from aegis.data.checks import check as check_data_source
+from aegis.data.checks import check as check_data_source
 from aegis.config.signature import HYDRA_KEYS, static_signature
 from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import ConfigError, Problems, error_lines
@@ -677,6 +678,7 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
         found.run(check, cfg, found)
     found.run(_check_tracking, cfg, found)
     found.run(_check_host, cfg, found)
+    found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_fault, cfg, found)  # fault.rank within the gang
     if not unresolved and not found.covers("launcher"):

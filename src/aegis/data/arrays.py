@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from aegis.data import bounds
 from aegis.data.errors import DataSourceError
 from aegis.data.spec import DatasetSpec
 
@@ -29,12 +30,24 @@ def _key_error(spec: DatasetSpec, key: str, value: str, available: list[str]) ->
 def _npz(path: Path, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
     features_key = spec.options.get("features_key") or "features"
     labels_key = spec.options.get("labels_key") or "labels"
+    with zipfile.ZipFile(path) as members:  # the sizes the arrays inflate to, from the zip's headers
+        bounds.check(spec, "holds arrays of", sum(i.file_size for i in members.infolist()))
     with np.load(path, allow_pickle=False) as archive:
         available = list(archive.files)
         for key, value in (("features_key", features_key), ("labels_key", labels_key)):
             if value not in available:
                 raise _key_error(spec, key, value, available)
-        return np.asarray(archive[features_key]), np.asarray(archive[labels_key])
+        loaded = []
+        for key, value in (("features_key", features_key), ("labels_key", labels_key)):
+            try:
+                loaded.append(np.asarray(archive[value]))
+            except ValueError as exc:  # object arrays (pickles) and malformed headers
+                why = ("holds Python objects, which are never unpickled from a source" if "allow_pickle" in str(exc)
+                       else f"cannot be read ({str(exc).rstrip('.')})")
+                raise DataSourceError(
+                    f"data.{key}={value} of data.source={spec.shown_source} {why}: expected an array of "
+                    "numbers (np.savez with numeric arrays).") from None
+        return loaded[0], loaded[1]
 
 
 def _parquet(path: Path, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -69,13 +82,19 @@ def decode(path: Path, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray, dict[
             f"data.source={spec.shown_source} is a folder: expected one .npz or .parquet file.")
     with open(path, "rb") as handle:
         head = handle.read(4)
-    if zipfile.is_zipfile(path):
-        features, labels = _npz(path, spec)
-    elif head == PARQUET_MAGIC:
-        features, labels = _parquet(path, spec)
-    else:
+    try:
+        if zipfile.is_zipfile(path):
+            features, labels = _npz(path, spec)
+        elif head == PARQUET_MAGIC:
+            features, labels = _parquet(path, spec)
+        else:
+            raise DataSourceError(
+                f"data.source={spec.shown_source} is neither an .npz nor a Parquet file: expected one of those.")
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:  # a damaged file: one sentence
+        reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
         raise DataSourceError(
-            f"data.source={spec.shown_source} is neither an .npz nor a Parquet file: expected one of those.")
+            f"data.source={spec.shown_source} cannot be decoded ({reason[:200]}): expected a whole .npz or Parquet "
+            "file.") from None
     if features.ndim < 2 or len(features) != len(labels) or labels.ndim != 1:
         raise DataSourceError(
             f"data.source={spec.shown_source} holds features of shape {list(features.shape)} and labels of shape "
@@ -84,6 +103,7 @@ def decode(path: Path, spec: DatasetSpec) -> tuple[np.ndarray, np.ndarray, dict[
     if len(values) < 2:
         raise DataSourceError(
             f"data.source={spec.shown_source} has one label value only ({values[0]}): expected at least 2 classes.")
+    bounds.check(spec, "decodes to", int(features.size) * 4)  # float32
     try:
         features = features.astype(np.float32)
     except (TypeError, ValueError):

@@ -8,6 +8,7 @@ leaves one, which the next holder of the lock sweeps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ def prepare(spec: DatasetSpec, root: os.PathLike | str) -> Entry:
         raise DataSourceError(f"data kind {spec.kind!r} has no decoder: expected one of {', '.join(KINDS)}.")
     cache = Cache(root)
     name = spec.entry_name
-    entry = cache.get(name)
+    entry = cache.get(name) or pinned_hit(spec, cache)
     if entry is not None:
         return entry
     try:
@@ -52,6 +53,19 @@ def prepare(spec: DatasetSpec, root: os.PathLike | str) -> Entry:
         if is_disk_full(exc):
             raise disk_full(spec, cache.root) from None
         raise
+
+
+def pinned_hit(spec: DatasetSpec, cache: Cache) -> Entry | None:
+    """The entry an unpinned fetch of the same source made, when its sha256 is the one now
+    pinned: the log of that fetch says "pin it with data.sha256=...", and the bytes it
+    decoded are the pinned ones, so pinning must not fetch them again."""
+    if not spec.sha256:
+        return None
+    entry = cache.get(dataclasses.replace(spec, sha256=None).entry_name)
+    if entry is None or entry.meta.get("sha256") != spec.sha256:
+        return None
+    log.info("Using %s, cached from %s with sha256 %s (the pinned one).", entry.name, spec.shown_source, spec.sha256)
+    return entry
 
 
 def _build(spec: DatasetSpec, cache: Cache, name: str) -> Entry:

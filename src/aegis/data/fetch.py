@@ -14,11 +14,13 @@ import errno
 import hashlib
 import importlib.util
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from aegis.data import bounds
 from aegis.data.errors import DataSourceError
 from aegis.data.spec import DatasetSpec, is_remote
 
@@ -80,9 +82,45 @@ def _connection_failure(exc: BaseException) -> Optional[BaseException]:
     return None
 
 
+def _http_status(exc: BaseException) -> Optional[int]:
+    """The HTTP status behind ``exc`` (aiohttp's ``ClientResponseError.status``), if any:
+    fsspec's HTTP filesystem reports every failed response as FileNotFoundError."""
+    inner: Optional[BaseException] = exc
+    while inner is not None:
+        status = getattr(inner, "status", None)
+        if isinstance(status, int) and 100 <= status <= 599:
+            return status
+        inner = inner.__cause__ or inner.__context__
+    return None
+
+
+def http_error(spec: DatasetSpec, status: int) -> DataSourceError:
+    """A response that is not the file, said as what it is (a 500 is not "not found")."""
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "unknown status"
+    if status >= 500:
+        what, expected = "a server error", "the server to recover (run again later), or another data.source"
+    elif status in (401, 403):
+        what, expected = "a refusal", ("a URL this machine may read (credentials come from the environment or the "
+                                       "cloud's own config, never the config)")
+    else:
+        what, expected = "an error", "a URL the server serves"
+    return DataSourceError(f"data.source={spec.shown_source} answered {what} (HTTP {status} {phrase}): "
+                           f"expected {expected}.")
+
+
 def _not_found(spec: DatasetSpec, exc: FileNotFoundError) -> DataSourceError:
     failure = _connection_failure(exc)
-    return unreachable(spec, failure) if failure is not None else missing(spec)
+    if failure is not None:
+        return unreachable(spec, failure)
+    status = _http_status(exc)
+    if status is not None and status not in (404, 410):
+        return http_error(spec, status)
+    return missing(spec)
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -104,9 +142,10 @@ def fetch(spec: DatasetSpec, temp: Path) -> Fetched:
                 raise DataSourceError(
                     f"data.sha256 pins a file but data.source={spec.shown_source} is a folder: expected "
                     "data.sha256=null, or an archive (.tar, .tar.gz, .zip) as the source.")
-            return Fetched(local, None, sum(p.stat().st_size for p in local.rglob("*") if p.is_file()))
+            return Fetched(local, None, folder_size(spec, local))
         if not local.is_file():
             raise missing(spec)
+        bounds.check(spec, "is", local.stat().st_size)
         digest = hashlib.sha256()
         with open(local, "rb") as handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
@@ -115,6 +154,29 @@ def fetch(spec: DatasetSpec, temp: Path) -> Fetched:
         _verify(spec, fetched, expected_size=None)
         return fetched
     return _download(spec, temp)
+
+
+def folder_size(spec: DatasetSpec, root: Path) -> int:
+    """The bytes of the files under ``root`` (symlinks not followed), bounded by
+    ``data.max_bytes``; a folder that cannot be read is one sentence, not a traceback."""
+    total = 0
+
+    def unreadable(exc: OSError) -> None:
+        raise DataSourceError(
+            f"data.source={spec.shown_source} holds {exc.filename}, which cannot be read ({exc.strerror or exc}): "
+            "expected a folder of class folders you can read (not a system folder such as /).")
+
+    for folder, _dirs, files in os.walk(root, onerror=unreadable):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(folder, name))
+            except OSError as exc:
+                unreadable(exc)
+                continue
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+                bounds.check(spec, "holds more than", total)
+    return total
 
 
 def _download(spec: DatasetSpec, temp: Path) -> Fetched:
@@ -134,6 +196,7 @@ def _download(spec: DatasetSpec, temp: Path) -> Fetched:
         try:
             info = fs.info(path)
             expected = info.get("size")
+            bounds.check(spec, "is", expected)  # Content-Length / the store's size: before any byte
             if info.get("type") == "directory":
                 raise DataSourceError(
                     f"data.source={spec.shown_source} is a directory of the store: expected one archive or "
@@ -146,6 +209,7 @@ def _download(spec: DatasetSpec, temp: Path) -> Fetched:
                 digest.update(chunk)
                 local.write(chunk)
                 size += len(chunk)
+                bounds.check(spec, "sent more than", size)  # no size said, or a wrong one
     except DataSourceError:
         raise
     except FileNotFoundError as exc:
@@ -153,6 +217,9 @@ def _download(spec: DatasetSpec, temp: Path) -> Fetched:
     except Exception as exc:
         if is_disk_full(exc):
             raise
+        status = _http_status(exc)
+        if status is not None and status >= 400:
+            raise http_error(spec, status) from None
         raise unreachable(spec, exc) from None
     fetched = Fetched(target, digest.hexdigest(), size)
     _verify(spec, fetched, expected)

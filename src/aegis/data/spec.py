@@ -26,6 +26,10 @@ KINDS = tuple(KIND_OPTIONS)
 TARGET_KINDS = {"aegis.training.datasets.ImageFolderDataModule": "image_folder",
                 "aegis.training.datasets.ArraysDataModule": "arrays"}
 REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "az", "abfs")
+# data.max_bytes's default (schema.py's CachedDataConfig): the most bytes a source may hold,
+# its download, its archive members and its decoded arrays each. 20 GB: far above the data a
+# single-machine image or array set is, far below what would fill a node's disk or memory.
+DEFAULT_MAX_BYTES = 20 * 10**9
 
 
 def normalize_source(source: str) -> str:
@@ -49,6 +53,8 @@ class DatasetSpec:
     sha256: Optional[str] = None
     options: dict[str, Any] = field(default_factory=dict)
     storage_options: dict[str, Any] = field(default_factory=dict)
+    # A bound, not an identity: left out of the entry name (a cached entry stays a hit).
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", normalize_source(self.source))
@@ -71,13 +77,15 @@ class DatasetSpec:
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "source": self.source, "sha256": self.sha256,
-                           "options": self.options, "storage_options": self.storage_options}, sort_keys=True)
+                           "options": self.options, "storage_options": self.storage_options,
+                           "max_bytes": self.max_bytes}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "DatasetSpec":
         raw = json.loads(text)
         return cls(kind=raw["kind"], source=raw["source"], sha256=raw.get("sha256"),
-                   options=dict(raw.get("options") or {}), storage_options=dict(raw.get("storage_options") or {}))
+                   options=dict(raw.get("options") or {}), storage_options=dict(raw.get("storage_options") or {}),
+                   max_bytes=int(raw.get("max_bytes") or DEFAULT_MAX_BYTES))
 
 
 def spec_from_config(data: dict[str, Any], kind: str) -> DatasetSpec:
@@ -85,4 +93,5 @@ def spec_from_config(data: dict[str, Any], kind: str) -> DatasetSpec:
     return DatasetSpec(kind, data["source"], data.get("sha256"),
                        options={k: (list(data[k]) if isinstance(data.get(k), (list, tuple)) else data.get(k))
                                 for k in KIND_OPTIONS[kind]},
-                       storage_options=dict(data.get("storage_options") or {}))
+                       storage_options=dict(data.get("storage_options") or {}),
+                       max_bytes=int(data.get("max_bytes") or DEFAULT_MAX_BYTES))
