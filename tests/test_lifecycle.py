@@ -96,6 +96,37 @@ def test_cli_lists_shows_and_prints_logs(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == ["line one", "line two"]
 
 
+def test_global_options_after_the_subcommand_and_ambiguous_prefixes_and_a_starting_runs_logs(tmp_path, capsys):
+    """Issue 24 item 10: `aegis list --root DIR` failed ("unrecognized arguments"); an ambiguous
+    prefix ended its list in "..." however few it listed; `aegis logs` of a run in its first
+    seconds printed nothing at all."""
+    _run_dir(tmp_path, "done1", pid=_dead_pid(), record={"status": "completed", "attempts": [{"status": "completed"}]})
+    _run_dir(tmp_path, "done2", pid=_dead_pid(), record={"status": "completed", "attempts": [{"status": "completed"}]})
+    assert main(["list", "--root", str(tmp_path)]) == 0
+    assert sorted(line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]) == ["done1", "done2"]
+    assert main(["list", "--limit", "5", "--root", str(tmp_path)]) == 0
+    assert "done1" in capsys.readouterr().out
+    assert main(["--root", str(tmp_path / "elsewhere"), "status", "done1", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("succeeded")  # the later --root wins
+    assert main(["--root", str(tmp_path), "list"]) == 0 and "done2" in capsys.readouterr().out  # as before
+
+    assert main(["status", "done", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "matches 2 runs" in err and "(done1, done2)" in err and "..." not in err
+    for n in range(3, 9):
+        _run_dir(tmp_path, f"done{n}", record={"status": "completed"})
+    assert main(["status", "done", "--root", str(tmp_path)]) == 1
+    assert "(done1, done2, done3, done4, done5 and 3 more)" in capsys.readouterr().err
+
+    _run_dir(tmp_path, "starting", pid=os.getpid())  # started, no record, no log line yet
+    assert main(["logs", "starting", "--root", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("run starting is pending and has logged nothing yet (it is starting")
+    (tmp_path / "train" / "runs" / "starting" / "train.log").write_text("")  # Hydra's, still empty
+    assert main(["logs", "starting", "--root", str(tmp_path)]) == 0
+    assert "has logged nothing yet" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_sentence_with_exit_1(tmp_path, capsys):
     _run_dir(tmp_path, "done1", pid=_dead_pid(), record={"status": "completed", "attempts": [{"status": "completed"}]})
     assert main(["--root", str(tmp_path), "status", "no-such-run"]) == 1

@@ -138,17 +138,35 @@ def cmd_logs(args: argparse.Namespace) -> int:
     started in this terminal."""
     ref = _ref(find_run(args.run, args.root))
     launcher = _launcher(ref)
+    printed = 0
     try:
         for line in launcher.logs(ref, replica=args.replica, follow=args.follow):
             print(line, flush=args.follow)
+            printed += 1
     except KeyboardInterrupt:
         return 130
     if not args.follow:
+        if not printed:
+            _say_why_no_log(launcher, ref)
         return 0
     status = launcher.status(ref)
     print(f"run {ref.run_id} {status.state.value}" + (f": {status.reason}" if status.reason else ""), file=sys.stderr)
     _print_failure(status, sys.stderr)
     return job_exit_code(status)
+
+
+def _say_why_no_log(launcher, ref: JobRef) -> None:
+    """A run in its first seconds has written no log line yet (it is importing torch, reading
+    its data): one line on stderr says so, rather than nothing at all."""
+    try:
+        state = launcher.status(ref).state
+    except AegisError:
+        return
+    if not state.terminal:
+        print(f"run {ref.run_id} is {state.value} and has logged nothing yet (it is starting: importing, "
+              f"reading its data); python -m aegis logs {ref.run_id} --follow waits for its lines.", file=sys.stderr)
+    else:
+        print(f"run {ref.run_id} is {state.value} and left no log lines.", file=sys.stderr)
 
 
 def job_exit_code(status: JobStatus) -> int:
@@ -220,7 +238,23 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--cache", type=Path, default=None,
                       help="the cache dir (default: $AEGIS_DATASET_CACHE, else <root>/dataset-cache)")
     add_data_commands(data.add_subparsers(dest="data_command", required=True), with_fetch=False)
+    _global_options_anywhere(sub)
     return top
+
+
+def _global_options_anywhere(sub: "argparse._SubParsersAction") -> None:
+    """``aegis list --root DIR`` as well as ``aegis --root DIR list``: each subcommand (and
+    ``data``'s own) accepts ``--root`` too. Its default is SUPPRESS, so that a subcommand that
+    was not given it leaves the top-level value as it is."""
+    parsers = list(sub.choices.values())
+    while parsers:
+        command = parsers.pop()
+        if not any("--root" in action.option_strings for action in command._actions):
+            command.add_argument("--root", type=Path, default=argparse.SUPPRESS,
+                                 help="where runs live (default: $AEGIS_OUTPUT_ROOT, else ./outputs)")
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

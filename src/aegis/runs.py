@@ -82,5 +82,9 @@ def find_run(name: str, root: Path) -> RunDir:
     if not matches:
         raise RunNotFound(f"no run {name!r} under {root}: expected a run id (see `python -m aegis list`), a unique "
                           "prefix of one, or a run dir; --root DIR (or AEGIS_OUTPUT_ROOT) sets where runs live.")
-    shown = ", ".join(sorted(r.run_id for r in matches)[:5])
-    raise RunNotFound(f"{name!r} matches {len(matches)} runs under {root} ({shown}...): give more of the run id.")
+    ids = sorted(r.run_id for r in matches)
+    shown = ", ".join(ids[:SHOWN_MATCHES]) + (f" and {len(ids) - SHOWN_MATCHES} more" if len(ids) > SHOWN_MATCHES else "")
+    raise RunNotFound(f"{name!r} matches {len(matches)} runs under {root} ({shown}): give more of the run id.")
+
+
+SHOWN_MATCHES = 5  # an ambiguous prefix names this many of its matches, then how many more

@@ -96,8 +96,8 @@ def process_logs(ref: JobRef, replica: Optional[str] = None, follow: bool = Fals
     logs = rank_logs(Path(ref.run_dir))
     name = replica or "rank0"
     if name not in logs:
-        if replica is None and follow:
-            logs[name] = Path(ref.run_dir) / LOG_FILE  # not written yet: wait for it
+        if replica is None and (follow or not process_status(ref).state.terminal):
+            logs[name] = Path(ref.run_dir) / LOG_FILE  # not written yet (the run is starting): wait for it, or say so
         else:
             known = ", ".join(sorted(logs)) or "none yet"
             raise AegisError(f"run {ref.run_id} has no log for replica {name!r}: its replicas are {known}.")
