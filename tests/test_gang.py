@@ -157,6 +157,41 @@ def test_sigterm_held_in_start_up_stops_the_run_when_armed():
             sigterm.arm()
 
 
+def test_a_rank_whose_fit_raised_records_before_torchruns_sigterm_can_interrupt_it(monkeypatch):
+    """Issue 24 item 4: a rank that lost its peer was writing its failure record when torchrun
+    SIGTERMed the gang; the handler raised "Preempted: SIGTERM during the end of the run (after
+    training)" over the record (and its real cause), with ~120 lines of traceback."""
+    monkeypatch.setenv("AEGIS_TERMINATION_GRACE_S", "30")
+    recorded = False
+    with SigtermOutsideFit() as sigterm:
+        sigterm.arm()
+        try:
+            with sigterm.fitting():
+                raise ConnectionResetError("Connection reset by peer")
+        except ConnectionResetError:
+            assert sigterm.phase == "training"  # where it was, not "after training"
+            _sigterm_self()  # torchrun stops the gang while this rank writes its record
+            time.sleep(0.3)
+            recorded = True
+    assert recorded and sigterm.outcome is None
+
+
+def test_a_record_that_hangs_after_fit_raised_is_abandoned_within_the_grace_period(monkeypatch):
+    monkeypatch.setenv("AEGIS_TERMINATION_GRACE_S", "5.5")  # 0.5 s left after the exit margin
+    started = time.monotonic()
+    with SigtermOutsideFit() as sigterm:
+        sigterm.arm()
+        with pytest.raises(Preempted, match="during training"):
+            try:
+                with sigterm.fitting():
+                    raise RuntimeError("boom")
+            except RuntimeError:
+                _sigterm_self()
+                time.sleep(10)  # a record that cannot be written (a hung file system)
+    assert time.monotonic() - started < 3
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.default_int_handler, None)
+
+
 def test_leaving_the_process_group_never_imports_torch(monkeypatch):
     """A SIGTERM can cut torch's import short (a pod stopped during start-up); re-importing
     it on the way out then fails with a circular-import traceback instead of exit 143."""
@@ -164,3 +199,21 @@ def test_leaving_the_process_group_never_imports_torch(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "torch.distributed", None)  # `import torch.distributed` raises
     _leave_process_group()
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_torchrun_under_a_supervisor_is_exit_143_without_torchs_traceback(tmp_path):
+    """Issue 24 item 4: a clean SIGTERM of a torchrun gang ended with torch's 25-line
+    ``SignalException: Process N got signal: 15`` traceback from the parent."""
+    script = tmp_path / "rank.py"
+    script.write_text("import time\nprint('rank started', flush=True)\ntime.sleep(120)\n")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "aegis.launch.elastic", "--standalone", "--nproc-per-node=1",
+                             str(script)], env={**os.environ, "AEGIS_GANG_NOTES": str(notes)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "rank started"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert "Traceback" not in err and "SignalException" not in err and "death signal" not in err, err

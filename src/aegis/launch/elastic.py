@@ -80,6 +80,16 @@ def _observe_agent(folder: Path) -> None:
     launcher_api.LocalElasticAgent = RecordingAgent
 
 
+def _quiet_stop_warnings() -> None:
+    """torchrun's agent warns "Received 15 death signal, shutting down workers" and "Sending
+    process N closing signal SIGTERM" on every stop; the supervisor's paragraph says how the
+    gang ended (preempted, cancelled, which rank failed), so those two loggers keep errors only."""
+    import logging
+
+    for name in ("torch.distributed.elastic.agent.server.api", "torch.distributed.elastic.multiprocessing.api"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     folder = os.environ.get(NOTES_ENV)
@@ -94,6 +104,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _observe_agent(Path(folder))
     except Exception:  # torch moved its internals: plain torchrun, ranks' notes still count
         pass
+    _quiet_stop_warnings()
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     try:
@@ -103,6 +115,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"torchrun: the gang failed (rank {rank} exited with code {first.exitcode} first); "
               "its report follows.", file=sys.stderr)
         return 1
+    except SignalException as exc:
+        # Told to stop (a preemption, aegis cancel): torchrun has passed the signal on and its
+        # ranks checkpointed; its SignalException (25 lines of traceback) says nothing the
+        # supervisor's paragraph does not. 128 + the signal, as the shell has it.
+        return 128 + int(exc.sigval)
     return 0
 
 

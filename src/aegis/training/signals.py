@@ -45,6 +45,7 @@ class SigtermOutsideFit:
         self._armed = False
         self._held = False
         self._critical = False
+        self._alarm_previous: Any = None  # SIGALRM's handler before _hold_until_recorded
 
     def __enter__(self) -> "SigtermOutsideFit":
         if threading.current_thread() is threading.main_thread():
@@ -54,6 +55,9 @@ class SigtermOutsideFit:
 
     def __exit__(self, *exc: Any) -> None:
         if self._installed:
+            if self._alarm_previous is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, self._alarm_previous)
             signal.signal(signal.SIGTERM, self._previous)
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
@@ -83,12 +87,28 @@ class SigtermOutsideFit:
 
     @contextmanager
     def fitting(self) -> Iterator[None]:
+        self.phase = "training"
         self._fitting = True
         try:
             yield
-        finally:
+        except BaseException:
+            # Fit raised (a rank that lost its peer, a bug, Lightning's SIGTERM stop): the attempt
+            # now records why. torchrun SIGTERMs the whole gang as soon as one rank is gone, and
+            # that signal must not cut the record short with a Preempted of its own ("SIGTERM
+            # during the end of the run" over the rank's real cause, ~120 lines of traceback):
+            # from here a SIGTERM is held, as while registering, within the grace period.
             self._fitting = False
-            self.phase = "the end of the run (after training)"
+            self._hold_until_recorded()
+            raise
+        self._fitting = False
+        self.phase = "the end of the run (after training)"
+
+    def _hold_until_recorded(self) -> None:
+        if self._installed and hasattr(signal, "setitimer") and self._alarm_previous is None:
+            self._alarm_previous = signal.signal(signal.SIGALRM, self._deadline)
+        self._critical = True
+        if self._held and self.received_at is not None:
+            self._arm_deadline()
 
     def received_during_fit(self) -> None:
         """A SIGTERM that fit saw too late to stop at a batch: the phases after fit act on it."""
