@@ -15,6 +15,7 @@ import json
 import logging
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,6 @@ import pytest
 import yaml
 
 pytest.importorskip("lightning")
-pytest.importorskip("cryptography")
 
 from aegis.training.trainer_progress import (ENV_CA_CERT, ENV_TOKEN, ENV_URL, Endpoint, StatusPoster,  # noqa: E402
                                              TrainerProgress, trainer_progress_callbacks, trainer_status)
@@ -39,7 +39,12 @@ WHEN = datetime.datetime(2026, 12, 5, 0, 10, tzinfo=datetime.timezone.utc).times
 # ------------------------------------------------------------------ a CA, a server certificate, a server
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate it signed for localhost/127.0.0.1 (EC keys: fast)."""
+    """A CA and a server certificate it signed for localhost/127.0.0.1 (EC keys: fast), with
+    the ``cryptography`` package (in the venv through mlflow), else the ``openssl`` command."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return _certificates_openssl(folder)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -72,6 +77,20 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     (folder / "tls.crt").write_bytes(cert.public_bytes(pem))
     (folder / "tls.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
+    return folder / "ca.crt", folder / "tls.crt", folder / "tls.key"
+
+
+def _certificates_openssl(folder: Path) -> tuple[Path, Path, Path]:
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+            "-subj", "/CN=aegis test CA", "-keyout", "ca.key", "-out", "ca.crt")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "tls.key", "-out", "tls.csr")
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+            "-extfile", "san.ext", "-out", "tls.crt")
     return folder / "ca.crt", folder / "tls.crt", folder / "tls.key"
 
 
@@ -200,7 +219,7 @@ def test_at_most_one_post_per_interval_and_the_newest_state_wins(server, endpoin
         time.sleep(0.02)
     times = [r["at"] for r in server.requests]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert offered > 50 and 3 <= len(times) <= 5, (offered, times)
+    assert offered > 50 and 2 <= len(times) <= 5, (offered, times)  # 1.3 s of states, 0.4 s apart at most
     assert min(gaps) >= 0.3, gaps  # 0.4 s between attempts, less the server's arrival jitter
     assert server.bodies()[-1]["progressPercentage"] == last  # coalesced, not dropped
 
@@ -339,7 +358,7 @@ def train_run(compose, tmp_path, monkeypatch, endpoint):
 
 def test_a_training_run_reports_its_progress_to_100_with_its_metrics(train_run, server, crd_trainer_status, caplog):
     caplog.set_level(logging.INFO, logger="aegis.training")
-    outcome = train_run("trainer.max_epochs=2")
+    outcome = train_run("trainer.max_epochs=1")
     assert outcome.exit_code == 0
     bodies = server.bodies()
     # The start, a state at most every 5 s (none in a run of a second or two), then the end of
@@ -362,7 +381,7 @@ def test_a_training_run_reports_its_progress_to_100_with_its_metrics(train_run, 
 
 def test_a_failing_endpoint_is_one_warning_and_training_completes(train_run, server, caplog):
     server.mode = "500"
-    outcome = train_run()
+    outcome = train_run("trainer.max_epochs=1")
     assert outcome.exit_code == 0 and outcome.summary["status"] == "completed"
     assert len(server.requests) >= 3  # every post failed, each was tried
     [warning] = warnings_of(caplog)
