@@ -36,7 +36,7 @@ class CachedDataModule(ArrayDataModule):
     def __init__(self, *, source: str, sha256: Optional[str], storage_options: Optional[dict], cache_dir: str,
                  batch_size: int, val_fraction: float, test_fraction: float, num_workers: int, split_seed: int,
                  num_classes: Optional[int], input_shape: Optional[Sequence[int]], name: Optional[str],
-                 uses_dataset_cache: bool, max_bytes: int = 20 * 10**9, **options: Any) -> None:
+                 uses_dataset_cache: bool, max_bytes: int = 20_000_000_000, **options: Any) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
                          num_workers=num_workers, split_seed=split_seed, num_classes=num_classes or 0,
                          input_shape=input_shape or (), name=name, uses_dataset_cache=uses_dataset_cache)
@@ -89,7 +89,7 @@ class ImageFolderDataModule(CachedDataModule):
                  image_size: Optional[Sequence[int]] = None, batch_size: int = 64, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, num_workers: int = 0, split_seed: int = 1234,
                  num_classes: Optional[int] = None, input_shape: Optional[Sequence[int]] = None,
-                 name: Optional[str] = None, uses_dataset_cache: bool = True, max_bytes: int = 20 * 10**9) -> None:
+                 name: Optional[str] = None, uses_dataset_cache: bool = True, max_bytes: int = 20_000_000_000) -> None:
         super().__init__(source=source, sha256=sha256, storage_options=storage_options, cache_dir=cache_dir,
                          max_bytes=max_bytes,
                          batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
@@ -108,7 +108,7 @@ class ArraysDataModule(CachedDataModule):
                  batch_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.2, num_workers: int = 0,
                  split_seed: int = 1234, num_classes: Optional[int] = None,
                  input_shape: Optional[Sequence[int]] = None, name: Optional[str] = None,
-                 uses_dataset_cache: bool = True, max_bytes: int = 20 * 10**9) -> None:
+                 uses_dataset_cache: bool = True, max_bytes: int = 20_000_000_000) -> None:
         super().__init__(source=source, sha256=sha256, storage_options=storage_options, cache_dir=cache_dir,
                          max_bytes=max_bytes,
                          batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
