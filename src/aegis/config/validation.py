@@ -27,12 +27,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from aegis import secrets
-from aegis.config import bounds, host, names
+from aegis.config import bounds, host, names, targets
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.metrics import not_logged
 from aegis.config.faults import check as check_fault
 from aegis.config.schema import TrainConfig
-from aegis.data.checks import check as check_data_source
 from aegis.data.checks import check as check_data_source
 from aegis.config.signature import HYDRA_KEYS, static_signature
 from aegis.config.signature import target_problem as static_target_problem
@@ -250,10 +249,16 @@ def _check_component(node: DictConfig, key: str, example: str, cluster: bool, fo
     """
     target = node.get("_target_")
     problem = static_target_problem(target) if target and not cluster else None
+    problem = problem or (targets.problem(target, key.partition(".")[0]) if isinstance(target, str) else None)
     if problem:
         found.add(f"{key}._target_={target} {problem}: expected the import path of a class, e.g. {example}.",
                   f"{key}._target_")
         return
+    for inner, inner_target in targets.nested(node, key):  # Hydra instantiates these too
+        inner_problem = targets.problem(inner_target, None)
+        if inner_problem:
+            found.add(f"{inner}._target_={inner_target} {inner_problem}: expected the import path of a class "
+                      "(Hydra calls it to build the argument).", f"{inner}._target_")
     signature = static_signature(target) if target else None
     if signature is None:
         return
@@ -271,6 +276,10 @@ def _check_arguments(cfg: DictConfig, found: Problems) -> None:
     cluster = not _launcher(cfg).trains_here
     _check_component(cfg.data, "data", "aegis.training.data.DigitsDataModule", cluster, found)
     _check_component(cfg.model, "model", "aegis.training.models.MLPClassifier", cluster, found)
+    trainer = cfg.trainer.get("_target_")
+    problem = targets.problem(trainer, "trainer") if isinstance(trainer, str) else None
+    if problem and not found.covers("trainer._target_"):
+        found.add(f"trainer._target_={trainer} {problem}: expected lightning.pytorch.Trainer.", "trainer._target_")
 
 
 # ------------------------------------------------------------------ callbacks
@@ -678,7 +687,6 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
         found.run(check, cfg, found)
     found.run(_check_tracking, cfg, found)
     found.run(_check_host, cfg, found)
-    found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_fault, cfg, found)  # fault.rank within the gang
     if not unresolved and not found.covers("launcher"):

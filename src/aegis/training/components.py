@@ -36,6 +36,52 @@ def check_signature(node: DictConfig, key: str) -> None:
         ) from None
 
 
+def _kinds() -> dict[str, type]:
+    from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+
+    return {"data": LightningDataModule, "model": LightningModule, "trainer": Trainer, "callbacks": Callback}
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Import every ``_target_`` the run will instantiate (data, model, trainer, each callback,
+    and the ``_target_`` nodes nested in their arguments) and check that each is a class,
+    of its group's kind for the top-level ones, before any of them is called.
+
+    Validation reads the classes' source (aegis.config.targets); what source cannot say
+    (``os.system``, a compiled module) is answered here, by importing without calling:
+    ``+callbacks.x._target_=shutil.copyfile`` once copied a file before the "not a
+    Lightning callback" check ran.
+    """
+    from aegis.config.targets import KINDS, nested
+    from aegis.errors import ConfigErrors
+
+    kinds = _kinds()
+    nodes = [("data", cfg.data), ("model", cfg.model), ("trainer", cfg.trainer)]
+    nodes += [(f"callbacks.{name}", node) for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
+    sentences = []
+    for key, node in nodes:
+        if not isinstance(node, DictConfig):
+            continue
+        group = key.partition(".")[0]
+        entries = [(key, node.get("_target_"), group)] + [(inner, target, None) for inner, target in nested(node, key)]
+        for where, target_path, kind in entries:
+            if not isinstance(target_path, str):
+                continue
+            try:
+                target = get_object(target_path)
+            except Exception as exc:
+                sentences.append(f"{where}._target_={target_path} cannot be imported: {exc}.")
+                continue
+            if not inspect.isclass(target):
+                sentences.append(f"{where}._target_={target_path} is a {type(target).__name__}, not a class: "
+                                 "expected the import path of a class.")
+            elif kind is not None and not issubclass(target, kinds[kind]):
+                sentences.append(f"{where}._target_={target_path} is a class but not {KINDS[kind][1]}: expected "
+                                 "the import path of one.")
+    if sentences:
+        raise ConfigErrors(sentences)
+
+
 def build(node: DictConfig, key: str, **extra: Any) -> Any:
     """Check, then instantiate from plain values (enums as strings), so that what a
     module saves in its checkpoint hparams loads with ``weights_only=True``."""

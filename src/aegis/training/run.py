@@ -192,8 +192,10 @@ class _Attempt:
 
         install_log_fastpath()  # self.log's device move, skipped when there is nothing to move
         cfg, ctx, run_dir, checkpoint_dir = self.cfg, self.ctx, self.ctx.run_dir, self.checkpoint_dir
+        from aegis.training.components import check_targets
         from aegis.training.datasets import complete_from_data
 
+        check_targets(cfg)  # every _target_ a class of its kind before any is called (or data fetched)
         complete_from_data(cfg)  # data with a source: cached once, its classes/shape filled in for the model
         resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
@@ -215,7 +217,8 @@ class _Attempt:
 
         paths_root = Path(cfg.paths.root).resolve()
         self.tracking = tracking = build_tracking(cfg, run_dir, ctx.run_id, paths_root,
-                                                  continuing=cfg.resume != "never", rank_zero=self.rank_zero)
+                                                  continuing=cfg.resume != "never", rank_zero=self.rank_zero,
+                                                  starting_over=bool(resume.fell_back_from) and resume_from is None)
         if self.rank_zero:
             OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
             tracking.start()
