@@ -18,8 +18,15 @@ def main(cfg: DictConfig) -> None:
     run(cfg)
 
 
+def _more_problems(exc: BaseException) -> list[str]:
+    """Every problem after the first composition error (aegis.config.collect)."""
+    from aegis.config.collect import composition_problems
+
+    return composition_problems(sys.argv[1:], "train", exc)
+
+
 if __name__ == "__main__":
     check_overrides(sys.argv[1:])
     prepare()
-    with compose_once(), one_line_errors():
+    with compose_once(), one_line_errors(more=_more_problems):
         main()

@@ -145,3 +145,28 @@ def test_every_unparsable_override_is_listed(capsys):
     assert info.value.code == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 2 and all(line.startswith("Error: ") for line in lines), lines
+
+
+# ------------------------------------------------------------------ issue 22 #13
+
+
+def test_a_wrong_type_is_listed_with_every_range_error(tmp_path):
+    """Hydra stops composing at data.batch_size=abc; the other four were hidden behind it."""
+    root = tmp_path / "root"
+    lines = _refused(run_train(["data.batch_size=abc", "model.lr=-1", "trainer.max_epochs=0", "seed=-1",
+                                "data.num_workers=-1"], root), root)
+    assert len(lines) == 5, lines
+    for key in ("data.batch_size=abc", "model.lr=-1", "trainer.max_epochs=0", "seed=-1", "data.num_workers=-1"):
+        assert sum(key in line for line in lines) == 1, (key, lines)
+
+
+def test_bad_choices_and_unknown_keys_are_listed_together_without_their_consequences(tmp_path):
+    root = tmp_path / "root"
+    # trainer.min_epochs=3 is fine on its own: its clash with the max_epochs default left once
+    # trainer.max_epochs=abc is dropped is a consequence, not a problem.
+    lines = _refused(run_train(["model.optimizer=sgdd", "checkpoint.mode=avg", "model.hiden=2",
+                                "trainer.max_epochs=abc", "trainer.min_epochs=30", "model.lr=-1"], root), root)
+    assert len(lines) == 5, lines
+    for key in ("model.optimizer=sgdd", "checkpoint.mode=avg", "model.hiden", "trainer.max_epochs=abc",
+                "model.lr=-1"):
+        assert sum(key in line for line in lines) == 1, (key, lines)

@@ -93,12 +93,13 @@ def _error_lines(exc: BaseException) -> list[str] | None:
 
 
 @contextlib.contextmanager
-def one_line_errors() -> Iterator[None]:
+def one_line_errors(more: Callable[[BaseException], list[str]] | None = None) -> Iterator[None]:
     """While active, Hydra's composition errors and Aegis's own are ``Error:`` lines (one per problem), exit 1.
 
     Hydra prints them through ``hydra._internal.utils.run_and_report`` in three or more
     lines; this wraps that function, leaves every other exception (and HYDRA_FULL_ERROR=1)
-    to Hydra, and puts it back afterwards.
+    to Hydra, and puts it back afterwards. ``more`` gives the sentences of further problems
+    when a composition error stopped at the first (aegis.config.collect).
     """
     try:  # private (docs/internals.md)
         from hydra._internal import utils as hydra_utils
@@ -116,6 +117,8 @@ def one_line_errors() -> Iterator[None]:
                 lines = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else _error_lines(exc)
                 if lines is None:
                     raise
+                if more is not None and not isinstance(exc, AegisError):
+                    lines += [f"Error: {mask_credentials(text)}" for text in more(exc)]
                 for line in lines:
                     print(line, file=sys.stderr)
                 from aegis.launch.gang import note_user_error
