@@ -35,16 +35,23 @@ def test_the_driver_is_signalled_and_waited_for_and_other_processes_are_left_alo
     # Another search's driver, and a shell whose one argument only contains the override.
     other = _start(DRIVER, str(tmp_path / "other.out"), prestop.driver_token(str(tmp_path / "multiruns" / "r2")))
     shell = _start(DRIVER, str(tmp_path / "shell.out"), f"python train.py {prestop.driver_token(str(sweep))}")
+    # A wrapper passing the words on to the driver it started: the driver is signalled, not it.
+    wrapper = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+                                sys.executable, "-c", DRIVER, str(tmp_path / "inner.out"),
+                                prestop.driver_token(str(sweep))], stdout=subprocess.PIPE, text=True)
+    assert wrapper.stdout.readline().strip() == "ready"
     try:
         started = time.monotonic()
         signalled, left, busy = prestop.stop_search(str(sweep), budget_s=20)
         took = time.monotonic() - started
-        assert signalled == [driver.pid] and left == [] and busy == []
+        assert len(signalled) == 2 and driver.pid in signalled and wrapper.pid not in signalled
+        assert left == [] and busy == []
         assert driver.wait(timeout=5) == 130 and marker.read_text() == "interrupted"
+        assert wrapper.wait(timeout=5) == 0 and (tmp_path / "inner.out").read_text() == "interrupted"
         assert 0.4 < took < 10
         assert other.poll() is None and shell.poll() is None
     finally:
-        for proc in (driver, other, shell):
+        for proc in (driver, other, shell, wrapper):
             proc.kill()
             proc.wait()
 

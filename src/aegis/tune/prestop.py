@@ -56,15 +56,28 @@ def _argv(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _parent(pid: int) -> Optional[int]:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def search_drivers(sweep_dir: str, proc: Path = Path("/proc")) -> list[int]:
-    """The pids of this container's search drivers for ``sweep_dir`` (one argument equal to the
-    pinned override: the shell that may wrap the driver has it only inside a longer string)."""
+    """The pids of this container's search drivers for ``sweep_dir``: processes with one argument
+    equal to the pinned override (the shell that runs the entrypoint has it only inside a longer
+    string), less any that is an ancestor of another (a wrapper that passes the words on): the
+    signal goes to the search itself."""
     token, me = driver_token(sweep_dir), os.getpid()
-    found = []
-    for entry in proc.iterdir():
-        if entry.name.isdigit() and int(entry.name) != me and token in _argv(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    found = [int(e.name) for e in proc.iterdir()
+             if e.name.isdigit() and int(e.name) != me and token in _argv(int(e.name))]
+    ancestors = set()
+    for pid in found:
+        parent = _parent(pid)
+        while parent and parent not in ancestors and parent != 1:
+            ancestors.add(parent)
+            parent = _parent(parent)
+    return [pid for pid in found if pid not in ancestors]
 
 
 def running_trials(sweep_dir: Path) -> list[Path]:
