@@ -504,3 +504,36 @@ def test_split_sizes_match_scikit_learns():
         train_part, val_part = train_test_split(rest, test_size=val / (1 - test), random_state=0, stratify=rest)
         expected = {"train": len(train_part), "val": len(val_part), "test": len(test_part)}
         assert _split_sizes(samples, val, test) == expected
+
+
+# ------------------------------------------------------------------ issue 22 #10
+
+
+@pytest.mark.parametrize("run_dir,expected", [
+    ("", "hydra.run.dir='' is empty, which Hydra takes as the current directory"),
+    (".", "hydra.run.dir='.' is the current directory"),
+    ("./", "is the current directory"),
+    ("..", "is the current directory or a folder above it"),
+    ("/", "hydra.run.dir='/' is the filesystem root"),
+])
+def test_a_run_dir_that_is_not_a_folder_of_its_own_is_refused(compose, tmp_path, monkeypatch, run_dir, expected):
+    from aegis.config.validation import problems
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AEGIS_OUTPUT_ROOT", str(tmp_path / "root"))
+    sentences = problems(compose(f"hydra.run.dir={run_dir}", hydra_config=True)).sentences
+    assert len(sentences) == 1 and expected in sentences[0], sentences
+
+
+def test_an_empty_run_dir_writes_nothing_into_the_current_directory(tmp_path):
+    import subprocess
+
+    from helpers import TRAIN
+
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path / "root")}
+    result = subprocess.run([sys.executable, str(TRAIN), "trainer=smoke", "logger=none", "hydra.run.dir="], cwd=work,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "hydra.run.dir='' is empty" in result.stderr, result.stderr
+    assert list(work.iterdir()) == [] and not (tmp_path / "root").exists()

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from aegis import secrets
-from aegis.config import bounds, host, names, targets
+from aegis.config import bounds, host, names, run_dir, targets
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.metrics import not_logged
 from aegis.config.faults import check as check_fault
@@ -686,6 +686,7 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
                   _check_model_matches_data, _check_monitor, _check_callbacks, _check_trainer):
         found.run(check, cfg, found)
     found.run(_check_tracking, cfg, found)
+    found.run(run_dir.check, cfg, _hydra_node(cfg), found)  # a folder of its own, not the current one
     found.run(_check_host, cfg, found)
     found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_fault, cfg, found)  # fault.rank within the gang
