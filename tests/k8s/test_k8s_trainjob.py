@@ -133,8 +133,12 @@ def test_the_node_pod_is_the_pod_every_launcher_runs(tmp_path):
     [a], [b] = node["containers"], master["containers"]
     for key in ("image", "resources", "volumeMounts", "securityContext"):
         assert a[key] == b[key], key
-    launch = "AEGIS_LAUNCH"  # the launch the user asked for (its lineage): trainjob here, pytorchjob there
-    assert [e for e in a["env"] if e["name"] != launch] == [e for e in b["env"] if e["name"] != launch]
+    # the launch the user asked for (its lineage): trainjob here, pytorchjob there; and the PyTorchJob
+    # pods' own restart budget (aegis.launch.restart_budget), which a TrainJob's JobSet enforces instead
+    from aegis.launch import restart_budget as rb
+
+    own = {"AEGIS_LAUNCH", rb.MAX_ATTEMPTS_ENV, rb.ATTEMPTS_DIR_ENV, rb.POD_NAME_ENV, rb.POD_UID_ENV}
+    assert [e for e in a["env"] if e["name"] not in own] == [e for e in b["env"] if e["name"] not in own]
     assert a["args"] == b["args"]
 
 

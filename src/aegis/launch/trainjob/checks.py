@@ -34,7 +34,28 @@ def check(cfg: DictConfig, found: Problems) -> None:
         found.add(f"launcher.runtime={runtime!r} is not a valid runtime name: expected the name of a "
                   f"{launcher.runtime_kind} (a DNS-1123 subdomain, e.g. torch-distributed).", "launcher.runtime")
     _unsupported(launcher, found)
+    _queued_tolerations(launcher, found)
     check_gang_shape(cfg, found)
+
+
+def _queued_tolerations(launcher: DictConfig, found: Problems) -> None:
+    """A queued TrainJob's tolerations do not survive admission. Kueue v0.19.2's TrainJob
+    integration appends its own ``runtimePatches`` entry (manager ``kueue.x-k8s.io/manager``,
+    ``pkg/controller/jobs/trainjob/trainjob_webhook.go``) after Aegis's, and fills it at
+    admission with the admitting ResourceFlavors' tolerations alone (``trainjob_controller.go``
+    ``RunWithPodSetsInfo``, ``pkg/podset/podset.go`` ``FromAssignment``); Trainer v2.3.0 applies
+    the patches in list order as strategic merges (``pkg/runtime/core/trainingruntime.go``
+    ``mergeRuntimePatches``), and a PodSpec's ``tolerations`` is an atomic list: the later patch
+    replaces it. ``runtimePatches`` is a map keyed by manager, so Aegis cannot place its entry
+    after Kueue's, and the runtime's own template is patched the same way."""
+    if not launcher.tolerations or launcher.get("queue") is None or found.refused("launcher.queue"):
+        return
+    found.add(
+        f"launcher.tolerations would be lost with launcher.queue={launcher.queue} on a TrainJob: Kueue adds its "
+        "runtime patch after Aegis's when it admits the job, and Kubeflow Trainer applies it as a strategic merge "
+        "that replaces the pods' tolerations with those of the admitting ResourceFlavor whenever the flavor has "
+        "any: expected the tolerations on that ResourceFlavor (spec.tolerations, which Kueue gives every pod it "
+        "admits) and launcher.tolerations=[], or no launcher.queue.", "launcher.tolerations")
 
 
 def _reserved_env(launcher: DictConfig, found: Problems) -> None:
