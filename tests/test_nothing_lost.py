@@ -113,6 +113,28 @@ def test_an_empty_last_checkpoint_and_previous_fall_back_to_the_best(train_run):
     assert len(list((checkpoints / "corrupt").iterdir())) == 2
 
 
+def test_every_checkpoint_unreadable_starts_over_in_a_new_mlflow_run_that_keeps_its_metrics(train_run):
+    """Issue 24 items 7-8: starting over logged into the old MLflow run, which dropped every metric
+    at a step it already had (it showed the abandoned attempt's values); MLflow's attempt count
+    now equals summary.json's."""
+    from mlflow.tracking import MlflowClient
+
+    first, run_dir = train_run("trainer=smoke", "trainer.max_epochs=1")
+    checkpoints = run_dir / "checkpoints"
+    for path in checkpoints.glob("*.ckpt"):
+        path.write_bytes(b"\0" * 100)
+    again, _ = train_run("trainer=smoke", "trainer.max_epochs=1", "logger.register_model=false", run_dir=run_dir)
+    assert again.exit_code == 0 and again.summary["resumed_from"] is None
+    old_id, new_id = first.summary["tracking"]["run_id"], again.summary["tracking"]["run_id"]
+    assert new_id != old_id
+    client = MlflowClient(tracking_uri=again.summary["tracking"]["tracking_uri"])
+    history = client.get_metric_history(new_id, "val/acc")
+    assert [m.step for m in history] == [m.step for m in client.get_metric_history(old_id, "val/acc")]
+    assert history[-1].value == pytest.approx(again.summary["metrics"]["val/acc"], abs=1e-6)
+    assert client.get_run(old_id).data.tags["aegis.superseded_by"] == new_id
+    assert client.get_run(new_id).data.tags["aegis.lineage.attempts"] == str(len(summary(run_dir)["attempts"])) == "2"
+
+
 @pytest.mark.slow  # in-process: test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_aside
 def test_truncated_last_checkpoint_from_the_command_line_is_one_warning_line(tmp_path):
     args = ["trainer=smoke", "logger=none", "run_id=exp1"]

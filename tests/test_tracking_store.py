@@ -157,11 +157,12 @@ def tracking_for(compose, tmp_path, monkeypatch):
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    def _build(*overrides: str, root: Path = tmp_path / "root", run_id: str = "run1"):
+    def _build(*overrides: str, root: Path = tmp_path / "root", run_id: str = "run1", starting_over: bool = False):
         cfg = compose(f"paths.root={root}", *overrides)
         run_dir = root / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        return build_tracking(cfg, run_dir, run_id, root.resolve(), continuing=True, rank_zero=True)
+        return build_tracking(cfg, run_dir, run_id, root.resolve(), continuing=True, rank_zero=True,
+                              starting_over=starting_over)
 
     return _build
 
@@ -383,3 +384,55 @@ def test_a_run_dir_that_never_ran_here_starts_its_own_tracking_run(tracking_for,
     other.target.tags["aegis.run_id"] = "run1"  # same run id tag, another dir
     other.start()
     assert other.run_id not in (first.run_id, fresh.run_id)
+
+
+def test_a_run_dir_starting_over_logs_to_a_new_run_that_supersedes_the_old(tracking_for, tmp_path, caplog):
+    """Issue 24 item 7: every checkpoint unreadable -> "resuming from nothing (starting over)", and
+    the new attempt's metrics at steps the old run already had were dropped (MLflow showed the
+    abandoned attempt's values)."""
+    from mlflow.tracking import MlflowClient
+
+    first = tracking_for()
+    first.start()
+    for step in range(3):
+        first.logger.log_metrics({"val/acc": 0.1}, step=step)
+    with caplog.at_level(logging.WARNING, logger="aegis.training"):
+        over = tracking_for(starting_over=True)
+        over.start()
+    assert over.run_id != first.run_id and not over.continued_run
+    over.logger.log_metrics({"val/acc": 0.9}, step=0)  # a step the old run has: logged, not dropped
+    run_dir = tmp_path / "root" / "runs" / "run1"
+    assert json.loads((run_dir / "tracking.json").read_text())["run_id"] == over.run_id
+    assert over.describe()["run_id"] == over.run_id  # what summary.json records for the attempt
+    client = MlflowClient(tracking_uri=over.uri)
+    assert [m.value for m in client.get_metric_history(over.run_id, "val/acc")] == [0.9]
+    old = client.get_run(first.run_id)
+    assert old.data.tags["aegis.superseded_by"] == over.run_id and old.info.status == "KILLED"
+    assert client.get_run(over.run_id).data.tags["aegis.supersedes"] == first.run_id
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name == "aegis.training"]
+    assert len(warnings) == 1 and "starts over in a new MLflow run" in warnings[0]
+
+
+def test_the_lineage_counts_the_attempts_summary_json_counts(tracking_for, tmp_path):
+    """Issue 24 item 8: attempts killed in start-up never reached MLflow, which counted 7 where
+    summary.json listed 9."""
+    from mlflow.tracking import MlflowClient
+
+    from aegis.training.lineage import ATTEMPTS, Lineage
+    from aegis.training.lineage_store import record_run
+    from aegis.training.tracking import _summary_attempt
+
+    run_dir = tmp_path / "root" / "runs" / "run1"
+    tracking = tracking_for()
+    tracking.start()
+    client = MlflowClient(tracking_uri=tracking.uri)
+    assert record_run(client, tracking.run_id, Lineage({"aegis.image": "a"}, {"config.yaml": "a: 1\n"}), 1) == 1
+    # attempts 2 and 3 were killed before they reached MLflow; this is the fourth
+    (run_dir / "summary.json").write_text(json.dumps({"attempts": [
+        {"attempt": 1, "status": "killed"}, {"attempt": 2, "status": "killed"}, {"attempt": 3, "status": "killed"},
+        {"attempt": 4, "status": "running"}]}))
+    assert _summary_attempt(run_dir) == 4
+    assert record_run(client, tracking.run_id, Lineage({"aegis.image": "a"}, {}), _summary_attempt(run_dir)) == 4
+    assert client.get_run(tracking.run_id).data.tags[ATTEMPTS] == "4"
+    assert record_run(client, tracking.run_id, Lineage({}, {}), None) == 5  # no record: one more
+    assert record_run(client, tracking.run_id, Lineage({}, {}), 2) == 6  # never backwards

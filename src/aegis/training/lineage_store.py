@@ -25,14 +25,19 @@ ATTEMPT_DIR = "lineage/attempt-{n}"
 SOURCE_RUN_TAG = "aegis.source_run"
 
 
-def record_run(client: Any, run_id: str, lineage: Lineage) -> int:
-    """Write one attempt's lineage to the run; returns the attempt's number (1 for the first)."""
+def record_run(client: Any, run_id: str, lineage: Lineage, number: Optional[int] = None) -> int:
+    """Write one attempt's lineage to the run; returns the attempt's number (1 for the first).
+
+    ``number`` is the attempt's number in the run dir's ``summary.json``: attempts killed before
+    they reached MLflow (in start-up) still count, so ``aegis.lineage.attempts`` says what the
+    run dir says. Without it (or below what the run already counts) the run's count goes up by one."""
     existing = dict(client.get_run(run_id).data.tags)
     try:
-        attempt = int(existing.get(ATTEMPTS, "0")) + 1
+        before = int(existing.get(ATTEMPTS, "0"))
     except ValueError:
-        attempt = 1
-    if attempt == 1:
+        before = 0
+    attempt = number if number is not None and number > before else before + 1
+    if ATTEMPTS not in existing:  # the run's first lineage (a new run; or one that starts over)
         # MLflow's own context tags set at creation (source name, GitPython's commit) are
         # replaced by this attempt's, which are the same facts collected without GitPython.
         to_set = dict(lineage.tags)
@@ -50,7 +55,7 @@ def record_run(client: Any, run_id: str, lineage: Lineage) -> int:
     folder = ATTEMPT_DIR.format(n=attempt)
     for name, text in lineage.files.items():
         client.log_text(run_id, text, f"{folder}/{name}")
-        if attempt == 1 and name in ("config.yaml", "overrides.yaml"):
+        if ATTEMPTS not in existing and name in ("config.yaml", "overrides.yaml"):
             client.log_text(run_id, text, name)
     client.log_text(run_id, json.dumps(lineage.tags, indent=2, sort_keys=True) + "\n", f"{folder}/lineage.json")
     return attempt

@@ -143,6 +143,10 @@ class MLflowTarget:
     # The run dir, when it ran before but its tracking.json is gone: its run is looked up by its tags.
     lost_record_of: Optional[Path] = None
     system_metrics: bool = False  # logger.system_metrics: MLflow's monitor on this run
+    # Every checkpoint of the run dir was unreadable: this attempt trains from nothing, in a new
+    # MLflow run (the old one's history holds the abandoned attempts' values at the same steps,
+    # and a (metric, step) is logged once: the new attempt's would be dropped).
+    starting_over: bool = False
 
     @property
     def shown_uri(self) -> str:
@@ -219,7 +223,8 @@ class Tracking:
 
         lineage = for_attempt(cfg, ctx, world_size, num_nodes)
         client, run_id = self.logger.experiment, self.logger.run_id
-        self._call("Recording the run's lineage in MLflow", lambda: record_run(client, run_id, lineage))
+        number = _summary_attempt(self.run_dir)
+        self._call("Recording the run's lineage in MLflow", lambda: record_run(client, run_id, lineage, number))
 
     def log_config(self, flat: dict[str, Any]) -> None:
         """Log the resolved config as params once per tracking run (values may not change)."""
@@ -321,6 +326,16 @@ class Tracking:
             raise TrackingError(f"{what} failed: {reason}.") from exc
 
 
+def _summary_attempt(run_dir: Path) -> Optional[int]:
+    """This attempt's number in ``summary.json`` (written as running before tracking starts), so
+    that MLflow counts the attempts the run dir counts, those killed before they reached MLflow
+    included; None when the record has none."""
+    attempts = (read_json(run_dir / SUMMARY_FILE) or {}).get("attempts")
+    last = attempts[-1] if isinstance(attempts, list) and attempts else None
+    number = last.get("attempt") if isinstance(last, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else None
+
+
 @contextmanager
 def _tracking_env_kept() -> Iterator[None]:
     """``mlflow.set_tracking_uri`` (Lightning's logger calls it) also exports $MLFLOW_TRACKING_URI;
@@ -339,23 +354,47 @@ def _tracking_env_kept() -> Iterator[None]:
 def _open_run(client: Any, target: MLflowTarget) -> tuple[str, str, bool]:
     """(run id, experiment id, continued): the run this run dir logged to before, if the store
     has it, else a new one."""
+    earlier = None
     if target.previous is not None:
         run, why = _find_previous_run(client, target)
-        if run is not None:
+        if run is not None and not target.starting_over:
             return run.info.run_id, run.info.experiment_id, True
-        log.warning("Starting a new MLflow run: %s", why)
+        if run is None:
+            log.warning("Starting a new MLflow run: %s", why)
+        earlier = run
     elif target.lost_record_of is not None:
         run = _find_run_of_dir(client, target, target.lost_record_of)
-        if run is not None:
+        if run is not None and not target.starting_over:
             log.warning("%s is missing: continuing MLflow run %s, found by its tags %s=%s and %s.",
                         target.lost_record_of / TRACKING_FILE, run.info.run_id, RUN_ID_TAG, target.tags[RUN_ID_TAG],
                         RUN_DIR_TAG)
             return run.info.run_id, run.info.experiment_id, True
+        earlier = run
     from mlflow.tracking.context.registry import resolve_tags
 
     experiment_id = _experiment_id(client, target)
-    run = client.create_run(experiment_id, run_name=target.run_name, tags=resolve_tags(target.tags))
+    tags = dict(target.tags)
+    if earlier is not None:
+        tags[SUPERSEDES_TAG] = earlier.info.run_id
+    run = client.create_run(experiment_id, run_name=target.run_name, tags=resolve_tags(tags))
+    if earlier is not None:
+        _supersede(client, earlier, run.info.run_id)
     return run.info.run_id, experiment_id, False
+
+
+SUPERSEDES_TAG = "aegis.supersedes"  # on a run that started over: the run it replaces
+SUPERSEDED_BY_TAG = "aegis.superseded_by"  # on that run: the one that replaced it
+
+
+def _supersede(client: Any, earlier: Any, new_run_id: str) -> None:
+    """The run dir's earlier MLflow run, abandoned with its checkpoints: tagged with the run that
+    replaces it and ended (KILLED) if a killed attempt left it RUNNING."""
+    client.set_tag(earlier.info.run_id, SUPERSEDED_BY_TAG, new_run_id)
+    if earlier.info.status == "RUNNING":
+        client.set_terminated(earlier.info.run_id, status="KILLED")
+    log.warning("Every checkpoint of this run dir was unreadable, so this attempt starts over in a new MLflow "
+                "run %s; run %s keeps the abandoned attempts' metrics (tagged %s).", new_run_id,
+                earlier.info.run_id, SUPERSEDED_BY_TAG)
 
 
 def _find_previous_run(client: Any, target: MLflowTarget) -> tuple[Any, str]:
@@ -443,9 +482,11 @@ def _experiment_id(client: Any, target: MLflowTarget) -> str:
 
 
 def build_tracking(
-    cfg: DictConfig, run_dir: Path, run_id: str, paths_root: Path, continuing: bool, rank_zero: bool
+    cfg: DictConfig, run_dir: Path, run_id: str, paths_root: Path, continuing: bool, rank_zero: bool,
+    starting_over: bool = False,
 ) -> Tracking:
     """What this rank tracks with; nothing is opened yet (``Tracking.start`` does, on rank 0).
+    ``starting_over``: the run dir ran before but none of its checkpoints could be read.
 
     Raises TrackingError for an unreadable ``tracking.json`` of a continuing run dir."""
     kind = cfg.logger.name
@@ -470,5 +511,6 @@ def build_tracking(
         previous=previous,
         lost_record_of=run_dir if continuing and not new_run and previous is None and ran_before(run_dir) else None,
         system_metrics=bool(cfg.logger.get("system_metrics", False)),
+        starting_over=starting_over,
     )
     return Tracking(kind, run_dir, uri=uri, experiment_name=cfg.logger.experiment_name, target=target)
