@@ -26,6 +26,13 @@ def _more_problems(exc: BaseException) -> list[str]:
 
 
 if __name__ == "__main__":
+    from aegis.config.argv import misplaced_flags
+
+    if (misplaced := misplaced_flags(sys.argv[1:])) is not None:  # argparse would only say "unrecognized"
+        from aegis.redact import mask_credentials
+
+        print(f"Error: {mask_credentials(misplaced)}", file=sys.stderr)
+        sys.exit(2)
     check_overrides(sys.argv[1:])
     prepare()
     with compose_once(), one_line_errors(more=_more_problems):

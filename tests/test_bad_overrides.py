@@ -225,6 +225,11 @@ BAD = [
     (K8S + ["launcher.termination_grace_period_s=99999999999999"], "launcher.termination_grace_period_s=99999999999999"),
     (K8S + ["launcher.resources.cpu=0"], "launcher.resources.cpu='0' asks for nothing"),
     (TORCHRUN + ["launcher.nproc_per_node=100000"], "launcher.nproc_per_node=100000 is more than"),
+    # issue 22 #14: the elastic bounds themselves, not launcher.nodes; a kernel filesystem as paths.root
+    (PTJ + ["launcher.elastic.enabled=true", "launcher.elastic.min_nodes=4", "launcher.elastic.max_nodes=2"],
+     "launcher.elastic.min_nodes=4 exceeds launcher.elastic.max_nodes=2"),
+    (["paths.root=/proc/self"], "paths.root=/proc/self is under /proc, a kernel filesystem"),
+    (["paths.root=/sys/aegis"], "paths.root=/sys/aegis is under /sys"),
 ]
 if not host.is_macos():
     BAD.append((["trainer.accelerator=mps"], "trainer.accelerator=mps"))
@@ -262,6 +267,10 @@ HYDRA_ERRORS = [
     (["fault.rank=1"], "fault.rank is not a key of fault=none, only of fault=exit, fault=hang, fault=kill or fault=raise"),
     (["launcher=torchrun", "launcher.image=r/a:1"], "(launcher=k8s-job launcher.image=...)"),
     (["data.image_size=32"], "data.image_size is not a key of data=digits, only of data=image_folder"),  # not batch_size
+    # issue 22 #14: a mapping of one's own keys is added with +, in a form that parses (not +launcher.env.1BAD=...)
+    (K8S + ["launcher.env={1BAD: x}"], "expected '+launcher.env={1BAD: x}'"),
+    (K8S + ["launcher.env={GOOD: x}"], "launcher.env takes keys of your own, which an override adds only with +"),
+    (K8S + ['launcher.labels={team: "ml team!"}'], "expected '+launcher.labels={team: \"ml team!\"}'"),
 ]
 
 # Run through `python train.py` as well: one or more of every kind of check.
@@ -537,3 +546,34 @@ def test_an_empty_run_dir_writes_nothing_into_the_current_directory(tmp_path):
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "hydra.run.dir='' is empty" in result.stderr, result.stderr
     assert list(work.iterdir()) == [] and not (tmp_path / "root").exists()
+
+
+# ------------------------------------------------------------------ issue 22 #14
+
+
+def test_a_suggested_override_parses(compose):
+    """The sentence's suggestion is itself an override Hydra parses, and then composes."""
+    import re
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    message = _compose_and_validate(compose, [*K8S, "launcher.env={1BAD: x}"])
+    suggested = re.search(r"expected '([^']+)'", message).group(1)
+    OverridesParser.create().parse_override(suggested)
+    cfg = compose(*K8S, suggested)
+    assert dict(cfg.launcher.env) == {"1BAD": "x"}
+
+
+def test_a_flag_after_overrides_says_it_goes_first(tmp_path):
+    root = tmp_path / "root"
+    result = run_train(["trainer=smoke", "-m", "model.lr=1e-3,2e-3"], root)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "model.lr=1e-3,2e-3 comes after -m" in lines[0], lines
+    assert "python train.py -m trainer=smoke model.lr=1e-3,2e-3" in lines[0], lines
+    assert "unrecognized arguments" not in result.stderr and not root.exists()
+
+
+def test_an_unwritable_paths_root_is_one_sentence_through_train_py(tmp_path):
+    root = tmp_path / "root"
+    _assert_refused(run_train(["paths.root=/proc/self", "logger=none"], root), root, "paths.root=/proc/self is under")

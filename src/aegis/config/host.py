@@ -110,3 +110,26 @@ def blocking_file(path: str) -> Optional[str]:
         if parent == current:
             return None
         current = parent
+
+
+# Kernel filesystems: nothing a run writes can be created there (mkdir fails with ENOENT or EPERM).
+KERNEL_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def unwritable_root(path: str) -> Optional[str]:
+    """Why run dirs cannot be created under ``path`` (a kernel filesystem, or the nearest
+    existing folder not writable here), or None. Checked before Hydra's own ``mkdir``, which
+    failed with a traceback (``paths.root=/proc/self``)."""
+    full = os.path.realpath(os.path.abspath(path))
+    for top in KERNEL_FILESYSTEMS:
+        if full == top or full.startswith(top + os.sep):
+            return f"is under {top}, a kernel filesystem where no folder can be created"
+    current = full
+    while not os.path.exists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+    if os.path.isdir(current) and not os.access(current, os.W_OK | os.X_OK):
+        return f"cannot be created: {current} is not writable by this user"
+    return None

@@ -27,6 +27,7 @@ _MULTIPLE_VALUES = re.compile(r"Multiple values for (?P<group>\S+?)\. To overrid
 _DELETE_MISSING = re.compile(r"Could not delete from config\. '(?P<key>[^']+)' does not exist")
 _DELETE_MISMATCH = re.compile(r"Could not delete from config\. The value of '(?P<key>[^']+)' is (?P<actual>.+) and not (?P<given>.+?)\.?$", re.M)
 _AMBIGUOUS = re.compile(r"Ambiguous value for argument '(?P<line>[^']+)'")
+_APPEND_INSTEAD = re.compile(r"To append to your config use (?P<line>.+)")
 _SWEEP_IN_RUN = re.compile(r"Sweep parameters '(?P<line>[^']+)' requires --multirun")
 # Hydra appends the offending value (often a whole config node) to some merge errors.
 _VALUE_TAIL = re.compile(r"\.? value: .*$", re.S)
@@ -58,11 +59,30 @@ def _keys_of(object_type: Any) -> list[str]:
     return []
 
 
+def _parses(line: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        OverridesParser.create().parse_override(line)
+    except Exception:
+        return False
+    return True
+
+
+def _adding(full_key: str) -> str:
+    """The override that adds ``full_key``: ``+a.b=<value>``, or ``'+a={b: <value>}'`` when the
+    dotted form does not parse (``+launcher.env.1BAD=...``: a key that starts with a digit)."""
+    parent, _, leaf = full_key.rpartition(".")
+    if _parses(f"+{full_key}=x") or not parent:
+        return f"+{full_key}=<value>"
+    return f"'+{parent}={{{leaf}: <value>}}'"
+
+
 def _unknown_key(full_key: str, object_type: Any) -> str:
     parent, _, leaf = full_key.rpartition(".")
     keys = _keys_of(object_type)
     if not keys:
-        return f"{full_key} is not a key of the config: expected an existing key, or +{full_key}=<value> to add one."
+        return f"{full_key} is not a key of the config: expected an existing key, or {_adding(full_key)} to add one."
     close = difflib.get_close_matches(leaf, keys, n=1)
     hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
     where = f"{parent}" if parent else "the top level"
@@ -155,6 +175,12 @@ def sentence(exc: BaseException) -> Optional[str]:
     if not isinstance(exc, ConfigCompositionException):
         return None
     if (found := _COULD_NOT_OVERRIDE.search(message)) is not None:
+        append = _APPEND_INSTEAD.search(message)
+        if append is not None and "=" in append.group("line") and "{" in append.group("line").partition("=")[2]:
+            # key={a: 1} on a mapping of the user's own keys (launcher.env, labels): only + adds them
+            key = found.group("key")
+            return (f"{key} takes keys of your own, which an override adds only with +: expected "
+                    f"'{append.group('line').strip()}' (or +{key}.<key>=<value> for one).")
         return _unknown_key(getattr(cause, "full_key", None) or found.group("key"), getattr(cause, "object_type", None))
     if (found := _MERGING.search(message)) is not None:
         return _wrong_value(found.group("line").strip(), cause)

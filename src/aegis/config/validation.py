@@ -590,6 +590,8 @@ def _check_paths_root(cfg: DictConfig, found: Problems) -> None:
         found.add(
             f"paths.root={root} cannot hold run dirs{where}: expected a directory, or a path that can be created."
         )
+    elif (why := host.unwritable_root(root)) is not None:
+        found.add(f"paths.root={root} {why}: expected a directory this user can create run dirs in.", "paths.root")
 
 
 def _check_host(cfg: DictConfig, found: Problems) -> None:

@@ -62,9 +62,14 @@ def _elastic(launcher: DictConfig, found: Problems) -> None:
             )
         low = elastic.min_nodes if elastic.min_nodes is not None else launcher.nodes
         high = elastic.max_nodes if elastic.max_nodes is not None else launcher.nodes
-        if not found.refused("launcher.nodes") and not low <= launcher.nodes <= high:
+        if low > high:  # no launcher.nodes fits: the bounds themselves are at fault
+            found.add(
+                f"launcher.elastic.min_nodes={low} exceeds launcher.elastic.max_nodes={high}: expected "
+                "min_nodes <= launcher.nodes <= max_nodes.", "launcher.elastic.min_nodes", "launcher.elastic.max_nodes"
+            )
+        elif not found.refused("launcher.nodes") and not low <= launcher.nodes <= high:
             found.add(
                 f"launcher.nodes={launcher.nodes} must lie within launcher.elastic.min_nodes={low} and "
-                f"launcher.elastic.max_nodes={high}."
+                f"launcher.elastic.max_nodes={high}: expected {low} <= launcher.nodes <= {high}.", "launcher.nodes"
             )
 
