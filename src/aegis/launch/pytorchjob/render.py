@@ -14,7 +14,7 @@ from aegis.k8s.manifests import Plan, job_name, plan
 from aegis.k8s.prefetch import CONTAINER as PREFETCH_CONTAINER
 from aegis.launch import restart_budget as budget
 from aegis.launch.base import RunContext
-from aegis.launch.pytorchjob.kind import PYTORCHJOB
+from aegis.launch.pytorchjob.kind import ELASTIC_LABEL, PYTORCHJOB
 
 _PINNED_TOKEN: Optional[str] = None  # set by fixed_submission_token (the checked-in manifests)
 
@@ -73,6 +73,10 @@ def render_pytorchjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = N
     attempts_env = budget_env(cfg, ctx, name)  # one folder for the whole gang: Master and Workers
     main["env"] = [*main["env"], *attempts_env]
 
+    labels = pod.labels(cfg, name, ctx.run_id)
+    if launcher.elastic.enabled:  # the rendezvous numbers its nodes, not the replica labels
+        labels[ELASTIC_LABEL] = "true"
+
     def replica(replicas: int) -> dict[str, Any]:
         return {
             "replicas": replicas,
@@ -80,7 +84,7 @@ def render_pytorchjob(cfg: DictConfig, ctx: RunContext, nonce: Optional[str] = N
             # resumes from last.ckpt; any other failure (a bug, bad data) fails the job.
             "restartPolicy": "ExitCode",
             "template": {
-                "metadata": {"labels": pod.labels(cfg, name, ctx.run_id), "annotations": pod.annotations(cfg, ctx.run_id)},
+                "metadata": {"labels": labels, "annotations": pod.annotations(cfg, ctx.run_id)},
                 "spec": _with_budget(pod.pod_spec(cfg, main, restart_policy=None), attempts_env),
             },
         }
