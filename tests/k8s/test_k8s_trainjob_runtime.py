@@ -14,6 +14,7 @@ after a checkpoint) and 137 (SIGKILL, the OOM killer) are, within a budget.
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 
@@ -221,6 +222,18 @@ def test_replicated_job_names_fit_trainer_v2_4(tmp_path):
     long = copy.deepcopy(runtime)
     long["spec"]["template"]["spec"]["replicatedJobs"][0]["name"] = "node-with-a-long-name"
     assert any("at most 20 characters" in p for p in runtime_problems(long))
+
+
+def test_checked_in_runtime_and_trainjob_patch_names_fit_trainer_v2_4(tmp_path):
+    """Beyond the runtime rendered here: the runtime in k8s/ that clusters apply, and the
+    replicated job a TrainJob's runtimePatches name (an RFC 1035 label on master after v2.3,
+    kubeflow/trainer ee169160f), so the same manifests are meant for Trainer v2.4."""
+    checked_in = yaml.safe_load((ROOT / "k8s" / "clustertrainingruntime-aegis-torch.yaml").read_text())
+    assert runtime_problems(checked_in) == []
+    trainjob = render("trainjob", tmp_path).manifest
+    for patch in trainjob["spec"]["runtimePatches"]:
+        for job in patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]:
+            assert len(job["name"]) <= 20 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", job["name"])
 
 
 @pytest.mark.parametrize("change, words", [

@@ -131,7 +131,9 @@ def validate_trainjob(manifest: dict[str, Any]) -> None:
 # whose ancestor label is one of these has replicas 1 and the container named here.
 ANCESTOR_CONTAINERS = {"trainer": CONTAINER, "model-initializer": "model-initializer",
                        "dataset-initializer": "dataset-initializer"}
-# Trainer v2.4.0 refuses a runtime whose ReplicatedJob names are longer than this.
+# Trainer v2.4.0 refuses a runtime whose ReplicatedJob names are longer than this (its release
+# notes: "BREAKING CHANGE: limit ReplicatedJob name length to 20 characters in runtimes",
+# kubeflow/trainer#4394; the v2.4.0 source was not at hand to read the exact rule).
 MAX_REPLICATED_JOB_NAME = 20
 # JobSet v0.12.0 pkg/webhooks/jobset_webhook.go: validOnJobFailureReasons, the rule name pattern
 # and length, and the actions (api/jobset/v1alpha2/jobset_types.go, FailurePolicyAction).
