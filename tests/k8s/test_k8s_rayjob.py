@@ -222,7 +222,8 @@ def test_the_ray_pods_stop_the_search_in_a_prestop_hook_within_their_grace_perio
 
 def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_torch(tmp_path, crd_schema):
     proc = run_train("-m", *SEARCH, "launcher=rayjob", f"launcher.image={IMAGE}", "launcher.workers=2",
-                     "launcher.dry_run=true", "run_id=s1", "hydra.sweeper.resources.cpu=64", cwd=tmp_path,
+                     "launcher.dry_run=true", "run_id=s1", "hydra.sweeper.resources.cpu=64",
+                     "hydra.sweeper.num_samples=3", cwd=tmp_path,
                      env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     [manifest] = list(yaml.safe_load_all(proc.stdout))
@@ -231,6 +232,8 @@ def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_tor
     assert spec["shutdownAfterJobFinishes"] is True and spec["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"] == 2
     assert spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
     assert "train.py" in spec["entrypoint"] and "hydra.sweeper.address=auto" in spec["entrypoint"]
+    # The sweeper's settings reach the search in the cluster (Hydra keeps them out of the task's overrides).
+    assert {"hydra.sweeper.resources.cpu=64", "hydra.sweeper.num_samples=3"} <= set(shlex.split(spec["entrypoint"]))
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert not {"torch", "lightning", "ray"} & imported
     run_dir = tmp_path / "outputs" / "train" / "runs" / "s1"  # this machine's record of the search

@@ -11,10 +11,13 @@ from omegaconf import DictConfig
 
 from aegis.errors import Problems
 from aegis.k8s.launcher import KubernetesLauncher
-from aegis.launch.base import RunContext
+from aegis.launch.base import RunContext, _override_key
 from aegis.launch.rayjob.checks import check as own_rules
 from aegis.launch.rayjob.render import render_rayjob
 from aegis.launch.rayjob.validate import validate_rayjob
+
+
+SWEEPER_PREFIX = "hydra.sweeper."
 
 
 class RayJobLauncher(KubernetesLauncher):
@@ -46,7 +49,11 @@ class RayJobLauncher(KubernetesLauncher):
 
 
 def context_of(config: DictConfig) -> RunContext:
+    """The search's context; its overrides are the task's plus the sweeper's (``hydra.sweeper.*``:
+    num_samples, scheduler, resources, params), which Hydra keeps apart in ``hydra.overrides.hydra``
+    and the search in the cluster needs as much as the local one."""
     hydra: Any = config.hydra
+    sweeper = [str(o) for o in hydra.overrides.hydra if _override_key(str(o)).startswith(SWEEPER_PREFIX)]
     return RunContext(run_dir=Path(str(hydra.run.dir)).resolve(), run_id=str(config.run_id),
-                      task_overrides=tuple(str(o) for o in hydra.overrides.task),
+                      task_overrides=(*(str(o) for o in hydra.overrides.task), *sweeper),
                       config_name=str(hydra.job.config_name), multirun=True)
