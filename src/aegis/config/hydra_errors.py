@@ -78,6 +78,28 @@ def _adding(full_key: str) -> str:
     return f"'+{parent}={{{leaf}: <value>}}'"
 
 
+def _not_an_argument(full_key: str, parent: Any) -> Optional[str]:
+    """For a key of a ``_target_`` node without a schema (a model of one's own): the class's
+    arguments, read from source, and the nearest one."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(parent, DictConfig) or OmegaConf.get_type(parent) not in (dict, None):
+        return None
+    try:
+        target = parent.get("_target_")
+    except Exception:
+        return None
+    from aegis.config.signature import static_signature
+
+    signature = static_signature(target) if isinstance(target, str) else None
+    if signature is None:
+        return None
+    parent_key, _, leaf = full_key.rpartition(".")
+    close = difflib.get_close_matches(leaf, signature.parameters, n=1)
+    hint = f" (did you mean {parent_key}.{close[0]}?)" if close else ""
+    return f"{full_key} is not an argument of {target}{hint}: expected one of {', '.join(signature.parameters)}."
+
+
 def _unknown_key(full_key: str, object_type: Any) -> str:
     parent, _, leaf = full_key.rpartition(".")
     keys = _keys_of(object_type)
@@ -181,7 +203,9 @@ def sentence(exc: BaseException) -> Optional[str]:
             key = found.group("key")
             return (f"{key} takes keys of your own, which an override adds only with +: expected "
                     f"'{append.group('line').strip()}' (or +{key}.<key>=<value> for one).")
-        return _unknown_key(getattr(cause, "full_key", None) or found.group("key"), getattr(cause, "object_type", None))
+        key = getattr(cause, "full_key", None) or found.group("key")
+        return _not_an_argument(key, getattr(cause, "parent_node", None)) or _unknown_key(
+            key, getattr(cause, "object_type", None))
     if (found := _MERGING.search(message)) is not None:
         return _wrong_value(found.group("line").strip(), cause)
     if (found := _APPEND_EXISTING.search(message)) is not None:

@@ -15,6 +15,7 @@ mlflow: it runs on the launch path, before Hydra creates a run dir.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -27,7 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from aegis import secrets
-from aegis.config import bounds, host, names, run_dir, targets
+from aegis.config import annotations, bounds, host, names, run_dir, targets
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.metrics import not_logged
 from aegis.config.faults import check as check_fault
@@ -264,11 +265,35 @@ def _check_component(node: DictConfig, key: str, example: str, cluster: bool, fo
         return
     given = [k for k in node.keys() if k not in HYDRA_KEYS]
     for name in (k for k in given if k not in signature.parameters):
-        found.add(f"{key}.{name} is not an argument of {target}: it accepts {', '.join(signature.parameters)}.",
+        close = difflib.get_close_matches(str(name), signature.parameters, n=1)
+        hint = f" (did you mean {key}.{close[0]}?)" if close else ""
+        found.add(f"{key}.{name} is not an argument of {target}{hint}: it accepts {', '.join(signature.parameters)}.",
                   f"{key}.{name}")
     for name in (p for p in signature.required if p not in given):
         found.add(f"{key}.{name} is required by {target} but not set: expected +{key}.{name}=<value>.",
                   f"{key}.{name}")
+    _check_annotated(node, key, target, [k for k in given if k in signature.parameters], found)
+
+
+def _check_annotated(node: DictConfig, key: str, target: str, names: list[Any], found: Problems) -> None:
+    """Each argument's value against its ``__init__`` annotation (a model of one's own has no
+    schema to type it): ``model.width=abc`` for ``width: int`` is refused here, not by a
+    traceback from inside the class."""
+    values = {}
+    for name in names:
+        full = f"{key}.{name}"
+        if found.covers(full):
+            continue
+        try:
+            value = _plain(node[name])
+        except OmegaConfBaseException:
+            continue  # unreadable: refused by the pass over every value
+        if value is None and _is_interpolation(node, name):
+            continue  # from the data, once it is cached
+        values[str(name)] = value
+    for name, annotation, expected in annotations.problems(target, values):
+        found.add(f"{key}.{name}={_shown(values[name])} is invalid: expected {expected} ({target} takes "
+                  f"{name}: {annotation}).", f"{key}.{name}")
 
 
 def _check_arguments(cfg: DictConfig, found: Problems) -> None:
