@@ -68,6 +68,11 @@ def test_asha_search_writes_best_yaml_and_plot_tracks_children_and_reproduces(tm
         assert status[f"hpo-{trial.name}"] == expected
     from aegis.tune.numbering import reported
 
+    for child in children:  # each trial's lineage reruns it as a single run (was python default_worker.py ...)
+        assert child.data.tags["aegis.reproduce"].startswith("python train.py trainer=smoke")
+        assert "search=" not in child.data.tags["aegis.reproduce"]
+    best_child = next(c for c in children if c.data.tags["aegis.trial_number"] == str(best["trial_number"]))
+    assert best_child.data.tags["aegis.reproduce"] == best["command"]
     for child in children:  # epochs_completed counts the epoch at whose report ASHA stopped the trial
         run_dir = Path(child.data.tags["aegis.run_dir"])
         (ray_dir,) = [p for p in (sweep / "ray").iterdir() if child.data.tags["aegis.trial_id"] in p.name]

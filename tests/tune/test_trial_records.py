@@ -362,3 +362,31 @@ def test_a_trial_ray_restarts_without_a_checkpoint_continues_its_result_files(tm
         logger.log_trial_result(0, trial, {"val/acc": 0.4, "epoch": 1, "training_iteration": 1})
         logger.log_trial_end(trial)
     assert reported(str(fresh), "val/acc") == [(1, 0.4)]
+
+
+def test_a_trials_lineage_names_the_single_run_that_reruns_it_not_rays_worker(monkeypatch):
+    """Issue 24 item 11: a trial's aegis.reproduce (and aegis show of it) was
+    ``python default_worker.py search=ray-tune ...``, Ray's worker script, which starts a search."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from aegis.training.lineage import LAUNCH_ENV, origin_of, reproduce_command
+    from aegis.tune.space import parse
+    from aegis.tune.trial import TrialJob, _launched_as
+
+    monkeypatch.delenv(LAUNCH_ENV, raising=False)
+    space = parse(["search=ray-tune", "trainer=smoke", "model.lr=choice(0.1,0.01)",
+                   "model.hidden_dims=choice([64],[32,16])"])
+    job = TrialJob(hydra_context=None, master_config=None, space=space, entrypoint="train.py",
+                   unselect=["~search"])
+    cfg = OmegaConf.create({"launcher": {"name": "local"}, "hydra": {"job": {"config_name": "train"}}})
+    params = {"model.lr": 0.01, "model.hidden_dims": space.to_ray()["model.hidden_dims"].categories[1],
+              TRIAL_KEY: 2}
+    worker = SimpleNamespace(task_overrides=("search=ray-tune", "run_id=s"), entrypoint="/ray/default_worker.py",
+                             config_name="train")
+    with _launched_as(job, params, cfg):
+        origin = origin_of("local", worker, os.environ)
+        assert reproduce_command(origin) == "python train.py trainer=smoke '~search' model.lr=0.01 " \
+                                            "'model.hidden_dims=[32,16]'"
+    assert LAUNCH_ENV not in os.environ  # the next trial in this worker starts clean

@@ -219,7 +219,8 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     parent = start_parent(config, sweep_dir, name=f"search-{config.run_id}")
     job = TrialJob(hydra_context=sweeper.hydra_context, master_config=config, space=space, pinned=pinned,
-                   parent_run_id=parent["run_id"] if parent else None, singleton_state=Singleton.get_state())
+                   parent_run_id=parent["run_id"] if parent else None, singleton_state=Singleton.get_state(),
+                   entrypoint=_entry(), unselect=list(unselect))
     log.info("Ray Tune search: %d trials of %s, sweep dir %s", settings.num_samples,
              ", ".join(f"{k}={d.source}" for k, d in space.dims.items()), sweep_dir)
     try:

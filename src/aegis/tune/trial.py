@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig
 
@@ -35,6 +36,11 @@ class TrialJob:
     pinned: list[str] = field(default_factory=list)  # run_id, paths.root, hydra.sweep.dir
     parent_run_id: Optional[str] = None
     singleton_state: Any = None
+    # What reruns a trial as a single run (its MLflow run's aegis.reproduce, as in best.yaml):
+    # the driver's entrypoint (the worker's own is Ray's default_worker.py) and the overrides
+    # that unselect a search an experiment file selects (aegis.tune.results.search_unselect).
+    entrypoint: str = "train.py"
+    unselect: list[str] = field(default_factory=list)
 
 
 # The key of a trial's config that carries its number (its run dir ``<sweep dir>/<number>``,
@@ -138,13 +144,14 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
             logging.getLogger("aegis.tune").error("Trial %s failed", trial_id, exc_info=True)
             raise
 
-    result = run_job(
-        hydra_context=job.hydra_context,
-        task_function=task,
-        config=cfg,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    with _launched_as(job, params, cfg):
+        result = run_job(
+            hydra_context=job.hydra_context,
+            task_function=task,
+            config=cfg,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
     if result.status == JobStatus.FAILED:
         if failure:
             raise failure[0]
@@ -155,6 +162,29 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
 
         record = read_json(Path(os.getcwd()) / "summary.json") or {}
         raise TrialFailed(record.get("cause") or f"trial {trial_id} ended with exit code {result.return_value}")
+
+
+@contextmanager
+def _launched_as(job: TrialJob, params: dict[str, Any], cfg: DictConfig) -> Iterator[None]:
+    """The trial's lineage names the single run that reruns it (``python train.py <its values>``,
+    the command best.yaml gives), not the Ray worker it ran in (``python default_worker.py
+    search=ray-tune ...``, which would start a search): ``$AEGIS_LAUNCH`` while it trains, put
+    back afterwards for the next trial in this worker."""
+    from aegis.training.lineage import LAUNCH_ENV, LaunchOrigin
+    from aegis.tune.results import reproduce_overrides
+
+    overrides = reproduce_overrides(job.space, sampled(params), job.unselect)
+    config_name = str(cfg.hydra.job.get("config_name") or "train")
+    origin = LaunchOrigin(str(cfg.launcher.name), tuple(overrides), job.entrypoint, config_name)
+    before = os.environ.get(LAUNCH_ENV)
+    os.environ[LAUNCH_ENV] = origin.as_env()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(LAUNCH_ENV, None)
+        else:
+            os.environ[LAUNCH_ENV] = before
 
 
 def _train(cfg: DictConfig, trial_id: str) -> int:
