@@ -28,7 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from aegis import secrets
-from aegis.config import annotations, bounds, host, names, run_dir, targets
+from aegis.config import annotations, bounds, host, names, rerun, run_dir, targets
 from aegis.config.checks import Check, is_non_finite
 from aegis.config.metrics import not_logged
 from aegis.config.faults import check as check_fault
@@ -714,6 +714,7 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
         found.run(check, cfg, found)
     found.run(_check_tracking, cfg, found)
     found.run(run_dir.check, cfg, _hydra_node(cfg), found)  # a folder of its own, not the current one
+    found.run(rerun.check, cfg, _hydra_node(cfg), found)  # a run_id holding a run of another config
     found.run(_check_host, cfg, found)
     found.run(check_data_source, cfg, found, _trains_here(cfg))  # exists, parses, fits its kind: no network
     found.run(check_fault, cfg, found)  # fault.rank within the gang
