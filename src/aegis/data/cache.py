@@ -40,6 +40,10 @@ TEMP_PREFIX = ".tmp-"
 # "." or "..": an entry is a directory directly in the cache root, nothing else.
 ENTRY_NAME = re.compile(r"[a-z][a-z0-9_]*-[A-Za-z0-9._-]{1,40}-[0-9a-f]{12}")
 ENTRY_FORM = "<kind>-<source file name>-<12 hex digits>"
+# ``temp_dir`` makes ``.tmp-<entry>-<pid>-<8 hex>``; ``remove`` renames an entry to
+# ``.tmp-<entry>-rm-<8 hex>`` before deleting it.
+TEMP_SUFFIX = r"-(?:[0-9]+|rm)-[0-9a-f]{8}"
+TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + ENTRY_NAME.pattern + TEMP_SUFFIX)
 
 
 def is_entry_name(name: str) -> bool:
@@ -84,10 +88,13 @@ class Cache:
         return [e for e in found if e is not None]
 
     def temp_dirs(self, name: Optional[str] = None) -> list[Path]:
+        """Temp dirs of entry ``name`` (of every entry without one). Matched whole, not by
+        prefix: an entry's name may begin with another's plus "-" (``npz-a-<hex>`` and
+        ``npz-a-<hex>-b-<hex>``), and sweeping the first must not delete the second's fetch."""
         if not self.root.is_dir():
             return []
-        prefix = f"{TEMP_PREFIX}{name}-" if name else TEMP_PREFIX
-        return sorted(p for p in self.root.iterdir() if p.name.startswith(prefix))
+        shape = TEMP_NAME if name is None else re.compile(re.escape(TEMP_PREFIX + name) + TEMP_SUFFIX)
+        return sorted(p for p in self.root.iterdir() if shape.fullmatch(p.name))
 
     # ------------------------------------------------------------------ writing
 
