@@ -54,6 +54,12 @@ CREDENTIALS = [
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA"),
     ("-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXk", "b3BlbnNzaC1rZXk"),
     ("https://" + "t0ken" * 5 + "@github.com/acme/x.git", "t0ken" * 5),
+    ("Bearer abcdefgh123", "abcdefgh123"),
+    ("hf_abc123", "abc123"),
+    ("https://b.s3.amazonaws.com/k?X-Amz-Date=1&X-Amz-Signature=0a1b2c3d4e", "0a1b2c3d4e"),
+    ("https://storage.googleapis.com/b/o?X-Goog-Signature=0a1b2c3d4e&X-Goog-Date=1", "0a1b2c3d4e"),
+    ("https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=abc%2Fdef", "abc%2Fdef"),
+    ("https://b.s3.amazonaws.com/k?X-Amz-Security-Token=FwoGZXIvYXdz", "FwoGZXIvYXdz"),
 ]
 
 NOT_CREDENTIALS = [
@@ -62,7 +68,8 @@ NOT_CREDENTIALS = [
     "sqlite:////tmp/x/mlflow.db", "postgresql+psycopg2://db.example.com/mlflow", IMAGE, "mlflow/token",
     "sk-learn-digits-experiment-2024", "hf_home", "2026-11-29_10-19-40_ccdeb0", "aegis.training.models.MLPClassifier",
     "password=${oc.env:DB_PASSWORD}", "password=$DB_PASSWORD", "https://alice:***@mlflow.example.com", "val/acc",
-    "AKIA-not-a-key", "eyJhbGciOiJIUzI1NiJ9",
+    "AKIA-not-a-key", "eyJhbGciOiJIUzI1NiJ9", "hf_transfer", "Bearer of news", "sigma=3", "design=big",
+    "https://b.s3.amazonaws.com/k?X-Amz-Date=1", "hf_abc",
 ]
 
 
@@ -84,6 +91,9 @@ def test_ordinary_values_are_not_credentials(text):
     ("MLFLOW_TRACKING_PASSWORD", True), ("AWS_SECRET_ACCESS_KEY", True), ("HF_TOKEN", True), ("OPENAI_API_KEY", True),
     ("GOOGLE_APPLICATION_CREDENTIALS", True), ("TOKENIZERS_PARALLELISM", False), ("MAX_TOKENS", False),
     ("MLFLOW_TRACKING_URI", False), ("PYTHONUNBUFFERED", False),
+    ("APITOKEN", True), ("DB_PASS", True), ("AUTH_HEADER", True), ("SSH_KEY", True), ("CLIENTSECRET", True),
+    ("DB_PWD", True), ("PWD", False), ("OLDPWD", False), ("SSH_AUTH_SOCK", False), ("BYPASS_CACHE", False),
+    ("AUTHOR", False), ("KEYBOARD", False), ("GIT_ASKPASS", False), ("HF_HUB_ENABLE_HF_TRANSFER", False),
 ])
 def test_credential_names_are_whole_words(name, expected):
     assert is_credential_name(name) is expected
@@ -313,3 +323,139 @@ def test_no_planted_secret_reaches_any_artifact_of_a_run(tmp_path):
     assert len(written) > 20, sorted(written)
     leaks = [(secret, where) for secret in secrets for where, data in written.items() if secret.encode() in data]
     assert leaks == []
+
+
+# -- the environment's secrets, wherever they come from (issue 22, finding 3) ----------------------
+
+ENV_SECRET = "Sup3rS3cretValue"  # no known shape: found only as the value of a credential-named variable
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (["model.name=${oc.env:ALIAS_OF_IT}"], "model.name='${oc.env:ALIAS_OF_IT}' is the value of $MY_PASSWORD"),
+    ([f"+logger.tags.pasted={ENV_SECRET}"], "logger.tags.pasted='***' is the value of $MY_PASSWORD"),
+    ([f"+logger.tags.url=https://api.example.com/v1?key_{ENV_SECRET}"], "is the value of $MY_PASSWORD"),
+    (K8S + ["+launcher.env.X=${model.name}", "model.name=${oc.env:ALIAS_OF_IT}"],
+     "launcher.env.X='${model.name}' is the value of $MY_PASSWORD"),
+    (["model.name='${oc.env:${oc.select:no.such.key,MY_PASSWORD}}'"],
+     "reads an environment variable whose name is computed"),
+])
+def test_a_secret_of_the_environment_is_refused_wherever_it_came_from(compose, monkeypatch, overrides, named):
+    monkeypatch.setenv("MY_PASSWORD", ENV_SECRET)
+    monkeypatch.setenv("ALIAS_OF_IT", ENV_SECRET)  # not credential-named itself: only its value gives it away
+    message = _refused(compose, *overrides)
+    assert named in message, message
+    assert ENV_SECRET not in message
+
+
+def test_a_secret_of_the_environment_in_a_conf_file_is_refused(compose, monkeypatch, tmp_path):
+    monkeypatch.setenv("MY_PASSWORD", ENV_SECRET)
+    monkeypatch.setenv("ALIAS_OF_IT", ENV_SECRET)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "leaky.yaml").write_text("defaults:\n  - mlp\n  - _self_\nname: ${oc.env:ALIAS_OF_IT}\n")
+    message = _refused(compose, f"hydra.searchpath=[file://{tmp_path}]", "model=leaky")
+    assert "model.name='${oc.env:ALIAS_OF_IT}' is the value of $MY_PASSWORD" in message, message
+
+
+@pytest.mark.parametrize("env", [
+    {"DB_PASS": "true", "API_TOKEN": "1234567"},  # shorter than MIN_SECRET_LENGTH: not taken for a secret
+    {"GOOGLE_APPLICATION_CREDENTIALS": str(CONF / "train.yaml")},  # the path of a file: a pointer, not a secret
+])
+def test_short_values_and_paths_of_credential_variables_are_not_refused(compose, monkeypatch, env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    validate(compose(*(f"+logger.tags.t{i}={value}" for i, value in enumerate(env.values()))))
+
+
+@pytest.mark.parametrize("option", ["secret", "key", "token", "password", "account_key", "sas_token",
+                                    "connection_string", "client_kwargs.aws_secret_access_key",
+                                    "client_kwargs.aws_session_token"])
+def test_credentials_in_storage_options_are_refused_saying_where_they_belong(compose, tmp_path, option):
+    data = tmp_path / "set.npz"
+    import numpy as np
+
+    np.savez(data, features=np.zeros((20, 2)), labels=np.arange(20) % 2)
+    message = _refused(compose, "data=arrays", f"data.source={data}", f"+data.storage_options.{option}=AbCdEf")
+    assert message.startswith(f"data.storage_options.{option} is a credential"), message
+    assert "the environment" in message and "a mounted secret" in message and "the cloud's own config" in message
+    assert "AbCdEf" not in message
+
+
+def test_ordinary_storage_options_are_accepted(compose, tmp_path):
+    import numpy as np
+
+    data = tmp_path / "set.npz"
+    np.savez(data, features=np.zeros((20, 2)), labels=np.arange(20) % 2)
+    validate(compose("data=arrays", f"data.source={data}",
+                     "+data.storage_options={endpoint_url: 'http://127.0.0.1:9000', anon: false, "
+                     "client_kwargs: {region_name: us-east-1}, use_ssl: false}"))
+
+
+@pytest.mark.parametrize("name,value", [("APITOKEN", "abc"), ("DB_PASS", "xyz"), ("AUTH_HEADER", "'Bearer abcdefgh123'"),
+                                        ("HF", "hf_abc123"),
+                                        ("URL", "'https://storage.googleapis.com/b/o?X-Goog-Signature=0a1b2c3d'")])
+def test_pod_env_that_probes_accepted_is_refused(compose, name, value):
+    message = _refused(compose, *K8S, f"+launcher.env.{name}={value}")
+    assert f"launcher.env.{name}" in message and "+launcher.secret_env." in message, message
+    assert "abcdefgh123" not in message and "0a1b2c3d" not in message and "abc123" not in message
+
+
+def test_the_traceback_before_run_failed_masks_the_tracking_password(tmp_path, capsys, monkeypatch):
+    """A local run that failed prints its traceback, then the ``Run failed`` paragraph: an
+    MLflow error quotes the URL it called, $MLFLOW_TRACKING_URI's password included."""
+    import json
+
+    from aegis.launch.local.launcher import SUPERVISED_ENV, LocalLauncher
+
+    monkeypatch.delenv(SUPERVISED_ENV, raising=False)
+    (tmp_path / "summary.json").write_text(json.dumps({"attempts": [{"failure": {
+        "cause": "MlflowException: API request to http://alice:***@127.0.0.1:5000/api/2.0/mlflow/runs/get failed"}}]}))
+    try:
+        raise RuntimeError("API request to http://alice:TbS3cretPw@127.0.0.1:5000/api/2.0/mlflow/runs/get failed")
+    except RuntimeError:
+        assert LocalLauncher._report(tmp_path, 0)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "http://alice:***@127.0.0.1:5000/api/2.0/mlflow/runs/get" in err, err
+    assert "TbS3cretPw" not in err
+
+
+@pytest.mark.slow
+def test_the_search_drivers_parent_run_does_not_print_the_tracking_password(tmp_path, capfd, monkeypatch):
+    """MLflow prints "View run <name> at: <the tracking URI>/#/..." when a run on a server ends;
+    the search driver's parent run ends in this process."""
+    import socket
+    import time
+    from pathlib import Path
+
+    from aegis.tune.tracking import finish_parent, start_parent
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
+         str(tmp_path / "server-artifacts")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:SearchS3cretPw@127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
+                time.sleep(0.5)
+        cfg = yaml.safe_load("logger: {name: mlflow, experiment_name: aegis, tracking_uri: null}")
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create({**cfg, "paths": {"root": str(tmp_path / "root")}})
+        sweep = tmp_path / "sweep"
+        sweep.mkdir()
+        record = start_parent(cfg, sweep, "search-x")
+        finish_parent(record, None, [], ok=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    out = capfd.readouterr()
+    assert "SearchS3cretPw" not in out.out + out.err

@@ -27,8 +27,13 @@ MASK = "***"
 # Names of things that hold credentials (an env var, a config key): their values belong in a
 # Secret or the process's environment, never in a config or manifest. Whole words of the
 # name only: TOKENIZERS_PARALLELISM is not a token.
+# PASSWORD, SECRET and TOKEN also glued to a word before them (APITOKEN, DBPASSWORD,
+# CLIENTSECRET); PASS, PWD, AUTH, KEY and the rest as whole words only (BYPASS, AUTHOR and
+# KEYBOARD are not credentials). A few well-known names that hold no secret are excepted.
 _CREDENTIAL_NAME = re.compile(
-    r"(?:^|[_.\-])(?:PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIALS?|PRIVATE_KEY|ACCESS_KEY|API_KEY|APIKEY)(?=$|[_.\-])", re.I)
+    r"(?:^|[_.\-])(?:PASS|PWD|AUTH|KEY|CREDENTIALS?|CREDS|PRIVATE_KEY|ACCESS_KEY|API_KEY|APIKEY)(?=$|[_.\-])"
+    r"|(?:PASSWORD|PASSWD|SECRET|TOKEN)(?=$|[_.\-])", re.I)
+NOT_CREDENTIAL_NAMES = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO"})
 
 # scheme://user:password@host  or  scheme://token@host (userinfo without a colon)
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/@\s]+)@")
@@ -37,10 +42,13 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/
 # libpq DSN ("host=db password=pw"), AWS_SECRET_ACCESS_KEY=... The value stops at the
 # separators of query strings, DSNs and shell-like lists.
 # A value that only points at a secret ($VAR, ${oc.env:VAR}, <placeholder>, ***) is not one.
-_SECRET_NAME = r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)"
+# Signed URLs (S3's X-Amz-Signature, GCS's X-Goog-Signature, Azure SAS's sig=) are bearer
+# credentials too: anyone holding the URL reads the object until it expires.
+_SECRET_NAME = (r"(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|signature|sig"
+                r"|credential)")
 _PAIR = re.compile(
     r"(?P<name>(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-])*" + _SECRET_NAME + r")="
-    r"(?P<value>(?!\*\*\*)[^\s&;,'\"$<][^\s&;,'\"]*)",
+    r"(?P<value>(?!\*\*\*|\.\.\.)[^\s&;,'\"$<][^\s&;,'\"]*)",
     re.IGNORECASE,
 )
 
@@ -56,7 +64,10 @@ _TOKENS: tuple[tuple[str, re.Pattern[str], int], ...] = tuple(
         ("a GitHub token", _B + r"github_pat_[A-Za-z0-9_]{22,}" + _E, 11),
         ("a GitLab token", _B + r"glpat-[A-Za-z0-9_\-]{20,}" + _E, 6),
         ("a Slack token", _B + r"xox[abprs]-[A-Za-z0-9\-]{10,}" + _E, 5),
-        ("a Hugging Face token", _B + r"hf_[A-Za-z0-9]{30,}" + _E, 3),
+        # Short ones too (a truncated or test token is still one): a digit or a capital in it,
+        # so a word such as hf_transfer is not one.
+        ("a Hugging Face token", _B + r"hf_(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{6,}" + _E, 3),
+        ("a bearer token", r"(?<![A-Za-z0-9])Bearer\s+[A-Za-z0-9\-._~+/]{8,}=*", 7),
         ("an API key", _B + r"sk-(?:(?:proj|svcacct|admin|ant-api\d\d|ant-admin\d\d)-[A-Za-z0-9_\-]{20,}|[A-Za-z0-9]{32,})" + _E, 3),
         ("a JSON Web Token", _B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", 3),
     )
@@ -67,8 +78,10 @@ _PEM = re.compile(r"-----BEGIN (?P<kind>(?:[A-Z0-9]+ )*)PRIVATE KEY-----(?!\*\*\
 
 
 def is_credential_name(name: str) -> bool:
-    """True for a name such as ``MLFLOW_TRACKING_PASSWORD`` or ``AWS_SECRET_ACCESS_KEY``."""
-    return bool(_CREDENTIAL_NAME.search(str(name)))
+    """True for a name such as ``MLFLOW_TRACKING_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``,
+    ``APITOKEN``, ``DB_PASS`` or ``AUTH_HEADER``."""
+    name = str(name)
+    return name.upper() not in NOT_CREDENTIAL_NAMES and bool(_CREDENTIAL_NAME.search(name))
 
 
 def url_has_credentials(text: str) -> bool:
@@ -140,6 +153,15 @@ def mask_tree(value: Any) -> Any:
     if isinstance(value, str):
         return mask_credentials(value)
     return value
+
+
+def print_exc(file: Any = None) -> None:
+    """``traceback.print_exc()`` with credentials masked: the exception of a failed run can
+    quote the URL a library called (MLflow's "API request to http://user:PW@host/...")."""
+    import sys
+    import traceback
+
+    print(mask_credentials(traceback.format_exc()).rstrip("\n"), file=file or sys.stderr)
 
 
 class MaskCredentials(logging.Filter):

@@ -10,6 +10,7 @@ also lets the driver alone create the experiment and migrate a fresh SQLite stor
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -34,6 +35,8 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
     paths_root = Path(cfg.paths.root).resolve()
     uri = resolve_tracking_uri(cfg.logger, paths_root)
     shown = mask_url_credentials(uri)  # what goes to disk; the real URI stays in memory
+    if shown != uri:  # MLflow prints "View run ... at: <the URI, password included>" when a run ends
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     record_path = sweep_dir / PARENT_FILE
     record = read_json(record_path)
     if record and record.get("tracking_uri") == shown:

@@ -91,9 +91,9 @@ class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
         failure = attempts[-1].get("failure")
         if not isinstance(failure, dict):
             return False
-        import traceback
+        from aegis.redact import print_exc
 
-        traceback.print_exc()
+        print_exc()  # masked: an MLflow error quotes the URL it called, password included
         print_paragraph(Failure.from_dict(failure))
         return True
 
