@@ -5,7 +5,7 @@ that any later process (``aegis status RUN`` in another terminal, days later) ca
 the job again without the process that started it. From a ref a launcher answers
 ``status`` (a ``JobStatus``: one state word, per-replica detail, exit code and reason),
 ``logs`` (an iterator of lines, any replica's) and ``cancel``. Following a job in the
-terminal is built from those two, once (``aegis.launch.follow``).
+terminal is built from those two, once (``Launcher.follow`` in ``aegis.launch.base``).
 
 Nothing here imports torch, lightning or the kubernetes client.
 """
