@@ -2,9 +2,10 @@
 
 An image built with Ray (``docker/build.sh --extras tune``); a head container and a worker
 container from the rendered RayJob's head and worker templates (mounts, user, capabilities,
-/dev/shm, env), started with the command KubeRay writes for them (``/bin/bash -lc -- 'ulimit -n
-65536; ray start --head ...'`` and ``... ray start --address=<head>:6379 ...``, a login shell as
-KubeRay's) and the env it adds (``RAY_ADDRESS``), on the host network with one outputs folder;
+/dev/shm, env), started with the command KubeRay writes for them (``/bin/bash -c -- 'ulimit -n
+65536; ray start --head ...'`` and ``... ray start --address=<head>:6379 ...``: KubeRay v1.7.0's
+utils.GetContainerCommand, a login shell only where the operator sets ENABLE_LOGIN_SHELL) and the
+env it adds (``RAY_ADDRESS``), on the host network with one outputs folder;
 then the RayJob's entrypoint run on the head as KubeRay's submitter and Ray's job supervisor
 run it (bash, ``ray job submit``'s ``shlex.join``, ``sh -c``). The search must complete with
 trials on both nodes and write best.yaml on the shared volume.
@@ -86,7 +87,7 @@ def ray_start(pod: dict, name: str, start: str, vols: dict, env: dict) -> list[s
     """`podman run` for a Ray pod: its template's container with the command KubeRay generates."""
     pod = json.loads(json.dumps(pod))
     container = pod["containers"][0]
-    container["command"] = ["/bin/bash", "-lc", "--"]
+    container["command"] = ["/bin/bash", "-c", "--"]
     container["args"] = [f"ulimit -n 65536; {start}"]
     return ctr.run_args(pod, name=name, volumes=vols, env=env)
 
@@ -122,7 +123,7 @@ def test_the_search_runs_on_a_head_and_a_worker_and_writes_best_yaml_on_the_shar
         assert "NODES 2" in nodes.stdout, nodes.stdout[-2000:] + nodes.stderr[-2000:] + ctr.logs(names["worker"])[-2000:]
         # The entrypoint as KubeRay's submitter and Ray's job supervisor run it, on the head.
         line = f"python -c {json.dumps(SUBMIT)} {spec['entrypoint']}"
-        search = subprocess.run([*ctr.PODMAN, "exec", names["head"], "/bin/bash", "-lc", "--", line],
+        search = subprocess.run([*ctr.PODMAN, "exec", names["head"], "/bin/bash", "-c", "--", line],
                                 capture_output=True, text=True, timeout=900)
         worker_logs = {role: subprocess.run(
             [*ctr.PODMAN, "exec", name, "/bin/bash", "-c", "cat /tmp/ray/session_latest/logs/worker-*"],
@@ -172,7 +173,7 @@ def test_kuberays_submitter_submits_the_entrypoint_to_the_heads_job_server(kuber
               f"--no-wait --submission-id {job_id} -- {spec['entrypoint']} ; fi ; "
               f"ray job logs --address {url} --follow {job_id}")
     submitter = json.loads(json.dumps(spec["submitterPodTemplate"]["spec"]))
-    submitter["containers"][0].update(command=["/bin/bash", "-lc", "--"], args=[submit])
+    submitter["containers"][0].update(command=["/bin/bash", "-ce", "--"], args=[submit])  # common/job.go
     tag = uuid.uuid4().hex[:8]
     names = {"head": f"aegis-rj-head-{tag}", "worker": f"aegis-rj-worker-{tag}", "submitter": f"aegis-rj-submit-{tag}"}
     pods = {role: group["template"]["spec"] for role, group in (("head", head_group), ("worker", worker_group))}
