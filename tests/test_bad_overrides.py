@@ -225,6 +225,8 @@ BAD = [
     (K8S + ["launcher.termination_grace_period_s=99999999999999"], "launcher.termination_grace_period_s=99999999999999"),
     (K8S + ["launcher.resources.cpu=0"], "launcher.resources.cpu='0' asks for nothing"),
     (TORCHRUN + ["launcher.nproc_per_node=100000"], "launcher.nproc_per_node=100000 is more than"),
+    (SYNTHETIC + ["data.num_features=100000000"], "data.num_features=100000000 is more than"),  # not input_shape too
+    (["launcher=slurm", "launcher.gpus_per_node=10000"], "launcher.gpus_per_node=10000 is more than"),
     # issue 22 #14: the elastic bounds themselves, not launcher.nodes; a kernel filesystem as paths.root
     (PTJ + ["launcher.elastic.enabled=true", "launcher.elastic.min_nodes=4", "launcher.elastic.max_nodes=2"],
      "launcher.elastic.min_nodes=4 exceeds launcher.elastic.max_nodes=2"),

@@ -81,3 +81,32 @@ def test_the_training_process_checks_what_source_cannot_say_before_calling_anyth
         check_targets(cfg)
     assert not marker.exists()
     sys.modules.pop("sneaky_mod", None)
+
+
+def test_a_function_as_hydra_callback_is_refused_before_hydra_calls_it(tmp_path):
+    """Hydra instantiates hydra.callbacks itself at start-up, before any validation callback."""
+    src, dst = tmp_path / "src.txt", tmp_path / "dst.txt"
+    src.write_text("secret\n")
+    root = tmp_path / "root"
+    result = run_train(["+hydra.callbacks.pwn._target_=shutil.copyfile", f"+hydra.callbacks.pwn.src={src}",
+                        f"+hydra.callbacks.pwn.dst={dst}"], root)
+    assert result.returncode == 1, result.stderr
+    assert "hydra.callbacks.pwn._target_=shutil.copyfile is a function, not a class" in result.stderr
+    assert "Traceback" not in result.stderr and not dst.exists()
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_hydra_problems_accept_the_shipped_callbacks_and_refuse_others(compose):
+    from omegaconf import open_dict
+
+    from aegis.config.targets import hydra_problems
+
+    cfg = compose(hydra_config=True)
+    assert hydra_problems(cfg) == []
+    with open_dict(cfg):
+        cfg.hydra.callbacks.x = {"_target_": "collections.OrderedDict"}
+        cfg.hydra.job_logging.filters.y = {"()": "os.system"}
+    sentences = hydra_problems(cfg)
+    assert len(sentences) == 2, sentences
+    assert "hydra.callbacks.x._target_=collections.OrderedDict is a class but not a Hydra callback" in sentences[0]
+    assert "hydra.job_logging.filters.y.()=os.system is a function" in sentences[1]

@@ -15,6 +15,7 @@ in the decoder.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -94,6 +95,23 @@ def _value(cfg: DictConfig, key: str) -> Any:
     return value
 
 
+_REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+
+
+def _follows_refused(cfg: DictConfig, key: str, found: Problems) -> bool:
+    """``key`` is interpolated from a key already refused (``data.input_shape`` is
+    ``[${data.num_features}]``): its own sentence would repeat that one."""
+    parent, _, name = key.rpartition(".")
+    try:
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        raw = OmegaConf.to_container(node, resolve=False).get(name) if isinstance(node, DictConfig) else None
+    except Exception:
+        return False
+    items = raw if isinstance(raw, list) else [raw]
+    sources = [ref for item in items if isinstance(item, str) for ref in _REFERENCE.findall(item)]
+    return bool(sources) and found.refused(*sources)
+
+
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -119,14 +137,14 @@ def check(cfg: DictConfig, found: Problems) -> None:
         if _whole(value) and value > most:
             found.add(f"{key}={value} is more than Aegis accepts: expected at most {most} {what}.", key)
     for key, (most, what) in MOST_EACH.items():
-        if found.covers(key):
+        if found.covers(key) or _follows_refused(cfg, key, found):
             continue
         value = _value(cfg, key)
         if isinstance(value, list) and any(_whole(v) and v > most for v in value):
             found.add(f"{key}={_shown(value)} is more than Aegis accepts: expected at most {most} {what} "
                       "in each item.", key)
     for key, (length, what) in LENGTH.items():
-        if found.covers(key):
+        if found.covers(key) or _follows_refused(cfg, key, found):
             continue
         value = _value(cfg, key)
         if isinstance(value, list) and len(value) != length:

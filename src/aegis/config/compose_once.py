@@ -82,6 +82,17 @@ def _private_loader() -> tuple[Any, Any, Any]:
             ConfigLoaderImpl.validate_sweep_overrides_legal)
 
 
+def _refuse_hydra_calls(cfg: Any) -> None:
+    """What Hydra itself instantiates from the config (its callbacks, logging factories) is
+    checked here, the one point between composing and Hydra calling them."""
+    from aegis.config.targets import hydra_problems
+    from aegis.errors import ConfigErrors
+
+    sentences = hydra_problems(cfg)
+    if sentences:
+        raise ConfigErrors(sentences)
+
+
 @contextlib.contextmanager
 def compose_once() -> Iterator[None]:
     """While active, a Hydra app composes its config once for a run or a multirun."""
@@ -115,6 +126,12 @@ def compose_once() -> Iterator[None]:
 
     def load_configuration(self: Any, config_name: str | None, overrides: list[str], run_mode: Any,
                            from_shell: bool = True, validate_sweep_overrides: bool = True) -> Any:
+        cfg = _load_configuration(self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides)
+        _refuse_hydra_calls(cfg)
+        return cfg
+
+    def _load_configuration(self: Any, config_name: str | None, overrides: list[str], run_mode: Any,
+                            from_shell: bool = True, validate_sweep_overrides: bool = True) -> Any:
         probe = state.pop("probe", None)
         probe_error = state.pop("probe_error", None)
         is_mode_probe = run_mode == RunMode.MULTIRUN and not validate_sweep_overrides

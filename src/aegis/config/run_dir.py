@@ -46,5 +46,6 @@ def check(cfg: DictConfig, hydra: Any, found: Problems) -> None:
         path = ""
     problem = _problem(str(path))
     if problem and not found.covers(key):
+        default = "${paths.root}/${task_name}/" + ("multiruns" if mode == "MULTIRUN" else "runs") + "/${run_id}"
         found.add(f"{key}={str(path)!r} {problem}: expected a folder of the run's own, such as the default "
-                  "${paths.root}/${task_name}/runs/${run_id} (set paths.root or run_id instead).", key)
+                  f"{default} (set paths.root or run_id instead).", key)

@@ -108,10 +108,12 @@ def _base_classes(module: sig._Module, cls: ast.ClassDef, hops: int) -> Optional
     return found
 
 
-def _reaches(module: sig._Module, cls: ast.ClassDef, kind: str, hops: int = 0) -> Optional[bool]:
-    """True when ``cls`` is or derives from Lightning's class ``kind``; False when every base
-    was followed and none is; None when the source cannot say."""
-    if module.name.startswith(LIGHTNING) and cls.name in OTHER_KINDS:
+def _reaches(module: sig._Module, cls: ast.ClassDef, kind: str, hops: int = 0,
+             home: tuple[str, ...] = LIGHTNING, kinds: frozenset = frozenset()) -> Optional[bool]:
+    """True when ``cls`` is or derives from the class ``kind`` of the packages ``home``
+    (Lightning's); False when every base was followed and none is; None when the source
+    cannot say."""
+    if module.name.startswith(home) and cls.name in (kinds or OTHER_KINDS | {kind}):
         return cls.name == kind  # Lightning's own: a LightningModule is never a callback
     if hops > 3 * sig.MAX_HOPS:
         return None
@@ -120,7 +122,7 @@ def _reaches(module: sig._Module, cls: ast.ClassDef, kind: str, hops: int = 0) -
         return None
     unknown = False
     for base in bases:
-        answer = _reaches(*base, kind, hops + 1)
+        answer = _reaches(*base, kind, hops + 1, home, kinds)
         if answer:
             return True
         unknown = unknown or answer is None
@@ -173,3 +175,67 @@ def nested(node: Any, key: str) -> Iterator[tuple[str, str]]:
                 if isinstance(target, str):
                     yield f"{key}[{index}]", target
                 yield from nested(child, f"{key}[{index}]")
+
+
+# Hydra's own nodes that it instantiates itself, at start-up, before any Aegis check runs.
+HYDRA_CALLBACK = "a Hydra callback (a subclass of hydra.experimental.callback.Callback)"
+
+
+def _hydra_callback_problem(target: str) -> Optional[str]:
+    found = problem(target, None)
+    if found:
+        return found
+    module_name, _, name = target.rpartition(".")
+    if module_name and _is_stdlib(module_name):
+        return f"is a class but not {HYDRA_CALLBACK}"
+    located = sig._located(target)
+    if located is not None and _reaches(*located, "Callback", home=("hydra.",), kinds=frozenset({"Callback"})) is False:
+        return f"is a class but not {HYDRA_CALLBACK}"
+    return None
+
+
+def _factories(node: Any, key: str) -> Iterator[tuple[str, str]]:
+    """(key, value) of every ``()`` factory in a logging config (``logging.config.dictConfig`` calls it)."""
+    if isinstance(node, DictConfig):
+        for name in node.keys():
+            try:
+                child = node._get_node(name)
+            except Exception:
+                continue
+            if name == "()" and not isinstance(child, (DictConfig, ListConfig)):
+                value = node.get(name)
+                if isinstance(value, str):
+                    yield f"{key}.()", value
+            elif isinstance(child, DictConfig):
+                yield from _factories(child, f"{key}.{name}")
+
+
+def hydra_problems(cfg: Any) -> list[str]:
+    """Sentences for what Hydra itself would call from ``cfg.hydra``: each of
+    ``hydra.callbacks`` must be a Hydra callback class, and the logging configs' ``()``
+    factories classes (``+hydra.callbacks.x._target_=shutil.copyfile`` copied the file at
+    start-up, before validation ran)."""
+    hydra = cfg.get("hydra") if isinstance(cfg, DictConfig) else None
+    if not isinstance(hydra, DictConfig):
+        return []
+    sentences = []
+    callbacks = hydra.get("callbacks") or {}
+    for name in callbacks.keys():
+        node = callbacks.get(name)
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not isinstance(target, str):
+            continue
+        why = _hydra_callback_problem(target)
+        if why:
+            sentences.append(f"hydra.callbacks.{name}._target_={target} {why}: expected the import path of one, "
+                             "or hydra.callbacks.{name}=null to drop it.".replace("{name}", str(name)))
+        for inner, inner_target in nested(node, f"hydra.callbacks.{name}"):
+            why = problem(inner_target, None)
+            if why:
+                sentences.append(f"{inner}._target_={inner_target} {why}: expected the import path of a class.")
+    for group in ("job_logging", "hydra_logging"):
+        for key, factory in _factories(hydra.get(group), f"hydra.{group}"):
+            why = problem(factory, None)
+            if why:
+                sentences.append(f"{key}={factory} {why}: expected the import path of a logging class.")
+    return sentences

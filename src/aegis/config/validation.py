@@ -382,7 +382,8 @@ def _data_size(data: DictConfig) -> Optional[tuple[int, int, int]]:
     if target in KNOWN_DATA:
         return KNOWN_DATA[target]
     if target == SYNTHETIC_DATA:
-        return data.num_samples, data.num_features, data.num_classes
+        sizes = tuple(data.get(key) for key in ("num_samples", "num_features", "num_classes"))
+        return sizes if all(isinstance(size, int) for size in sizes) else None  # another option's keys
     return None
 
 
