@@ -112,6 +112,9 @@ BAD_SOURCES = [
     (["data=arrays", "data.source={bad}/empty"], "is a folder"),
     (["data=image_folder", "data.source=/"], "is the root of the filesystem"),
     (["data=image_folder", "data.source=/proc"], "under /proc"),
+    (["data=arrays", "data.source={bad}/keys.npz", "data.max_bytes=100"], "more than data.max_bytes=100 (100 bytes)"),
+    (["data=arrays", "data.source=s3:/bucket/set.npz"], "expected s3://<bucket>/<path>"),
+    (["data=arrays", "data.source=https://files.example.com:abc/set.npz"], "has a port that is not a number"),
 ]
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
+from aegis.data.bounds import human
 from aegis.data.spec import TARGET_KINDS, normalize_source
 from aegis.errors import Problems
 from aegis.redact import mask_url_credentials
@@ -67,9 +68,14 @@ def check(cfg: DictConfig, found: Problems, local: bool) -> None:
         return  # the schema's check says so
     problem = uri_problem(source.strip(), kind)
     if problem is None and local and "://" not in source.replace("file://", "", 1):
-        problem = local_problem(source.strip(), kind, _options(data))
+        problem = local_problem(source.strip(), kind, _options(data), _max_bytes(data))
     if problem is not None:
         found.add(problem, "data.source")
+
+
+def _max_bytes(data: DictConfig) -> Optional[int]:
+    value = data.get("max_bytes")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 def _options(data: DictConfig) -> dict[str, Any]:
@@ -87,8 +93,9 @@ def uri_problem(source: str, kind: str) -> Optional[str]:
         mangled = _MANGLED_URL.match(source)
         if mangled and not os.path.exists(source):
             scheme = mangled.group("scheme").lower()
+            what = "bucket" if scheme == "s3" else "host"
             return (f"data.source={shown} looks like a {scheme} URL without its '://' (it would be read as a local "
-                    f"path): expected {scheme}://<host>/<path>, or ./{source} for a local path of that name.")
+                    f"path): expected {scheme}://<{what}>/<path>, or ./{source} for a local path of that name.")
         return None
     parts = urlsplit(source)
     scheme = parts.scheme.lower()
@@ -110,7 +117,7 @@ def uri_problem(source: str, kind: str) -> Optional[str]:
     return None
 
 
-def local_problem(source: str, kind: str, options: dict[str, Any]) -> Optional[str]:
+def local_problem(source: str, kind: str, options: dict[str, Any], max_bytes: Optional[int] = None) -> Optional[str]:
     """What is wrong with the local file or folder ``source`` as ``kind``, read cheaply, or None."""
     path = normalize_source(source)
     shown = _shown(source)
@@ -132,6 +139,10 @@ def local_problem(source: str, kind: str, options: dict[str, Any]) -> Optional[s
         return _folder_problem(path, shown)
     if not os.path.isfile(path):
         return f"data.source={shown} is not a regular file or folder: expected {EXPECTED[kind]}."
+    size = os.path.getsize(path)
+    if max_bytes is not None and size > max_bytes:
+        return (f"data.source={shown} is {human(size)}, more than data.max_bytes={max_bytes} ({human(max_bytes)}): "
+                "expected a smaller source, or a larger data.max_bytes=<bytes> if this machine has room for it.")
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)
