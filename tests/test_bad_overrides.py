@@ -210,7 +210,7 @@ BAD = [
     (["+paths.rot=/tmp"], "did you mean paths.root?"),
     (["+logger.experiment=x"], "logger.experiment is not a key of logger"),
     (["+sed=1"], "sed is not a key of the top level (did you mean seed?)"),
-    (["data=image_folder", "data.source=/tmp", "model=cnn", "data.image_size=[8]"],
+    (["data=image_folder", "data.source=s3://bucket/pets.tar", "model=cnn", "data.image_size=[8]"],
      "data.image_size=[8] has 1 item: expected 2, [height, width]"),
     # issue 22 #12: absurd values, refused with the bound
     (["trainer.max_epochs=99999999999999999999"], "expected at most 100000 epochs"),
