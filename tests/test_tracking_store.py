@@ -436,3 +436,111 @@ def test_the_lineage_counts_the_attempts_summary_json_counts(tracking_for, tmp_p
     assert client.get_run(tracking.run_id).data.tags[ATTEMPTS] == "4"
     assert record_run(client, tracking.run_id, Lineage({}, {}), None) == 5  # no record: one more
     assert record_run(client, tracking.run_id, Lineage({}, {}), 2) == 6  # never backwards
+
+
+# -- a tracking server that is away, or refuses us ---------------------------------------------------
+
+@pytest.fixture()
+def mlflow_http_env(monkeypatch):
+    """MLflow's HTTP settings as a user who set none has them; put back afterwards."""
+    from aegis.training.mlflow_http import BOUNDS
+
+    for name in [*BOUNDS, "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]:
+        monkeypatch.setenv(name, "x")  # recorded, so that the teardown removes what the code sets
+        monkeypatch.delenv(name)
+    yield monkeypatch
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_server_is_one_warning_line_and_a_bounded_wait(tracking_for, mlflow_http_env, caplog):
+    """Issue 24 item 12: with the server gone the run stalled 12 min in MLflow's retries, the
+    terminal showing only urllib3's "Retrying" lines."""
+    from aegis.training.tracking import TrackingError
+
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    mlflow_http_env.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        tracking = tracking_for()
+        with pytest.raises(TrackingError, match=r"^Opening the MLflow run in http://127\.0\.0\.1:\d+ failed"):
+            tracking.start()
+    assert time.monotonic() - started < 30
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "does not answer" in warnings[0] and "at most 33 s" in warnings[0], warnings
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+
+
+def test_a_users_own_retry_settings_are_kept(mlflow_http_env):
+    from aegis.training.mlflow_http import bound_requests
+
+    mlflow_http_env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "9")
+    bound_requests("https://mlflow.example.com")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9" and os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+
+
+@pytest.fixture()
+def refusing_server():
+    """An HTTP server that answers 401 to everything, as a tracking server behind basic auth does."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="mlflow"')
+            self.end_headers()
+            self.wfile.write(b"You are not authenticated.")
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _refuse
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_server_answering_401_says_credentials_in_the_run_and_in_aegis_show(tracking_for, mlflow_http_env,
+                                                                             refusing_server, tmp_path):
+    """Issue 24 item 13: `aegis show` said "MLflow run ... is not in http://..." (and "has no alias
+    'champion'") against a server that answered 401."""
+    from aegis.show import ShowError, show
+    from aegis.training.tracking import TrackingError
+
+    mlflow_http_env.setenv("MLFLOW_TRACKING_URI", refusing_server)
+    with pytest.raises(TrackingError, match="needs credentials and none were given .HTTP 401.: set "
+                                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"):
+        tracking_for().start()
+    with pytest.raises(ShowError, match="needs credentials"):
+        show("models:/lin@champion", tmp_path, refusing_server)
+    with pytest.raises(ShowError, match="needs credentials"):
+        show("0123456789abcdef0123456789abcdef", tmp_path, refusing_server)
+    mlflow_http_env.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    mlflow_http_env.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    with pytest.raises(ShowError, match="refused the credentials given"):
+        show("models:/lin@champion", tmp_path, refusing_server)
+
+
+def test_a_failing_run_keeps_its_cause_when_the_server_cannot_end_its_mlflow_run(mlflow_http_env, caplog):
+    """Issue 24 item 12: a run failing for a server gone for good named the secondary runs/get
+    call of Lightning's finalize (after another round of retries) as its cause."""
+    from aegis.training.mlflow_http import bound_requests
+    from aegis.training.tracking import _MLFlowLogger
+
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    bound_requests(uri)
+    logger = _MLFlowLogger(experiment_name="train", tracking_uri=uri, run_id="0" * 32)
+    logger._initialized = True  # the run was opened while the server answered
+    with caplog.at_level(logging.WARNING, logger="aegis.training"):
+        logger.finalize("failed")  # no exception: the run's own error stays its cause
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "aegis.training"]
+    assert warning.startswith(f"Could not end MLflow run {'0' * 32} as failed: ")
+    with pytest.raises(Exception):
+        logger.finalize("success")  # a run that succeeded says that its end was not recorded

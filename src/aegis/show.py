@@ -65,7 +65,19 @@ def _client(uri: str) -> Any:
                         "$MLFLOW_TRACKING_URI) naming the store the run logged to, or --root DIR holding mlflow.db.")
     from mlflow.tracking import MlflowClient
 
+    from aegis.training.mlflow_http import bound_requests
+
+    bound_requests(uri)  # a server that is away: seconds, not minutes of retries
     return MlflowClient(tracking_uri=uri)
+
+
+def _refused(exc: BaseException, uri: str) -> None:
+    """A 401/403 is the credentials' problem, not a missing run or alias."""
+    from aegis.training.mlflow_http import credentials_sentence, is_credentials_failure
+
+    if is_credentials_failure(exc):
+        raise ShowError(credentials_sentence(uri, getattr(exc, "get_http_status_code", lambda: 401)()) + ".") \
+            from None
 
 
 def _manifest(run_dir: Path) -> Optional[str]:
@@ -129,7 +141,15 @@ def show(target: str, root: Path, uri: Optional[str] = None) -> Shown:
         found = (target, uri or default_uri(root), None, None)
     run_id, chosen, aegis_run_id, run_dir = found
     client = _client(chosen)
-    shown = Shown(chosen, run_id or _tagged_run(client, str(aegis_run_id), chosen))
+    if not run_id:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run_id = _tagged_run(client, str(aegis_run_id), chosen)
+        except MlflowException as exc:
+            _refused(exc, chosen)
+            raise
+    shown = Shown(chosen, run_id)
     shown.manifest = _manifest(run_dir) if run_dir is not None else None
     _fill_run(shown, client)
     return shown
@@ -140,7 +160,8 @@ def _fill_run(shown: Shown, client: Any) -> None:
 
     try:
         run = client.get_run(shown.run_id)
-    except MlflowException:
+    except MlflowException as exc:
+        _refused(exc, shown.tracking_uri)
         raise ShowError(f"MLflow run {shown.run_id} is not in {mask_credentials(shown.tracking_uri)}: expected "
                         "--tracking-uri URI naming the store it logged to.") from None
     experiment = client.get_experiment(run.info.experiment_id)
@@ -163,7 +184,8 @@ def _show_version(name: str, alias: Optional[str], number: Optional[str], uri: s
     client = _client(uri)
     try:
         version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
-    except MlflowException:
+    except MlflowException as exc:
+        _refused(exc, uri)
         what = f"alias {alias!r}" if alias else f"version {number}"
         raise ShowError(f"Registered model {name!r} has no {what} in {mask_credentials(uri)}: expected an existing "
                         f"alias or version (mlflow's UI, or `aegis show RUN` lists a run's versions).") from None

@@ -83,7 +83,16 @@ class _MLFlowLogger(MLFlowLogger):
     def finalize(self, status: str = "success") -> None:
         if self.system_metrics is not None:
             self.system_metrics.finish()
-        super().finalize(status)
+        try:
+            super().finalize(status)
+        except Exception as exc:
+            if status == "success":
+                raise
+            # The run is already failing (often for this same server): its first error stays the
+            # cause, not this second call's. The MLflow run stays RUNNING until a resume ends it.
+            text = str(exc).strip()
+            log.warning("Could not end MLflow run %s as %s: %s", self.run_id, status,
+                        mask_credentials(text.splitlines()[0] if text else type(exc).__name__))
 
 
 def default_tracking_uri(paths_root: Path) -> str:
@@ -186,6 +195,14 @@ class Tracking:
         if find_credential(target.uri) is not None:
             # MLflow prints a run's URL, built from the URI with its password, when the run ends.
             os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        from aegis.training.mlflow_http import ServerRefused, bound_requests, is_server, probe
+
+        if is_server(target.uri):  # one warning line at once, and bounded waits, if it does not answer
+            bound_requests(target.uri)
+            try:
+                probe(target.uri)
+            except ServerRefused as exc:
+                raise TrackingError(str(exc)) from None
         self._call(f"Preparing the MLflow store {target.shown_uri}", lambda: prepare_store(target.uri), retry=False)
         from mlflow.tracking import MlflowClient
 
@@ -321,6 +338,11 @@ class Tracking:
         except StoreError as exc:  # already one sentence naming the file
             raise TrackingError(str(exc)) from exc
         except Exception as exc:
+            from aegis.training.mlflow_http import CREDENTIAL_VARS, is_credentials_failure
+
+            if is_credentials_failure(exc):
+                raise TrackingError(f"{what} failed: the server refused the credentials (HTTP 401/403): set "
+                                    f"{CREDENTIAL_VARS} for an account it accepts.") from None
             text = str(exc).strip()
             reason = mask_credentials(text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
             raise TrackingError(f"{what} failed: {reason}.") from exc
