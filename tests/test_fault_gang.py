@@ -52,6 +52,10 @@ def test_a_rank_killed_by_a_signal_is_named_with_the_signal(tmp_path):
     paragraph = _paragraph(result.stderr)
     assert paragraph[0].startswith("Run failed: rank 1: killed by SIGKILL")
     assert any("Injected fault: rank 1 at global step 5 sends itself SIGKILL" in line for line in paragraph)
+    # how far the rank got, from its own log (it held only "Initializing distributed ..." before)
+    assert any("rank 1: epoch 1 started (global step 0)" in line for line in paragraph)
+    shown = [line for line in (result.stdout + result.stderr).splitlines() if "rank 1: epoch" in line]
+    assert all(line.lstrip().startswith("|") for line in shown)  # on the terminal only in the report's tail
     [run_dir] = run_dirs(tmp_path)
     record = summary(run_dir)
     assert record["status"] == "failed"

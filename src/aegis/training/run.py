@@ -245,8 +245,11 @@ class _Attempt:
         from aegis.training.faults import fault_callbacks  # fault=...: a failure on purpose, off by default
         from aegis.training.trainer_progress import trainer_progress_callbacks  # a TrainJob's status, if injected
 
+        from aegis.training.rank_progress import RankProgress  # ranks > 0: how far they got, in their own log
+
         trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
                                         checkpointing, last, preemption, timing, RunningRecord(self._running),
+                                        RankProgress(),
                                         *trainer_progress_callbacks(self.rank_zero), *callbacks,
                                         *build_callbacks(cfg.get("callbacks")), *fault_callbacks(cfg, run_dir)]
         progress = _progress_mode(cfg.progress)
