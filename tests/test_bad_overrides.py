@@ -261,13 +261,13 @@ HYDRA_ERRORS = [
     (["checkpoint=foo"], "checkpoint=foo"),
     (["~nokey"], "nokey"),
     (["trainer=default,smoke"], "trainer=default,smoke"),
-    (["launcher=torchrun", "launcher.foo=1"], "launcher.foo"),
+    (["launcher=torchrun", "strategy=ddp", "launcher.foo=1"], "launcher.foo"),  # only problem (all are listed)
     (["hydra.foo=1"], "hydra.foo"),
     (["strategy.devices=2"], "strategy.devices"),
     (["logger=csv", "logger.tracking_uri=http://x"], "logger.tracking_uri is not a key of logger=csv, only of logger=mlflow"),
     # A key of another option of the group: the sentence names the options that have it.
     (["fault.rank=1"], "fault.rank is not a key of fault=none, only of fault=exit, fault=hang, fault=kill or fault=raise"),
-    (["launcher=torchrun", "launcher.image=r/a:1"], "(launcher=k8s-job launcher.image=...)"),
+    (["launcher=torchrun", "strategy=ddp", "launcher.image=r/a:1"], "(launcher=k8s-job launcher.image=...)"),
     (["data.image_size=32"], "data.image_size is not a key of data=digits, only of data=image_folder"),  # not batch_size
     # issue 22 #14: a mapping of one's own keys is added with +, in a form that parses (not +launcher.env.1BAD=...)
     (K8S + ["launcher.env={1BAD: x}"], "expected '+launcher.env={1BAD: x}'"),

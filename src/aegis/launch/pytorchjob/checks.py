@@ -62,7 +62,8 @@ def _elastic(launcher: DictConfig, found: Problems) -> None:
             )
         low = elastic.min_nodes if elastic.min_nodes is not None else launcher.nodes
         high = elastic.max_nodes if elastic.max_nodes is not None else launcher.nodes
-        if low > high:  # no launcher.nodes fits: the bounds themselves are at fault
+        if elastic.min_nodes is not None and elastic.max_nodes is not None and low > high:
+            # no launcher.nodes fits: the bounds themselves are at fault
             found.add(
                 f"launcher.elastic.min_nodes={low} exceeds launcher.elastic.max_nodes={high}: expected "
                 "min_nodes <= launcher.nodes <= max_nodes.", "launcher.elastic.min_nodes", "launcher.elastic.max_nodes"
