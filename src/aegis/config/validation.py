@@ -290,6 +290,8 @@ def _check_annotated(node: DictConfig, key: str, target: str, names: list[Any], 
             continue  # unreadable: refused by the pass over every value
         if value is None and _is_interpolation(node, name):
             continue  # from the data, once it is cached
+        if isinstance(value, dict) and "_target_" in value:
+            continue  # Hydra builds it first: the annotation is of what it builds (checked as a target)
         values[str(name)] = value
     for name, annotation, expected in annotations.problems(target, values):
         found.add(f"{key}.{name}={_shown(values[name])} is invalid: expected {expected} ({target} takes "
