@@ -15,6 +15,7 @@ left to the import-time signature bind that runs before training.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import os
 import sys
@@ -107,6 +108,16 @@ def _parse_module(module_name: str) -> Optional[_Module]:
     found, origin, is_package = _source_of(module_name)
     if not found or origin is None:
         return None
+    try:
+        info = os.stat(origin)
+        stamp = (info.st_mtime_ns, info.st_size)
+    except OSError:
+        return None
+    return _parse_file(module_name, origin, is_package, stamp)
+
+
+@functools.lru_cache(maxsize=256)  # one parse per file version per process: several checks read the same ones
+def _parse_file(module_name: str, origin: str, is_package: bool, stamp: tuple[int, int]) -> Optional[_Module]:
     try:
         with open(origin, encoding="utf-8") as handle:
             return _Module(module_name, ast.parse(handle.read(), filename=origin), is_package)
