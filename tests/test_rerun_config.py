@@ -76,3 +76,32 @@ def test_a_second_run_of_another_config_is_refused_through_train_py(tmp_path):
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     third = run_train(["run_id=exp", "trainer=smoke", "logger=none", "trainer.max_epochs=3"], root)
     assert third.returncode == 0 and "Resuming from" in third.stderr + third.stdout, third.stderr
+
+
+@pytest.mark.slow
+def test_a_rerun_after_kill_9_with_the_same_config_still_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO, TRAIN
+
+    root = tmp_path / "root"
+    args = ["run_id=k9", "data=synthetic", "data.num_samples=20000", "trainer.max_epochs=3", "logger=none"]
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, str(TRAIN), *args], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while "epoch 1/3" not in log_path.read_text():
+            assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    result = run_train(args, root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already holds a run" not in result.stderr
+    assert "Resuming from" in result.stdout + result.stderr
