@@ -579,3 +579,12 @@ def test_a_flag_after_overrides_says_it_goes_first(tmp_path):
 def test_an_unwritable_paths_root_is_one_sentence_through_train_py(tmp_path):
     root = tmp_path / "root"
     _assert_refused(run_train(["paths.root=/proc/self", "logger=none"], root), root, "paths.root=/proc/self is under")
+
+
+def test_two_mode_flags_are_one_sentence_not_hydras_traceback(tmp_path):
+    root = tmp_path / "root"
+    result = run_train(["-m", "--cfg", "job", "model.lr=1"], root)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "-m (--multirun) and --cfg were both given" in lines[0] and "Traceback" not in result.stderr
+    assert not root.exists()

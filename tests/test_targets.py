@@ -106,7 +106,9 @@ def test_hydra_problems_accept_the_shipped_callbacks_and_refuse_others(compose):
     with open_dict(cfg):
         cfg.hydra.callbacks.x = {"_target_": "collections.OrderedDict"}
         cfg.hydra.job_logging.filters.y = {"()": "os.system"}
+        cfg.hydra.launcher._target_ = "shutil.copyfile"
     sentences = hydra_problems(cfg)
-    assert len(sentences) == 2, sentences
+    assert len(sentences) == 3, sentences
+    assert "hydra.launcher._target_=shutil.copyfile is a function" in sentences[1]
     assert "hydra.callbacks.x._target_=collections.OrderedDict is a class but not a Hydra callback" in sentences[0]
-    assert "hydra.job_logging.filters.y.()=os.system is a function" in sentences[1]
+    assert "hydra.job_logging.filters.y.()=os.system is a function" in sentences[2]

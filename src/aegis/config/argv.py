@@ -15,13 +15,19 @@ from typing import Optional
 
 
 def misplaced_flags(argv: list[str]) -> Optional[str]:
-    """The sentence for overrides stranded after a flag, or None when argparse reads them all."""
+    """The sentence for overrides stranded after a flag, or for two flags that each pick what
+    train.py does (``-m --cfg job``: Hydra's ValueError traceback), or None."""
     try:  # Hydra's own command-line parser, private (docs/internals.md)
         from hydra._internal.utils import get_args_parser
 
         args, stranded = get_args_parser().parse_known_args(argv)
     except BaseException:  # argparse exits on a bad flag: its own message says which
         return None
+    modes = [flag for flag, given in (("--run", args.run), ("-m (--multirun)", args.multirun), ("--cfg", args.cfg),
+                                      ("--info", args.info), ("--shell-completion", args.shell_completion)) if given]
+    if len(modes) > 1:  # Hydra raises a ValueError with a traceback
+        return (f"{' and '.join(modes)} were both given, but each picks what train.py does: expected one of them "
+                "(--cfg job prints the config a run would use, without -m).")
     if not stranded or any(item.startswith("-") for item in stranded):
         return None  # an unknown flag: argparse's message names it
     positional = Counter(list(args.overrides) + stranded)

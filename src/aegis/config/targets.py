@@ -233,6 +233,13 @@ def hydra_problems(cfg: Any) -> list[str]:
             why = problem(inner_target, None)
             if why:
                 sentences.append(f"{inner}._target_={inner_target} {why}: expected the import path of a class.")
+    for plugin in ("launcher", "sweeper"):  # instantiated by Hydra for a multirun
+        node = hydra.get(plugin)
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        why = problem(target, None) if isinstance(target, str) else None
+        if why:
+            sentences.append(f"hydra.{plugin}._target_={target} {why}: expected the import path of a Hydra "
+                             f"{plugin} class (e.g. hydra/{plugin}=basic).")
     for group in ("job_logging", "hydra_logging"):
         for key, factory in _factories(hydra.get(group), f"hydra.{group}"):
             why = problem(factory, None)
