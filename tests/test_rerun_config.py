@@ -52,7 +52,9 @@ def test_a_different_config_under_the_same_run_id_is_refused_naming_the_keys(com
     ["model.lr=0.01", "resume=auto"],  # told to continue anyway
     ["model.lr=0.01", "resume=never"],  # not resuming
     ["launcher=torchrun", "strategy=ddp", "launcher.nproc_per_node=1"],  # where it runs may change
-], ids=["same", "max_epochs", "fault", "explicit-auto", "never", "launcher"])
+    ["logger.register_model=false", "logger.system_metrics=true"],  # how it reports may change
+    ["logger=csv"],
+], ids=["same", "max_epochs", "fault", "explicit-auto", "never", "launcher", "logger-options", "logger"])
 def test_what_may_change_between_attempts_resumes(compose, ran, extra):
     _, same = ran
     sentences = _sentences(compose, *same, *extra)

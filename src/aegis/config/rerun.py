@@ -13,7 +13,8 @@ Keys that may change between attempts of one run are not compared: where and how
 (``launcher.*``, ``strategy.*``, ``trainer.accelerator``, ``hydra.*``: a checkpoint resumes on
 another gang or device), how long it trains (``trainer.max_epochs``,
 ``trainer.max_time``: continuing a run for longer is the usual reason to resume it), how
-it reports (``progress``, ``tags``, ``logger.tags``, ``logger.new_run``), its checkpoint
+it reports (``progress``, ``tags``, ``logger.*``: a model registered or not, another tracking
+store; none of it changes what the weights mean), its checkpoint
 schedule, DataLoader workers, paths (the run dir is the same one) and ``fault.*`` (a
 failure injected into the first attempt, not the next).
 """
@@ -29,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from aegis.errors import Problems
 
 IGNORED = ("launcher", "strategy", "trainer.accelerator", "hydra", "trainer.max_epochs", "trainer.max_time", "trainer.enable_model_summary",
-           "progress", "tags", "logger.tags", "logger.new_run", "checkpoint.every_n_steps",
+           "progress", "tags", "logger", "checkpoint.every_n_steps",
            "checkpoint.every_minutes", "data.num_workers", "paths", "fault", "resume")
 # What shows a run dir holds a run that started training (not only a dry run's manifest).
 RAN = ("summary.json", "checkpoints")
