@@ -152,29 +152,29 @@ def problem(target: str, group: Optional[str]) -> Optional[str]:
     return None
 
 
-def nested(node: Any, key: str) -> Iterator[tuple[str, str]]:
-    """(key of the node, its ``_target_``) of every ``_target_`` node below ``node``."""
+def _children(node: Any, key: str) -> Iterator[tuple[str, Any]]:
+    """(key, child node) of a mapping's values or a list's items, unresolved."""
     if isinstance(node, DictConfig):
         for name in node.keys():
             try:
-                child = node._get_node(name)
+                yield f"{key}.{name}", node._get_node(name)
             except Exception:
                 continue
-            if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
-                target = child.get("_target_") if "_target_" in child else None
-                if isinstance(target, str):
-                    yield f"{key}.{name}", target
-                yield from nested(child, f"{key}.{name}")
-            elif isinstance(child, ListConfig):
-                yield from nested(child, f"{key}.{name}")
     elif isinstance(node, ListConfig):
         for index in range(len(node)):
-            child = node._get_node(index)
-            if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
-                target = child.get("_target_") if "_target_" in child else None
-                if isinstance(target, str):
-                    yield f"{key}[{index}]", target
-                yield from nested(child, f"{key}[{index}]")
+            yield f"{key}[{index}]", node._get_node(index)
+
+
+def nested(node: Any, key: str) -> Iterator[tuple[str, str]]:
+    """(key of the node, its ``_target_``) of every ``_target_`` node below ``node``."""
+    for child_key, child in _children(node, key):
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            target = child.get("_target_") if "_target_" in child else None
+            if isinstance(target, str):
+                yield child_key, target
+            yield from nested(child, child_key)
+        elif isinstance(child, ListConfig):
+            yield from nested(child, child_key)
 
 
 # Hydra's own nodes that it instantiates itself, at start-up, before any Aegis check runs.
