@@ -21,7 +21,7 @@ import yaml
 from aegis.config.validation import validate
 from aegis.errors import ConfigError, ConfigErrors, error_lines
 from aegis.redact import MaskCredentials, find_credential, is_credential_name, mask_credentials
-from helpers import CONF, TRAIN, run_dirs, run_train
+from helpers import CONF, TRAIN, mlflow_server, run_dirs, run_train
 
 IMAGE = "registry.example.com/aegis:0.1.0"
 K8S = ["launcher=k8s-job", f"launcher.image={IMAGE}"]
@@ -422,30 +422,11 @@ def test_the_traceback_before_run_failed_masks_the_tracking_password(tmp_path, c
 def test_the_search_drivers_parent_run_does_not_print_the_tracking_password(tmp_path, capfd, monkeypatch):
     """MLflow prints "View run <name> at: <the tracking URI>/#/..." when a run on a server ends;
     the search driver's parent run ends in this process."""
-    import socket
-    import time
-    from pathlib import Path
-
     from aegis.tune.tracking import finish_parent, start_parent
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
-         str(tmp_path / "server-artifacts")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:SearchS3cretPw@127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
-                time.sleep(0.5)
+    with mlflow_server(tmp_path) as port:
+        monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:SearchS3cretPw@127.0.0.1:{port}")
         cfg = yaml.safe_load("logger: {name: mlflow, experiment_name: aegis, tracking_uri: null}")
         from omegaconf import OmegaConf
 
@@ -454,8 +435,5 @@ def test_the_search_drivers_parent_run_does_not_print_the_tracking_password(tmp_
         sweep.mkdir()
         record = start_parent(cfg, sweep, "search-x")
         finish_parent(record, None, [], ok=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     out = capfd.readouterr()
     assert "SearchS3cretPw" not in out.out + out.err

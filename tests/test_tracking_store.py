@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TRAIN, summary
+from helpers import REPO, TRAIN, mlflow_server, summary
 
 pytest.importorskip("mlflow")
 
@@ -303,38 +303,15 @@ def test_twelve_first_runs_together_on_a_fresh_store_all_complete(tmp_path):
     assert sorted(int(v.version) for v in versions) == list(range(1, 13))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_a_password_in_the_tracking_uri_reaches_the_server_but_no_file_or_output(tmp_path):
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
-         str(tmp_path / "server-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
-                time.sleep(0.5)
+    with mlflow_server(tmp_path) as port:
         root = tmp_path / "out"
         uri = f"http://alice:S3cretPW@127.0.0.1:{port}"
         args = [sys.executable, str(TRAIN), "trainer=smoke", "trainer.max_epochs=1", "run_id=k1"]
         env = _train_env(root, MLFLOW_TRACKING_URI=uri)
         runs = [subprocess.run(args + extra, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
                 for extra in ([], ["trainer.max_epochs=2", "logger.register_model=false"])]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     for done in runs:
         assert done.returncode == 0, done.stderr[-3000:]
         assert "S3cretPW" not in done.stdout + done.stderr
