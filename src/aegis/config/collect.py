@@ -67,6 +67,7 @@ def composition_problems(argv: list[str], config_name: str, exc: BaseException) 
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from omegaconf import OmegaConf
 
     from aegis.config.hydra_errors import sentence
     from aegis.config.validation import problems
@@ -88,12 +89,17 @@ def composition_problems(argv: list[str], config_name: str, exc: BaseException) 
             try:
                 cfg = loader.load_configuration(config_name=config_name, overrides=remaining, run_mode=RunMode.RUN)
             except Exception as again:
+                if "requires --multirun" in str(again):  # a search or sweep: Hydra's RUN mode cannot compose it
+                    return sentences
                 text = sentence(again)
                 if text is None:
                     return sentences
                 sentences.append(text)
                 exc = again
                 continue
+            mode = OmegaConf.select(cfg, "hydra.mode")
+            if getattr(mode, "name", mode) == "MULTIRUN":
+                return sentences  # a config file turns multirun on (search=ray-tune): its own checks run there
             found = Problems()
             found.keys.update(dropped)  # refused already: their consequences are not problems
             HydraConfig.instance().set_config(cfg)

@@ -177,7 +177,7 @@ class _Attempt:
 
     def run(self, startup: StartupGCPause, callbacks: Sequence[Any]) -> Outcome:
         import lightning.pytorch as L
-        from lightning.pytorch.callbacks import ModelCheckpoint
+        from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 
         from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, GangSigterm,
                                               LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint, RunningRecord,
@@ -255,6 +255,10 @@ class _Attempt:
         progress = _progress_mode(cfg.progress)
         if progress == "lines":
             trainer_callbacks.append(EpochLines())
+        elif progress == "bar" and not any(isinstance(c, ProgressBar) for c in trainer_callbacks):
+            # Lightning's default bar is Rich's wherever ``rich`` happens to be installed and
+            # tqdm's elsewhere (the image): the same bar everywhere unless callbacks ask for one.
+            trainer_callbacks.append(TQDMProgressBar())
         trainer_callbacks += tracking.lineage_callbacks()  # where every rank runs, for rank 0's lineage
 
         self.trainer = trainer = build(
