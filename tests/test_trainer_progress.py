@@ -164,12 +164,48 @@ def endpoint(server, certs, tmp_path):
     return Endpoint(server.url, certs[0], token)
 
 
-@pytest.fixture()
-def crd_trainer_status():
-    """The TrainJob CRD's (v2.3.0, ../shared/schemas) schema of ``status.trainerStatus``."""
+# What the v2.3.0 CRD says of status.trainerStatus, for a checkout without ../shared/schemas
+# (pkg/apis/trainer/v1alpha1/trainjob_types.go's markers; the CRD's CEL rule
+# ``has(self.lastUpdatedTime)`` written as ``required``).
+TRAINER_STATUS_FALLBACK = {
+    "type": "object",
+    "required": ["lastUpdatedTime"],
+    "properties": {
+        "progressPercentage": {"type": "integer", "format": "int32", "minimum": 0, "maximum": 100},
+        "estimatedRemainingSeconds": {"type": "integer", "format": "int32", "minimum": 0},
+        "metrics": {"type": "array", "maxItems": 256, "items": {
+            "type": "object", "required": ["name", "value"],
+            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64},
+                           "value": {"type": "string", "minLength": 1, "maxLength": 64}}}},
+        "lastUpdatedTime": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def _crd_trainer_status() -> dict:
     crd = yaml.safe_load(CRD.read_text())
     [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
     return version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["trainerStatus"]
+
+
+@pytest.fixture()
+def crd_trainer_status():
+    """The TrainJob CRD's (v2.3.0, ../shared/schemas) schema of ``status.trainerStatus``."""
+    return _crd_trainer_status() if CRD.is_file() else TRAINER_STATUS_FALLBACK
+
+
+def test_the_fallback_schema_says_what_the_crd_says():
+    if not CRD.is_file():
+        pytest.skip(f"the upstream TrainJob CRD is not at {CRD}")
+
+    def bare(node):
+        if isinstance(node, dict):
+            return {k: bare(v) for k, v in node.items() if k != "description" and not k.startswith("x-kubernetes")}
+        return [bare(v) for v in node] if isinstance(node, list) else node
+
+    real = _crd_trainer_status()
+    assert any(rule.get("rule") == "has(self.lastUpdatedTime)" for rule in real["x-kubernetes-validations"])
+    assert bare(real) | {"required": ["lastUpdatedTime"]} == TRAINER_STATUS_FALLBACK
 
 
 def warnings_of(caplog) -> list[str]:
