@@ -23,7 +23,7 @@ setup: $(READY)
 train: $(READY)
 	$(BIN)/python train.py $(ARGS)
 
-## The suite a newcomer needs to trust: about 6 minutes on 2 cores. Training, resume,
+## The suite a newcomer needs to trust: about 11 minutes on 2 cores. Training, resume,
 ## SIGTERM and bad input are tested in-process; a few `python train.py` runs stand for
 ## the entrypoint.
 test: $(READY)
