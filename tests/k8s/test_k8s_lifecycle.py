@@ -287,7 +287,7 @@ def test_an_unschedulable_pod_says_why():
     assert status.reason == "j-abc: Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
 
 
-@pytest.mark.parametrize("module", ["client", "follow", "logs", "status", "launcher", "multirun", "triage"])
+@pytest.mark.parametrize("module", ["client", "follow", "logs", "status", "launcher", "triage"])
 def test_shared_kubernetes_code_names_no_kind(module):
     """Everything kind-specific lives in aegis.k8s.kinds: adding a kind touches no shared module."""
     source = (ROOT / "src" / "aegis" / "k8s" / f"{module}.py").read_text()

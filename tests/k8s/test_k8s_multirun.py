@@ -35,7 +35,7 @@ def test_sweep_submits_every_job_before_following(tmp_path, fake_cluster):
     assert result.returncode == 2, result.stderr[-3000:]
     for name in names:
         assert f"[{name}] training {name}" in result.stdout
-    assert "sweep outcome" in result.stderr
+    assert "Sweep outcome:" in result.stderr
     assert f"{names[0]} " in result.stderr and "succeeded" in result.stderr
     assert "failed (exit code 2)" in result.stderr
     # each job got its own value of the swept override

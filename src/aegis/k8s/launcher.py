@@ -150,10 +150,13 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
             print(f"[k8s] not waiting (launcher.wait=false); status: python -m aegis status {plan.run_id}; "
                   f"logs: python -m aegis logs {plan.run_id} --follow", file=sys.stderr)
             return 0
-        from aegis.k8s import multirun
+        from aegis.launch import deferred
 
-        if multirun.deferring():  # a sweep: submit every job first, follow them together
-            multirun.defer(handle)
+        if deferred.deferring():  # a sweep: submit every job first, follow them together
+            follower = Follower(handle.cluster, target, poll_s=float(plan.settings.get("poll_interval_s", 2.0)),
+                                pending_timeout_s=plan.settings.get("pending_timeout_s"), prefix=f"[{plan.name}] ")
+            deferred.defer(f"{plan.kind} {plan.namespace}/{plan.name} (run {plan.run_id})", follower.run,
+                           interrupt=follower.interrupt, reattach=lambda: detach(handle))
             print(f"[k8s] {target.what} will be followed with the rest of the sweep", file=sys.stderr)
             return 0
         follower = Follower(handle.cluster, target, poll_s=float(plan.settings.get("poll_interval_s", 2.0)),

@@ -2,23 +2,34 @@
 
 Hydra's basic launcher runs a sweep's jobs one after another in this process; a launcher
 that followed each job before returning would run the sweep serially. In a multirun
-such a launcher submits, then ``defer``s a function that follows its job; the
-``FollowDeferredJobs`` callback (conf/hydra/default.yaml) runs them all concurrently
-once the sweep is submitted, prints each outcome and exits with the worst exit code.
-(The Kubernetes launchers have their own follower: ``aegis.k8s.multirun``.)
+such a launcher (SLURM, the Kubernetes kinds) submits, then ``defer``s a function that
+follows its job; the ``FollowDeferredJobs`` callback (conf/hydra/default.yaml) runs them
+all concurrently once the sweep is submitted, prints each outcome and exits with the worst
+exit code. Ctrl-C stops following, never the jobs: each says how to reattach.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 CALLBACK = "aegis.launch.deferred.FollowDeferredJobs"
-_pending: list[tuple[str, Callable[[], int]]] = []
+
+
+@dataclass(frozen=True)
+class Deferred:
+    label: str  # how the outcome names the job: "run lr-0 (SLURM job 12)", "PyTorchJob ns/name (run r)"
+    follow: Callable[[], int]  # to the job's end; its exit code
+    interrupt: Optional[Callable[[], None]] = None  # stop a follow() in flight (Ctrl-C)
+    reattach: Optional[Callable[[], str]] = None  # after Ctrl-C: how to find the job again
+
+
+_pending: list[Deferred] = []
 
 
 def deferring() -> bool:
@@ -34,22 +45,24 @@ def deferring() -> bool:
     return any(getattr(cb, "get", lambda *_: None)("_target_") == CALLBACK for cb in (hydra_cfg.callbacks or {}).values())
 
 
-def defer(label: str, follow: Callable[[], int]) -> None:
-    _pending.append((label, follow))
+def defer(label: str, follow: Callable[[], int], interrupt: Optional[Callable[[], None]] = None,
+          reattach: Optional[Callable[[], str]] = None) -> None:
+    _pending.append(Deferred(label, follow, interrupt, reattach))
 
 
-def follow_all(jobs: list[tuple[str, Callable[[], int]]]) -> int:
+def follow_all(jobs: list[Deferred]) -> int:
     """Run every follower in its own thread; the worst exit code (0 when all succeeded)."""
     codes: dict[int, int] = {}
+    errors: dict[int, Exception] = {}
 
     def one(i: int, follow: Callable[[], int]) -> None:
         try:
             codes[i] = follow()
         except Exception as exc:  # one job's trouble must not hide the others
-            print(f"{jobs[i][0]}: could not follow: {exc}", file=sys.stderr)
+            errors[i] = exc
             codes[i] = 1
 
-    threads = [threading.Thread(target=one, args=(i, follow), daemon=True) for i, (_, follow) in enumerate(jobs)]
+    threads = [threading.Thread(target=one, args=(i, job.follow), daemon=True) for i, job in enumerate(jobs)]
     for thread in threads:
         thread.start()
     try:
@@ -57,12 +70,20 @@ def follow_all(jobs: list[tuple[str, Callable[[], int]]]) -> int:
             while thread.is_alive():
                 thread.join(0.2)
     except KeyboardInterrupt:
-        print("Stopped following; the jobs go on (python -m aegis list).", file=sys.stderr)
+        for job in jobs:
+            if job.interrupt is not None:
+                job.interrupt()
+        hints = [job.reattach() for job in jobs if job.reattach is not None]
+        for hint in hints or ["Stopped following; the jobs go on (python -m aegis list)."]:
+            print(hint, file=sys.stderr)
         return 130
     print("Sweep outcome:", file=sys.stderr)
-    for i, (label, _) in enumerate(jobs):
+    for i, job in enumerate(jobs):
         code = codes.get(i, 1)
-        print(f"  {label}: {'succeeded' if code == 0 else f'failed (exit code {code})'}", file=sys.stderr)
+        what = "succeeded" if code == 0 else f"failed (exit code {code})"
+        if i in errors:
+            what += f": could not follow: {errors[i]}"
+        print(f"  {job.label}: {what}", file=sys.stderr)
     return max(codes.values(), default=0)
 
 

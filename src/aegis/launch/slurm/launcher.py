@@ -96,7 +96,9 @@ class SlurmLauncher(Launcher[BatchJob, Submitted]):
         if rendered.settings.get("wait", True) and deferred.deferring():
             poll = float(rendered.settings.get("poll_interval_s", 2.0))
             deferred.defer(f"run {rendered.run_id} ({label})",
-                           lambda: self.follow_ref(ref, poll, prefix=f"[{rendered.run_id}] "))
+                           lambda: self.follow_ref(ref, poll, prefix=f"[{rendered.run_id}] "),
+                           reattach=lambda: f"{label} goes on; follow it again: python -m aegis logs "
+                                            f"{rendered.run_id} --follow")
             return Submitted(rendered, ref, deferred=True)
         return Submitted(rendered, ref)
 
