@@ -92,20 +92,14 @@ SCHEMAS: list[tuple[str, str, type]] = [
 
 def world_size(cfg: DictConfig) -> Optional[int]:
     """How many ranks the run will have, where the config (or torchrun's env) says so."""
-    launcher, strategy = cfg.launcher, cfg.strategy
     if "WORLD_SIZE" in os.environ and "TORCHELASTIC_RUN_ID" in os.environ:  # a rank of a running gang
         return int(os.environ["WORLD_SIZE"])
     if os.environ.get("SLURM_NTASKS", "").isdigit() and os.environ.get("SLURM_JOB_ID"):  # a task of a SLURM job
         return int(os.environ["SLURM_NTASKS"])
-    per_node = launcher.get("nproc_per_node", launcher.get("tasks_per_node"))
-    nodes = launcher.get("nnodes", launcher.get("nodes"))
-    if isinstance(per_node, int) and isinstance(nodes, int):
-        return per_node * nodes
-    if launcher.get("name") == "local":
-        if strategy.get("name") != "ddp":
-            return 1
-        return (strategy.get("devices") or 1) * (strategy.get("num_nodes") or 1)
-    return None  # a launcher whose shape this rule cannot read
+    from aegis.launch import LAUNCHERS, get_launcher
+
+    name = cfg.launcher.get("name")
+    return get_launcher(name).world_size(cfg) if name in LAUNCHERS else None
 
 
 def check(cfg: DictConfig, found: Problems) -> None:

@@ -111,6 +111,11 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     # The training runs on this machine: its classes must import here, its devices exist here.
     trains_here: bool = False
 
+    def world_size(self, cfg: DictConfig) -> Optional[int]:
+        """How many ranks this launcher starts for ``cfg`` (shared rules such as
+        ``fault.rank``'s ask this instead of reading launcher keys); None where it cannot say."""
+        return None
+
     def check_unresolved(self, cfg: DictConfig, found: "Problems") -> None:
         """Rules on the config as written, before any value is resolved (add to ``found``)."""
 
@@ -170,6 +175,13 @@ class ProcessPlan:
         import shlex
 
         return " ".join(shlex.quote(a) for a in self.argv)
+
+
+def gang_size(launcher: Any, per_node: str, nodes: str) -> Optional[int]:
+    """``launcher.<per_node> x launcher.<nodes>``, where both are whole numbers (an elastic
+    range such as ``1:4`` says no one size)."""
+    each, count = launcher.get(per_node), launcher.get(nodes)
+    return each * count if isinstance(each, int) and isinstance(count, int) else None
 
 
 def as_plain(cfg: Any) -> Any:

@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from omegaconf import DictConfig
 
@@ -47,6 +47,12 @@ def claim_run_dir(launcher: str, run_dir: Path, run_id: str, pid: int) -> JobRef
 class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
     name = "local"
     trains_here = True
+
+    def world_size(self, cfg: DictConfig) -> Optional[int]:
+        strategy = cfg.strategy  # one process; a ddp strategy's devices (Lightning spawns them here)
+        if strategy.get("name") != "ddp":
+            return 1
+        return (strategy.get("devices") or 1) * (strategy.get("num_nodes") or 1)
 
     def check(self, cfg: DictConfig, found: "Problems") -> None:
         from aegis.launch.local.checks import check

@@ -1,10 +1,13 @@
 """The PyTorchJob launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its
 renderer and validator."""
 
+from typing import Optional
+
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
 from aegis.k8s.launcher import KubernetesLauncher
+from aegis.launch.base import gang_size
 from aegis.launch.pytorchjob.checks import check as own_rules
 from aegis.launch.pytorchjob.render import render_pytorchjob
 from aegis.launch.pytorchjob.validate import validate_pytorchjob
@@ -15,6 +18,9 @@ class PyTorchJobLauncher(KubernetesLauncher):
     example_overrides = ("strategy=ddp",)
     render_manifest = render_pytorchjob
     validate_manifest = validate_pytorchjob
+
+    def world_size(self, cfg: DictConfig) -> Optional[int]:
+        return gang_size(cfg.launcher, "nproc_per_node", "nodes")
 
     def check(self, cfg: DictConfig, found: Problems) -> None:
         super().check(cfg, found)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 from omegaconf import DictConfig
 
 from aegis.errors import AegisError
-from aegis.launch.base import Launcher, RunContext
+from aegis.launch.base import Launcher, RunContext, gang_size
 from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus, ReplicaStatus, State
 from aegis.launch.process import JobNotRunning, latest_attempt, process_status, rank_logs, read_record, tail_file
 from aegis.launch.slurm import cluster, states
@@ -49,6 +49,9 @@ class Submitted:
 class SlurmLauncher(Launcher[BatchJob, Submitted]):
     name = "slurm"
     example_overrides = ("strategy=ddp", "launcher.tasks_per_node=2")
+
+    def world_size(self, cfg: DictConfig) -> Optional[int]:
+        return gang_size(cfg.launcher, "tasks_per_node", "nodes")
 
     def check(self, cfg: DictConfig, found: "Problems") -> None:
         from aegis.launch.slurm.checks import check

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from omegaconf import DictConfig
 
-from aegis.launch.base import Launcher, ProcessPlan, RunContext
+from aegis.launch.base import Launcher, ProcessPlan, RunContext, gang_size
 from aegis.launch.gang import Supervisor
 from aegis.launch.local.launcher import SUPERVISED_ENV, claim_run_dir
 from aegis.launch.process import ProcessJobs
@@ -52,6 +52,9 @@ def threads_per_process(nproc_per_node: int) -> int:
 class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, Supervisor]):
     name = "torchrun"
     trains_here = True
+
+    def world_size(self, cfg: DictConfig) -> Optional[int]:
+        return gang_size(cfg.launcher, "nproc_per_node", "nnodes")
 
     def check(self, cfg: DictConfig, found: "Problems") -> None:
         from aegis.launch.torchrun.checks import check

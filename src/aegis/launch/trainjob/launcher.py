@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from aegis.errors import Problems
 from aegis.k8s.launcher import KubernetesLauncher, Submitted
 from aegis.k8s.manifests import Plan, to_yaml
-from aegis.launch.base import RunContext
+from aegis.launch.base import RunContext, gang_size
 from aegis.launch.trainjob import runtime
 from aegis.launch.trainjob.checks import check as own_rules
 from aegis.launch.trainjob.render import render_trainjob
@@ -28,6 +28,9 @@ class TrainJobLauncher(KubernetesLauncher):
     example_overrides = ("strategy=ddp",)
     render_manifest = render_trainjob
     validate_manifest = validate_trainjob
+
+    def world_size(self, cfg: DictConfig) -> Optional[int]:
+        return gang_size(cfg.launcher, "nproc_per_node", "nodes")
 
     def check(self, cfg: DictConfig, found: Problems) -> None:
         super().check(cfg, found)
