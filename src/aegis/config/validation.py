@@ -691,10 +691,9 @@ def _tracking_credentials(cfg: DictConfig, uri: str) -> str:
             "masks wherever it shows it).")
 
 
-# What the torchrun and gang rules compare: skipped when one of these was refused already.
-# Keys a gang's shape is made of: a launcher's gang rules skip once one of them was refused.
-GANG_KEYS = ("launcher.nproc_per_node", "launcher.nnodes", "launcher.node_rank", "launcher.master_port",
-             "strategy.devices", "strategy.num_nodes")
+# The strategy's share of a gang's shape: a launcher's gang rules skip once one of these (or
+# one of the launcher's own shape keys) was refused.
+STRATEGY_SHAPE = ("strategy.devices", "strategy.num_nodes")
 
 
 def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from aegis.config import host
-from aegis.config.validation import GANG_KEYS, hydra_launcher_target
+from aegis.config.validation import STRATEGY_SHAPE, hydra_launcher_target
 from aegis.errors import Problems
 
 SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
@@ -13,7 +13,7 @@ SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmL
 
 def check(cfg: DictConfig, found: Problems) -> None:
     strategy = cfg.strategy
-    if strategy.name != "ddp" or found.refused(*GANG_KEYS) or host.in_torchrun_gang() or host.in_slurm_gang():
+    if strategy.name != "ddp" or found.refused("launcher", *STRATEGY_SHAPE) or host.in_torchrun_gang() or host.in_slurm_gang():
         return  # a rank that torchrun or SLURM started is one process of a gang already
     if hydra_launcher_target(cfg) == SUBMITIT_SLURM:
         return  # submitit starts one SLURM task per device (its own rules: aegis.launch.slurm.submitit)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from aegis.config.validation import GANG_KEYS
+from aegis.config.validation import STRATEGY_SHAPE
 from aegis.errors import Problems
 from aegis.launch.children import check_children_compose
+
+# Keys a torchrun gang's shape is made of: its rules skip once one of them was refused.
+GANG_KEYS = ("launcher.nproc_per_node", "launcher.nnodes", "launcher.node_rank", "launcher.master_port",
+             *STRATEGY_SHAPE)
 
 
 def check(cfg: DictConfig, found: Problems) -> None:
