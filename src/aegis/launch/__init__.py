@@ -59,6 +59,12 @@ def get_launcher(name: str) -> "Launcher":
     return _load(LAUNCHERS[name].launcher)()
 
 
+def search_launchers() -> dict[str, str]:
+    """Launchers a search runs with, and where it then runs (``Launcher.search_runs``)."""
+    found = {name: get_launcher(name).search_runs for name in LAUNCHERS}
+    return {name: where for name, where in found.items() if where}
+
+
 def schemas() -> list[tuple[str, type]]:
     """(ConfigStore option name, dataclass) of every launcher: ``k8s-job`` -> ``k8s_job_schema``."""
     return [(f"{name.replace('-', '_')}_schema", _load(entry.schema)) for name, entry in LAUNCHERS.items()]

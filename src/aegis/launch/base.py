@@ -110,6 +110,9 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     example_overrides: tuple[str, ...] = ()
     # The training runs on this machine: its classes must import here, its devices exist here.
     trains_here: bool = False
+    # Where a Ray Tune search runs with this launcher, in a few words; None: a search cannot
+    # (its trials train in-process in Ray workers, never as this launcher's jobs).
+    search_runs: Optional[str] = None
 
     def world_size(self, cfg: DictConfig) -> Optional[int]:
         """How many ranks this launcher starts for ``cfg`` (shared rules such as

@@ -40,8 +40,6 @@ BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # What a search on a cluster does instead of a cluster launcher.
 ON_A_CLUSTER = ("to search on Kubernetes, use launcher=rayjob (the search as a KubeRay RayJob), or point the search "
                 "at a Ray cluster with hydra.sweeper.address=ray://<head>:10001")
-# Launchers a search runs with: here (local), or handed whole to a cluster that runs it (rayjob).
-SEARCH_LAUNCHERS = ("local", "rayjob")
 
 
 def _mode(hydra: Any) -> Optional[str]:
@@ -90,11 +88,14 @@ def _check(cfg: Any, hydra: Any, found: Problems) -> None:
         return
     spelled = f"search={search}" if search is not None else "hydra/sweeper=ray_tune"
     launcher = cfg.launcher.name
-    if launcher not in SEARCH_LAUNCHERS:
+    from aegis.launch import search_launchers
+
+    hosts = search_launchers()  # here (local), or handed whole to a cluster that runs it (rayjob)
+    if launcher not in hosts:
+        with_ = " or ".join(f"launcher={name} ({where})" for name, where in hosts.items())
         found.add(
-            f"{spelled} trains each trial in-process in a Ray worker, so it runs with launcher=local (here) or "
-            f"launcher=rayjob (a Ray cluster in Kubernetes), not launcher={launcher}: drop launcher={launcher}; "
-            f"{ON_A_CLUSTER}.", "launcher"  # and its own rules
+            f"{spelled} trains each trial in-process in a Ray worker, so it runs with {with_}, not "
+            f"launcher={launcher}: drop launcher={launcher}; {ON_A_CLUSTER}.", "launcher"  # and its own rules
         )
     hydra_launcher = (hydra.get("launcher") or {}).get("_target_")
     if hydra_launcher not in (None, BASIC_LAUNCHER):

@@ -47,6 +47,7 @@ def claim_run_dir(launcher: str, run_dir: Path, run_id: str, pid: int) -> JobRef
 class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
     name = "local"
     trains_here = True
+    search_runs = "here"
 
     def world_size(self, cfg: DictConfig) -> Optional[int]:
         strategy = cfg.strategy  # one process; a ddp strategy's devices (Lightning spawns them here)

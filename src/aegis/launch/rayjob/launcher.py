@@ -22,6 +22,7 @@ SWEEPER_PREFIX = "hydra.sweeper."
 
 class RayJobLauncher(KubernetesLauncher):
     name = "rayjob"
+    search_runs = "a Ray cluster in Kubernetes"
     # k8s/rayjob-tune.yaml: for an image with the Ray this project pins (pyproject.toml), stated
     # rather than read from this machine, so the checked-in file does not follow its Ray.
     example_overrides = ("search=digits_mlp", "launcher.ray_version=2.60.0")
