@@ -122,6 +122,7 @@ _DIRECTION = {"loss": "min", "acc": "max"}
 def _check_sweeper(cfg: Any, hydra: Any, found: Problems) -> None:
     """``hydra.sweeper.*`` against itself and against the config the trials will train."""
     from aegis.config import host
+    from aegis.launch import get_launcher, search_launchers
     from aegis.config.metrics import not_logged
     from aegis.tune import settings
 
@@ -144,8 +145,10 @@ def _check_sweeper(cfg: Any, hydra: Any, found: Problems) -> None:
                       f"{max_epochs}: ASHA's first rung would come after every trial ended, so it would stop "
                       f"none: expected at most {max_epochs}, or scheduler.name=fifo.",
                       "hydra.sweeper.scheduler.grace_period")
-    # The local Ray only: an address, or launcher=rayjob (the search runs on the cluster's Ray), has its own nodes.
-    local_ray = s.address is None and cfg.launcher.get("name") != "rayjob"
+    # The local Ray only: an address, or a launcher that hands the search to a cluster (rayjob:
+    # the search runs on the cluster's Ray), has its own nodes.
+    local_ray = s.address is None and cfg.launcher.get("name") in search_launchers() and \
+        get_launcher(cfg.launcher.name).trains_here
     if local_ray and not found.refused("hydra.sweeper.resources", "hydra.sweeper.num_cpus"):
         cpus = s.num_cpus or os.cpu_count() or 1
         where = f"hydra.sweeper.num_cpus={s.num_cpus}" if s.num_cpus else f"this machine's {cpus}"
