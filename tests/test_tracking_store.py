@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TRAIN, mlflow_server, summary
+from helpers import REPO, TRAIN, delaying_proxy, mlflow_server, summary
 
 pytest.importorskip("mlflow")
 
@@ -521,3 +521,47 @@ def test_a_failing_run_keeps_its_cause_when_the_server_cannot_end_its_mlflow_run
     assert warning.startswith(f"Could not end MLflow run {'0' * 32} as failed: ")
     with pytest.raises(Exception):
         logger.finalize("success")  # a run that succeeded says that its end was not recorded
+
+
+@pytest.mark.slow
+def test_a_slow_tracking_server_never_holds_a_training_step(tracking_for, mlflow_http_env, tmp_path):
+    """Issue 24: metrics went to the server inside the step, so every step waited for it."""
+    from mlflow.tracking import MlflowClient
+
+    with mlflow_server(tmp_path) as port, delaying_proxy(port, "log-batch", delay_s=1.0) as slow:
+        mlflow_http_env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{slow}")
+        tracking = tracking_for()
+        tracking.start()
+        logger = tracking.lightning_logger
+        started = time.monotonic()
+        for step in range(5):
+            logger.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+        held = time.monotonic() - started
+        logger.finalize("success")  # drains what is queued before the run ends
+        history = MlflowClient(f"http://127.0.0.1:{port}").get_metric_history(logger.run_id, "train/loss")
+    assert held < 1.0, f"5 steps' metrics held training {held:.1f} s (each request to the server takes 1 s)"
+    assert sorted(m.step for m in history) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_server_lost_mid_run_is_one_masked_warning_not_a_line_per_step(tracking_for, mlflow_http_env, tmp_path,
+                                                                          capfd):
+    """With metrics queued, MLflow's own thread logs each refused batch, URL and password
+    included, past the run's masking handlers."""
+    with mlflow_server(tmp_path) as port:
+        mlflow_http_env.setenv("MLFLOW_TRACKING_URI", f"http://alice:S3cretPW@127.0.0.1:{port}")
+        tracking = tracking_for()
+        tracking.start()
+        logger = tracking.lightning_logger
+        logger.log_metrics({"train/loss": 1.0}, step=0)
+    for step in range(1, 6):  # the server is gone
+        logger.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+        time.sleep(0.5)
+    try:
+        logger.finalize("failed")
+    except Exception:
+        pass
+    err = capfd.readouterr().err
+    assert "S3cretPW" not in err
+    assert err.count("Metrics could not reach the tracking server") == 1, err[-3000:]
+    assert err.count("Failed to log run data") == 1  # inside that warning, and never again

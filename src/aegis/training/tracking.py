@@ -74,6 +74,34 @@ class ResumableCSVLogger(CSVLogger):
         return writer
 
 
+class _QueuedMetricsFailure(logging.Filter):
+    """MLflow's metric queue logs each batch the server refused, with the URL it called
+    (password included) and past the run's own masking handlers: here the first failure is
+    one masked warning that says training goes on, and the rest are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aegis.redact import mask_credentials
+
+        if self.said:
+            return False
+        self.said = True
+        record.msg, record.args = (f"Metrics could not reach the tracking server (training goes on; later failures are "
+                                   f"not repeated): {mask_credentials(record.getMessage())}"), None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_metric_queue() -> None:
+    """One ``_QueuedMetricsFailure`` on MLflow's async logging logger, once per process."""
+    queue_log = logging.getLogger("mlflow.utils.async_logging.async_logging_queue")
+    if not any(isinstance(f, _QueuedMetricsFailure) for f in queue_log.filters):
+        queue_log.addFilter(_QueuedMetricsFailure())
+
+
 class _MLFlowLogger(MLFlowLogger):
     """Lightning's MLFlowLogger, which stops the run's system metrics monitor (if any)
     before it ends the run: the monitor's last samples are flushed while the run is open."""
@@ -209,8 +237,14 @@ class Tracking:
         client = MlflowClient(tracking_uri=target.uri)
         run_id, experiment_id, continued = self._call(
             f"Opening the MLflow run in {target.shown_uri}", lambda: _open_run(client, target))
+        # A server's metrics go from MLflow's own queue and thread (log_batch(synchronous=False)),
+        # so a slow or failing server never holds a training step; ending the run drains the
+        # queue (MlflowClient.set_terminated). The local SQLite store answers in ~1 ms: no queue.
+        if is_server(target.uri):
+            _quiet_metric_queue()
         self.logger = logger = _MLFlowLogger(experiment_name=target.experiment_name, tracking_uri=target.uri,
-                                            run_id=run_id, artifact_location=target.artifact_location)
+                                            run_id=run_id, artifact_location=target.artifact_location,
+                                            synchronous=False if is_server(target.uri) else None)
         with _tracking_env_kept():
             self._call(f"Reopening MLflow run {run_id} for Lightning", lambda: logger.experiment)
         self.continued_run = continued
