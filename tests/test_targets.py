@@ -45,6 +45,9 @@ def test_a_function_as_callback_is_refused_before_it_runs(tmp_path, launcher):
     (["data._target_=aegis.training.models.MLPClassifier"], "is a class but not a LightningDataModule"),
     (["model._target_=aegis.training.data.DigitsDataModule"], "is a class but not a LightningModule"),
     (["trainer._target_=shutil.copyfile"], "trainer._target_=shutil.copyfile is a function"),
+    # made at import time (a decorator): only importing numpy says it is no class
+    (["+callbacks.x._target_=numpy.save", "+callbacks.x.file=x.npy", "+callbacks.x.arr=[1]"],
+     "callbacks.x._target_=numpy.save is a function"),
     # a nested _target_ in a component's arguments is instantiated by Hydra too
     (["callbacks=early_stopping", "+callbacks.early_stopping.monitor._target_=shutil.copyfile"],
      "callbacks.early_stopping.monitor._target_=shutil.copyfile is a function"),
@@ -66,7 +69,8 @@ def test_real_components_still_validate(compose, overrides):
 
 def test_the_training_process_checks_what_source_cannot_say_before_calling_anything(compose, tmp_path, monkeypatch):
     """A function bound by assignment (``hook = _hook``): its source cannot say it is not a
-    class, so validation passes it; the run imports it and refuses it before calling any target."""
+    class, so validation imports its (light) module to ask; the run imports it and refuses it
+    too, before calling any target."""
     pytest.importorskip("lightning")
     from aegis.errors import ConfigErrors
     from aegis.training.components import check_targets
@@ -76,7 +80,8 @@ def test_the_training_process_checks_what_source_cannot_say_before_calling_anyth
         f"def _hook(**kwargs):\n    open({str(marker)!r}, 'w').close()\n\nhook = _hook\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = compose("+callbacks.x._target_=sneaky_mod.hook")
-    assert problems(cfg).sentences == []
+    assert problems(cfg).sentences == ["callbacks.x._target_=sneaky_mod.hook is a function, not a class: expected the "
+                                       "import path of a class, e.g. lightning.pytorch.callbacks.EarlyStopping."]
     with pytest.raises(ConfigErrors, match=r"callbacks.x._target_=sneaky_mod.hook is a function, not a class"):
         check_targets(cfg)
     assert not marker.exists()

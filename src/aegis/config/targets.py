@@ -59,12 +59,19 @@ def _is_stdlib(module_name: str) -> bool:
     return module_name.partition(".")[0] in getattr(sys, "stdlib_module_names", ())
 
 
-def _stdlib_kind(module_name: str, name: str) -> Optional[str]:
-    """'class' or 'function' for a name of Python's standard library that its source does
-    not show (``os.system`` comes from ``from posix import *``, ``builtins`` is compiled),
-    by importing the module: the standard library imports no torch and runs no user code.
-    None for any other module."""
-    if not _is_stdlib(module_name):
+# Packages whose import costs seconds (torch, Lightning) or starts services: never imported to
+# check a target (the training process imports and checks every target before building any).
+HEAVY = frozenset({"torch", "lightning", "pytorch_lightning", "torchvision", "torchaudio", "torchmetrics",
+                   "transformers", "ray", "mlflow", "tensorflow", "jax"})
+
+
+def _imported_kind(module_name: str, name: str) -> Optional[str]:
+    """'class' or 'function' (any other callable) for a name whose source does not show it:
+    Python's standard library (``os.system`` comes from ``from posix import *``, ``builtins``
+    is compiled) and light packages that define names at import time (``numpy.save`` is made
+    by a decorator), by importing the module, which the run would import anyway. None for
+    heavy packages, a module that does not import here, or a name it lacks."""
+    if module_name.split(".")[0] in HEAVY:
         return None
     try:
         value = getattr(importlib.import_module(module_name), name)
@@ -136,7 +143,7 @@ def problem(target: str, group: Optional[str]) -> Optional[str]:
     module_name, _, name = target.rpartition(".")
     if not module_name:
         return None
-    kind = _def_kind(module_name, name) or _stdlib_kind(module_name, name)
+    kind = _def_kind(module_name, name) or _imported_kind(module_name, name)
     if kind == "function":
         return "is a function, not a class"
     if kind != "class" or group not in KINDS:
