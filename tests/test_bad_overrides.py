@@ -550,6 +550,24 @@ def test_an_empty_run_dir_writes_nothing_into_the_current_directory(tmp_path):
     assert list(work.iterdir()) == [] and not (tmp_path / "root").exists()
 
 
+@pytest.mark.parametrize("subdir,expected", [
+    ("", "hydra.sweep.subdir='' is empty, so every job would run in the sweep dir itself"),
+    ("same", "hydra.sweep.subdir='same' is the same for every job"),
+    ("../up", "hydra.sweep.subdir='../up' climbs out of the sweep dir"),
+])
+def test_a_sweep_whose_jobs_would_share_a_folder_is_refused_before_any_runs(tmp_path, subdir, expected):
+    import subprocess
+
+    from helpers import TRAIN
+
+    env = {**os.environ, "AEGIS_OUTPUT_ROOT": str(tmp_path / "root")}
+    result = subprocess.run([sys.executable, str(TRAIN), "-m", f"hydra.sweep.subdir={subdir}", "trainer=smoke",
+                             "logger=none", "model.lr=0.1,0.2"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.startswith(f"Error: {expected}"), result.stderr
+    assert not (tmp_path / "root").exists()
+
+
 # ------------------------------------------------------------------ issue 22 #14
 
 
