@@ -199,7 +199,10 @@ def _summaries(sweep: Path) -> dict[str, dict]:
 def test_deleting_the_ray_pods_runs_the_prestop_hook_records_the_search_interrupted_and_a_rerun_continues_it(
         kuberay_image, tmp_path):
     epochs = 30
-    manifest = _search(kuberay_image, tmp_path, "rjp2", "hydra.sweeper.num_samples=3", f"trainer.max_epochs={epochs}")
+    # One trial's CPU on the head: the second trial must go to the worker, so both nodes train
+    # (with the head's own CPUs, Ray could place both there and the worker's hook wait for nothing).
+    manifest = _search(kuberay_image, tmp_path, "rjp2", "hydra.sweeper.num_samples=3", f"trainer.max_epochs={epochs}",
+                       "launcher.head.num_cpus=1", "hydra.sweeper.resources.cpu=1")
     templates = manifest["spec"]["rayClusterSpec"]
     hooks = {role: group["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
              for role, group in (("head", templates["headGroupSpec"]), ("worker", templates["workerGroupSpecs"][0]))}
@@ -222,7 +225,9 @@ def test_deleting_the_ray_pods_runs_the_prestop_hook_records_the_search_interrup
             if training >= set(first.names.values()):
                 break
             time.sleep(0.5)
-        assert driver.poll() is None, driver.communicate()[0][-4000:]
+        assert driver.poll() is None, (f"hosts {first.names} never all trained at once: "
+                                       f"{ {k: (v.get('host'), v.get('status')) for k, v in _summaries(sweep).items()} }\n"
+                                       + driver.communicate()[0][-3000:])
 
         def hook(role: str) -> None:  # the kubelet runs each pod's preStop at once, in parallel
             started = time.monotonic()
