@@ -27,6 +27,7 @@ train: $(READY)
 ## SIGTERM and bad input are tested in-process; a few `python train.py` runs stand for
 ## the entrypoint.
 test: $(READY)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow and not container and not ray and not slurm" -q
 
 ## Slower tier: DDP gangs of processes, and the `python train.py` end-to-end versions of

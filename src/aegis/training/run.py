@@ -177,7 +177,7 @@ class _Attempt:
 
     def run(self, startup: StartupGCPause, callbacks: Sequence[Any]) -> Outcome:
         import lightning.pytorch as L
-        from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+        from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 
         from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, GangSigterm,
                                               LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint, RunningRecord,
@@ -259,6 +259,9 @@ class _Attempt:
             # Lightning's default bar is Rich's wherever ``rich`` happens to be installed and
             # tqdm's elsewhere (the image): the same bar everywhere unless callbacks ask for one.
             trainer_callbacks.append(TQDMProgressBar())
+        if cfg.trainer.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary)
+                                                                     for c in trainer_callbacks):
+            trainer_callbacks.append(ModelSummary())  # the plain table, also where rich is installed
         trainer_callbacks += tracking.lineage_callbacks()  # where every rank runs, for rank 0's lineage
 
         self.trainer = trainer = build(
