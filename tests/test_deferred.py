@@ -4,9 +4,20 @@ every Kubernetes kind share this one follower since the k8s copy was merged into
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 
+import pytest
+
 from aegis.launch.deferred import Deferred, follow_all
+
+
+@pytest.fixture()
+def ctrl_c_raises():
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever an earlier test installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_every_job_is_followed_at_once_and_the_worst_exit_code_wins(capsys):
@@ -30,7 +41,7 @@ def test_every_job_is_followed_at_once_and_the_worst_exit_code_wins(capsys):
                    "  PyTorchJob ns/c (run c): failed (exit code 1): could not follow: the API server went away"]
 
 
-def test_ctrl_c_stops_following_never_the_jobs_and_says_how_to_reattach(capsys):
+def test_ctrl_c_stops_following_never_the_jobs_and_says_how_to_reattach(capsys, ctrl_c_raises):
     release = threading.Event()
     interrupted = []
 
@@ -49,7 +60,7 @@ def test_ctrl_c_stops_following_never_the_jobs_and_says_how_to_reattach(capsys):
     assert capsys.readouterr().err.splitlines() == ["job 1 goes on: reattach 1"]
 
 
-def test_without_reattach_hints_ctrl_c_says_the_jobs_go_on(capsys):
+def test_without_reattach_hints_ctrl_c_says_the_jobs_go_on(capsys, ctrl_c_raises):
     release = threading.Event()
     threading.Timer(0.3, _thread.interrupt_main).start()
     try:
