@@ -159,22 +159,22 @@ def problem(target: str, group: Optional[str]) -> Optional[str]:
     return None
 
 
-def _children(node: Any, key: str) -> Iterator[tuple[str, Any]]:
-    """(key, child node) of a mapping's values or a list's items, unresolved."""
+def _children(node: Any, key: str) -> Iterator[tuple[Any, str, Any]]:
+    """(name or index, key, child node) of a mapping's values or a list's items, unresolved."""
     if isinstance(node, DictConfig):
         for name in node.keys():
             try:
-                yield f"{key}.{name}", node._get_node(name)
+                yield name, f"{key}.{name}", node._get_node(name)
             except Exception:
                 continue
     elif isinstance(node, ListConfig):
         for index in range(len(node)):
-            yield f"{key}[{index}]", node._get_node(index)
+            yield index, f"{key}[{index}]", node._get_node(index)
 
 
 def nested(node: Any, key: str) -> Iterator[tuple[str, str]]:
     """(key of the node, its ``_target_``) of every ``_target_`` node below ``node``."""
-    for child_key, child in _children(node, key):
+    for _, child_key, child in _children(node, key):
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             target = child.get("_target_") if "_target_" in child else None
             if isinstance(target, str):
@@ -203,18 +203,15 @@ def _hydra_callback_problem(target: str) -> Optional[str]:
 
 def _factories(node: Any, key: str) -> Iterator[tuple[str, str]]:
     """(key, value) of every ``()`` factory in a logging config (``logging.config.dictConfig`` calls it)."""
-    if isinstance(node, DictConfig):
-        for name in node.keys():
-            try:
-                child = node._get_node(name)
-            except Exception:
-                continue
-            if name == "()" and not isinstance(child, (DictConfig, ListConfig)):
-                value = node.get(name)
-                if isinstance(value, str):
-                    yield f"{key}.()", value
-            elif isinstance(child, DictConfig):
-                yield from _factories(child, f"{key}.{name}")
+    if not isinstance(node, DictConfig):
+        return
+    for name, child_key, child in _children(node, key):
+        if name == "()" and not isinstance(child, (DictConfig, ListConfig)):
+            value = node.get(name)
+            if isinstance(value, str):
+                yield child_key, value
+        elif isinstance(child, DictConfig):
+            yield from _factories(child, child_key)
 
 
 def hydra_problems(cfg: Any) -> list[str]:
