@@ -198,7 +198,9 @@ def _summaries(sweep: Path) -> dict[str, dict]:
 
 def test_deleting_the_ray_pods_runs_the_prestop_hook_records_the_search_interrupted_and_a_rerun_continues_it(
         kuberay_image, tmp_path):
-    epochs = 30
+    # Enough epochs that neither node's trial can finish in the seconds between seeing both train
+    # and the driver stopping them (30 smoke epochs did, under CI load: the worker's trial completed).
+    epochs = 200
     # One trial's CPU on the head: the second trial must go to the worker, so both nodes train
     # (with the head's own CPUs, Ray could place both there and the worker's hook wait for nothing).
     manifest = _search(kuberay_image, tmp_path, "rjp2", "hydra.sweeper.num_samples=3", f"trainer.max_epochs={epochs}",
