@@ -18,8 +18,9 @@ from omegaconf import OmegaConf, open_dict
 
 from aegis.config import host, names
 from aegis.config.hydra_errors import sentence
+from aegis.config.rules.values import field_check
 from aegis.config.schema import SyntheticDataConfig
-from aegis.config.validation import _field_check, validate
+from aegis.config.validation import validate
 from aegis.errors import ConfigError
 from helpers import run_train
 
@@ -451,7 +452,7 @@ def test_mlflow_tag_keys_are_checked(compose):
 
 
 def test_a_subclass_field_keeps_the_check_of_the_field_it_redefines():
-    check = _field_check(SyntheticDataConfig, "num_classes")
+    check = field_check(SyntheticDataConfig, "num_classes")
     assert check is not None and not check(1) and check(2)
 
 
@@ -502,19 +503,19 @@ def test_experiment_names_match_mlflows_rule(name):
 
 
 def test_split_sizes_match_scikit_learns():
-    """``validation._split_sizes`` predicts ArrayDataModule's two stratified splits."""
+    """``aegis.config.rules.data.split_sizes`` predicts ArrayDataModule's two stratified splits."""
     pytest.importorskip("sklearn")
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from aegis.config.validation import _split_sizes
+    from aegis.config.rules.data import split_sizes
 
     for samples, val, test in ((1797, 0.1, 0.2), (20000, 0.1, 0.1), (101, 0.15, 0.25), (57, 0.3, 0.3)):
         labels = np.arange(samples) % 2
         rest, test_part = train_test_split(labels, test_size=test, random_state=0, stratify=labels)
         train_part, val_part = train_test_split(rest, test_size=val / (1 - test), random_state=0, stratify=rest)
         expected = {"train": len(train_part), "val": len(val_part), "test": len(test_part)}
-        assert _split_sizes(samples, val, test) == expected
+        assert split_sizes(samples, val, test) == expected
 
 
 # ------------------------------------------------------------------ issue 22 #10

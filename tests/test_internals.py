@@ -130,29 +130,29 @@ def test_compose_once_leaves_hydra_alone_when_the_loader_is_gone(monkeypatch, tm
     assert impl.ConfigLoaderImpl.load_configuration is real
 
 
-# ------------------------------------------------------------ config/validation.py: BasicSweeper
+# ------------------------------------------------------------ config/sweep.py: BasicSweeper
 
 
 def test_sweep_jobs_are_checked_as_they_start_when_basic_sweeper_is_gone(monkeypatch):
     import hydra._internal.core_plugins.basic_sweeper as basic_sweeper
     from omegaconf import OmegaConf
 
-    from aegis.config.validation import BASIC_SWEEPER, _sweep_jobs
+    from aegis.config.sweep import BASIC_SWEEPER, sweep_jobs
 
     config = OmegaConf.create({"hydra": {"sweeper": {"_target_": BASIC_SWEEPER, "params": None},
                                          "overrides": {"task": ["model.lr=1e-3,2e-3"]}}})
-    assert _sweep_jobs(config) == [["model.lr=0.001"], ["model.lr=0.002"]]
+    assert sweep_jobs(config) == [["model.lr=0.001"], ["model.lr=0.002"]]
     monkeypatch.delattr(basic_sweeper.BasicSweeper, "split_arguments")
-    assert _sweep_jobs(config) is None
+    assert sweep_jobs(config) is None
 
 
 def test_interpolation_check_uses_public_omegaconf():
     from omegaconf import OmegaConf
 
-    from aegis.config.validation import _is_interpolation
+    from aegis.config.rules.values import is_interpolation
 
     node = OmegaConf.create({"a": 1, "b": "${a}", "l": [1, "${a}"], "m": [1, 2], "q": "???", "n": None})
-    assert [k for k in "ablmqnz" if _is_interpolation(node, k)] == ["b", "l"]
+    assert [k for k in "ablmqnz" if is_interpolation(node, k)] == ["b", "l"]
 
 
 # ------------------------------------------------------------ launch/slurm.py: submitit renderer

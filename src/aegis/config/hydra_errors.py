@@ -100,7 +100,8 @@ def _not_an_argument(full_key: str, parent: Any) -> Optional[str]:
     return f"{full_key} is not an argument of {target}{hint}: expected one of {', '.join(signature.parameters)}."
 
 
-def _unknown_key(full_key: str, object_type: Any) -> str:
+def unknown_key(full_key: str, object_type: Any) -> str:
+    """The sentence for a key no schema of ``object_type`` has: its "did you mean", or the options that have it."""
     parent, _, leaf = full_key.rpartition(".")
     keys = _keys_of(object_type)
     if not keys:
@@ -204,7 +205,7 @@ def sentence(exc: BaseException) -> Optional[str]:
             return (f"{key} takes keys of your own, which an override adds only with +: expected "
                     f"'{append.group('line').strip()}' (or +{key}.<key>=<value> for one).")
         key = getattr(cause, "full_key", None) or found.group("key")
-        return _not_an_argument(key, getattr(cause, "parent_node", None)) or _unknown_key(
+        return _not_an_argument(key, getattr(cause, "parent_node", None)) or unknown_key(
             key, getattr(cause, "object_type", None))
     if (found := _MERGING.search(message)) is not None:
         return _wrong_value(found.group("line").strip(), cause)

@@ -31,10 +31,10 @@ def child_composition_error(cfg: DictConfig, **replace: str) -> Optional[Excepti
     from hydra.types import RunMode
     from omegaconf.errors import OmegaConfBaseException
 
-    from aegis.config.validation import _hydra_node
+    from aegis.config.where import hydra_node
     from aegis.launch.base import RunContext
 
-    hydra = _hydra_node(cfg)
+    hydra = hydra_node(cfg)
     if hydra is None or not GlobalHydra.instance().is_initialized():
         return None
     task = tuple(str(o) for o in hydra.overrides.task)

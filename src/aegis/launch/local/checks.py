@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from aegis.config import host
-from aegis.config.validation import STRATEGY_SHAPE, hydra_launcher_target
+from aegis.config.where import STRATEGY_SHAPE, hydra_launcher_target
 from aegis.errors import Problems
 
 SUBMITIT_SLURM = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"

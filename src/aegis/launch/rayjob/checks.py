@@ -12,7 +12,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
-from aegis.k8s import builds, naming, quantities
+from aegis.core import quantities
+from aegis.k8s import builds, naming
 from aegis.launch.rayjob.kind import MAX_NAME_LENGTH
 from aegis.launch.rayjob.render import OBJECT_STORE_MINIMUM, OBJECT_STORE_SHARE, object_store_bytes, ray_version
 
@@ -33,9 +34,9 @@ MIN_GRACE_S = 45
 
 
 def _hydra(cfg: DictConfig) -> Optional[Any]:
-    from aegis.config.validation import _hydra_node
+    from aegis.config.where import hydra_node
 
-    return _hydra_node(cfg)
+    return hydra_node(cfg)
 
 
 def runs_a_search(hydra: Any) -> bool:

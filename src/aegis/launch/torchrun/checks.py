@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from aegis.config.validation import STRATEGY_SHAPE
+from aegis.config.where import STRATEGY_SHAPE
 from aegis.errors import Problems
 from aegis.launch.children import check_children_compose
 

@@ -1,0 +1,71 @@
+"""``logger``: MLflow settings that MLflow would refuse, or that would leak a password.
+
+A tracking URI MLflow does not accept, a registry alias with nothing registered, system
+metrics without psutil, a tag name MLflow refuses: each fails after the run started
+(or loses its records). A URI carrying credentials is refused for every launcher,
+because an override is written in clear to ``.hydra/``, config.yaml, MLflow params and
+children's command lines.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from aegis.config import host, names, where
+from aegis.errors import Problems
+from aegis.redact import mask_url_credentials, url_has_credentials
+
+
+def check(cfg: DictConfig, found: Problems) -> None:
+    """The MLflow logger's URI, registry alias, system metrics and tags."""
+    logger = cfg.logger
+    if logger.get("name") != "mlflow":
+        return
+    uri = logger.get("tracking_uri")
+    if uri is not None and not found.refused("logger.tracking_uri"):
+        if url_has_credentials(uri):
+            found.add(_tracking_credentials(cfg, uri), "logger.tracking_uri")
+        elif problem := names.tracking_uri_problem(uri):
+            found.add(
+                f"logger.tracking_uri={uri} is not a tracking URI MLflow accepts ({problem}): expected "
+                f"{names.TRACKING_URI_FORMS}."
+            )
+    if logger.get("registry_alias") and not logger.get("register_model") and not found.refused(
+            "logger.registry_alias"):
+        found.add(f"logger.registry_alias={logger.registry_alias} names an alias for the registered model version "
+                  "but logger.register_model=false registers none: expected logger.register_model=true or "
+                  "logger.registry_alias=null.", "logger.registry_alias")
+    if logger.get("system_metrics") and where.trains_here(cfg) and not host.has_module("psutil"):
+        found.add("logger.system_metrics=true needs psutil (MLflow's system metrics monitor reads CPU and memory "
+                  "through it), which is not installed here: expected pip install 'aegis[metrics]' or "
+                  "logger.system_metrics=false.", "logger.system_metrics")
+    for tag in (logger.get("tags") or {}):
+        if not names.is_tag_key(str(tag)):
+            found.add(
+                f"logger.tags key {str(tag)!r} is not a valid MLflow tag name: expected at most "
+                f"{names.MAX_TAG_KEY} letters, digits, '_', '-', '.', ' ', ':' and '/', not a path such as '..'."
+            )
+
+
+def _tracking_credentials(cfg: DictConfig, uri: str) -> str:
+    """The sentence refusing a tracking URI with a password in it: where the password would
+    land, and where it goes instead (this process's environment; for pods, a Secret).
+
+    Refused for every launcher: the URI is an override, so it would be written to .hydra/,
+    config.yaml and MLflow params, and travel on torchrun children's and pods' command lines.
+    $MLFLOW_TRACKING_URI with a password works for runs on this machine: it is masked
+    wherever Aegis writes or prints it."""
+    from aegis.launch import LAUNCHERS
+
+    shown = mask_url_credentials(uri)
+    entry = LAUNCHERS.get(str(cfg.launcher.get("name")))
+    if entry is not None and entry.kind is not None:  # a Kubernetes launcher: pods
+        return (f"logger.tracking_uri={shown} carries credentials, which would be written in clear into the pods' "
+                "command in the manifest (and .hydra/, config.yaml): expected the URI without them; pods get "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from a Secret through "
+                "+launcher.secret_env.MLFLOW_TRACKING_USERNAME=<secret name>/<key> and "
+                "+launcher.secret_env.MLFLOW_TRACKING_PASSWORD=<secret name>/<key>.")
+    return (f"logger.tracking_uri={shown} carries credentials, which would be written in clear to .hydra/, "
+            "config.yaml and MLflow params: expected the URI without them, with MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD in the environment (or the whole URI in $MLFLOW_TRACKING_URI, which Aegis "
+            "masks wherever it shows it).")
