@@ -23,12 +23,16 @@ setup: $(READY)
 train: $(READY)
 	$(BIN)/python train.py $(ARGS)
 
-## The suite a newcomer needs to trust: about 11 minutes on 2 cores. Training, resume,
-## SIGTERM and bad input are tested in-process; a few `python train.py` runs stand for
-## the entrypoint.
+# Test processes for `make test` (pytest-xdist): one per core by default; TEST_WORKERS=0 runs
+# the tier in this one process (a debugger, or a test's output in order).
+TEST_WORKERS ?= auto
+
+## The suite a newcomer needs to trust: about 3 minutes on 2 cores (docs/testing.md). Training,
+## resume, SIGTERM and bad input are tested in-process, spread over one process per core; a few
+## `python train.py` runs stand for the entrypoint.
 test: $(READY)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not slow and not container and not ray and not slurm" -q
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not container and not ray and not slurm" -q
 
 ## Slower tier: DDP gangs of processes, and the `python train.py` end-to-end versions of
 ## what the default tier tests in-process (SIGTERM/resume, progress bar, kill -9, multirun,

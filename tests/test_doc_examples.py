@@ -84,11 +84,12 @@ def data_md_files(tmp_path, monkeypatch):
     """The local sources data.md trains on: an image folder and an npz."""
     from PIL import Image
 
+    # Enough of each class for a stratified train/val/test split: the slow tier trains on them.
     for label in ("cat", "dog"):
         (tmp_path / "pets" / label).mkdir(parents=True)
-        for n in range(3):
-            Image.new("RGB", (8, 8), (n * 40, 0, 0)).save(tmp_path / "pets" / label / f"{n}.png")
-    np.savez(tmp_path / "set.npz", x=np.zeros((10, 4), np.float32), y=np.arange(10) % 2)
+        for n in range(20):
+            Image.new("RGB", (8, 8), (n * 12, 0, 0)).save(tmp_path / "pets" / label / f"{n}.png")
+    np.savez(tmp_path / "set.npz", x=np.zeros((60, 4), np.float32), y=np.arange(60) % 2)
     (tmp_path / "path" / "to").mkdir(parents=True)
     with zipfile.ZipFile(tmp_path / "path" / "to" / "other.ckpt", "w") as ckpt:  # README's resume=...: the
         ckpt.writestr("archive/data.pkl", b"")  # zip archive torch.save writes (validation reads no more)

@@ -19,7 +19,7 @@ def _tags(run_dir):
 
     tracking = json.loads((run_dir / "tracking.json").read_text())
     run = MlflowClient(tracking_uri=tracking["tracking_uri"]).get_run(tracking["run_id"])
-    return run.info.status, {k: v for k, v in run.data.tags.items() if k.startswith("aegis.failure.")}
+    return run.info.status, {k: v for k, v in run.data.tags.items() if k.startswith("aegis.failures.record.")}
 
 
 def _paragraph(stderr: str) -> list[str]:
@@ -42,8 +42,8 @@ def test_a_rank_that_raises_is_named_with_its_exception(tmp_path):
     assert "raise InjectedFault" in "\n".join(failure["log_tail"])
     status, tags = _tags(run_dir)
     assert status == "FAILED"
-    assert tags["aegis.failure.rank"] == "1" and tags["aegis.failure.message"] == "bad batch at step 5"
-    assert tags["aegis.failure.exception"] == "InjectedFault"
+    assert tags["aegis.failures.record.rank"] == "1" and tags["aegis.failures.record.message"] == "bad batch at step 5"
+    assert tags["aegis.failures.record.exception"] == "InjectedFault"
 
 
 def test_a_rank_killed_by_a_signal_is_named_with_the_signal(tmp_path):
@@ -61,7 +61,7 @@ def test_a_rank_killed_by_a_signal_is_named_with_the_signal(tmp_path):
     assert record["status"] == "failed"
     assert (record["failure"]["rank"], record["failure"]["signal"]) == (1, "SIGKILL")
     _, tags = _tags(run_dir)
-    assert tags["aegis.failure.signal"] == "SIGKILL" and tags["aegis.failure.rank"] == "1"
+    assert tags["aegis.failures.record.signal"] == "SIGKILL" and tags["aegis.failures.record.rank"] == "1"
 
 
 def test_a_hang_ends_with_the_other_ranks_timeout_naming_the_silent_rank(tmp_path):
@@ -85,7 +85,7 @@ def test_a_local_run_names_its_exception(tmp_path):
     record = summary(run_dir)
     assert record["status"] == "failed" and record["failure"]["exception"] == "InjectedFault"
     _, tags = _tags(run_dir)
-    assert tags["aegis.failure.message"] == "no such column"
+    assert tags["aegis.failures.record.message"] == "no such column"
 
 
 def test_a_restart_resumes_finishes_and_records_its_cause(tmp_path):

@@ -16,10 +16,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from aegis.config.validation import problems
-from aegis.failure import Failure
-from aegis.launch.failure_report import merge_into_summary
-from aegis.launch.gang import RankNote
-from aegis.launch.triage import gang_failure
+from aegis.failures.record import Failure
+from aegis.failures.report import merge_into_summary
+from aegis.core.rank_notes import RankNote
+from aegis.failures.triage import gang_failure
 from helpers import REPO, run_train
 
 
@@ -213,7 +213,7 @@ def test_a_hang_is_known_from_the_notes_alone():
 def test_an_error_file_is_read_as_torch_reads_it(tmp_path, monkeypatch):
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-    from aegis.training.rank_failure import failure_in_error_file, failure_of, write_error_file
+    from aegis.failures.rank import failure_in_error_file, failure_of, write_error_file
 
     path = tmp_path / "error.json"
     monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(path))
@@ -300,9 +300,10 @@ def test_the_supervisor_reports_what_the_gang_recorded(tmp_path):
     _summary(run_dir, status="failed", attempts=[{"attempt": 1, "status": "failed"}])
     child = [sys.executable, "-c", textwrap.dedent("""
         import os, sys
-        from aegis.failure import Failure
+        from aegis.failures.record import Failure
         from aegis.launch.elastic import write_attempt
-        from aegis.launch.gang import note_exit, note_failure, note_start
+        from aegis.core.rank_notes import note_exit, note_start
+        from aegis.failures.rank import note_failure
         from pathlib import Path
         from types import SimpleNamespace
         for rank in (0, 1):
@@ -387,7 +388,7 @@ def test_a_pods_supervisor_runs_torchrun_observed_and_knows_the_run_dir(monkeypa
 
 
 def test_an_exit_is_named_with_where_it_was_called():
-    from aegis.training.rank_failure import failure_of
+    from aegis.failures.rank import failure_of
 
     def give_up():
         sys.exit(3)
@@ -459,7 +460,7 @@ def test_a_preempted_gang_is_not_reported_failed(tmp_path):
     _summary(run_dir, status="preempted", attempts=[{"attempt": 1, "status": "preempted"}])
     child = [sys.executable, "-c", textwrap.dedent("""
         import sys
-        from aegis.launch.gang import note_exit, note_start
+        from aegis.core.rank_notes import note_exit, note_start
         for rank in (0, 1):
             note_start(rank)
             note_exit(rank, 143, "preempted")
@@ -486,8 +487,9 @@ def test_a_node_whose_ranks_only_lost_their_peer_reports_no_restart(tmp_path):
     (run_dir / "summary.json").write_text(json.dumps(written))
     child = [sys.executable, "-c", textwrap.dedent(f"""
         import sys
-        from aegis.failure import Failure
-        from aegis.launch.gang import note_exit, note_failure, note_start
+        from aegis.failures.record import Failure
+        from aegis.core.rank_notes import note_exit, note_start
+        from aegis.failures.rank import note_failure
         for rank in (0, 1):
             note_start(rank)
             note_failure(rank, Failure.from_dict({_lost_peer(0).as_dict()!r}))

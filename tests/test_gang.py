@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from aegis.launch.gang import PREEMPTED_EXIT_CODE, RankNote, Supervisor, gang_exit_code, main
+from aegis.core.rank_notes import PREEMPTED_EXIT_CODE, RankNote
+from aegis.launch.gang import Supervisor, gang_exit_code, main
 from aegis.training.signals import Preempted, SigtermOutsideFit
 
 
@@ -50,7 +51,7 @@ def test_the_supervisor_turns_ranks_notes_into_the_gang_exit_code(tmp_path):
     # Stands for torchrun: two ranks note a preemption, then it exits 1 as torchrun does.
     child = _rank_script("""
         import sys
-        from aegis.launch.gang import note_exit, note_start
+        from aegis.core.rank_notes import note_exit, note_start
         for rank in (0, 1):
             note_start(rank)
             note_exit(rank, 143, "preempted")
@@ -62,7 +63,7 @@ def test_the_supervisor_turns_ranks_notes_into_the_gang_exit_code(tmp_path):
 def test_a_rank_that_never_noted_its_end_fails_the_gang():
     child = _rank_script("""
         import os
-        from aegis.launch.gang import note_exit, note_start
+        from aegis.core.rank_notes import note_exit, note_start
         note_start(0); note_exit(0, 143, "failed")
         note_start(1)
         os._exit(1)
@@ -74,7 +75,7 @@ def test_sigterm_to_the_supervisor_reaches_the_gang_and_exits_143(tmp_path):
     ready = tmp_path / "ready"
     child = _rank_script(f"""
         import signal, sys, time, pathlib
-        from aegis.launch.gang import note_exit, note_start
+        from aegis.core.rank_notes import note_exit, note_start
         note_start(0)
         def stop(*_):
             note_exit(0, 143, "preempted")

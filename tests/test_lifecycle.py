@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aegis.commands import main
-from aegis.launch.lifecycle import JobRef, State
+from aegis.core.lifecycle import JobRef, State
 from aegis.launch.process import process_status
 from aegis.runs import RunNotFound, find_run
 from helpers import REPO, TRAIN
@@ -166,7 +166,7 @@ def test_cancel_refuses_a_planted_job_json_naming_another_process(tmp_path, caps
 
 
 def test_cancel_refuses_a_pid_reused_by_another_process(tmp_path, capsys, sleeper):
-    from aegis.launch.lifecycle import process_start_time
+    from aegis.core.lifecycle import process_start_time
 
     run_dir = _run_dir(tmp_path, "reused", record=RUNNING)
     started = process_start_time(sleeper.pid)

@@ -87,7 +87,7 @@ def test_a_gang_whose_rank_dies_still_leaves_a_record(tmp_path):
     record = summary(tmp_path / "train" / "runs" / "dead")
     latest = record["attempts"][-1]
     # rank 0 sees its peer vanish (or torchrun's SIGTERM first) and records it; the gang's
-    # supervisor then names the rank that died (aegis.launch.triage), not the one that lost it
+    # supervisor then names the rank that died (aegis.failures.triage), not the one that lost it
     assert latest["status"] == "failed", latest
     assert latest["failure"]["rank"] == 1 and latest["failure"]["exit_code"] == 1
     assert latest["cause"].startswith("exited with code 1 without saying why"), latest["cause"]

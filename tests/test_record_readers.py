@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aegis.data.cache import Cache
-from aegis.launch.lifecycle import JobRef, process_alive
+from aegis.core.lifecycle import JobRef, process_alive
 from aegis.launch.process import tail_file
 from aegis.runs import RunNotFound, find_run, iter_runs
 

@@ -15,9 +15,10 @@ from hydra import compose, initialize_config_dir
 
 from aegis.cli import one_line_errors, prepare
 from aegis.config.validation import problems
-from aegis.failure import Failure
-from aegis.launch.gang import NOTES_ENV, read_failures
-from aegis.launch.triage import gang_failure
+from aegis.failures.record import Failure
+from aegis.core.rank_notes import NOTES_ENV
+from aegis.failures.rank import read_failures
+from aegis.failures.triage import gang_failure
 from helpers import CONF, run_train, run_dirs, summary
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

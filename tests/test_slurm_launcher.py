@@ -14,7 +14,7 @@ from aegis.config.validation import problems
 from aegis.errors import Problems
 from aegis.launch import get_launcher
 from aegis.launch.base import RunContext
-from aegis.launch.lifecycle import JobRef, State
+from aegis.core.lifecycle import JobRef, State
 from aegis.launch.slurm import cluster, preflight, states, times
 from aegis.launch.slurm.cluster import Node, Partition, SlurmJob
 from aegis.launch.slurm.render import Request, memory_mb, render

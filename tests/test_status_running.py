@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aegis.launch.base import RunContext
-from aegis.launch.lifecycle import JobRef, State
+from aegis.core.lifecycle import JobRef, State
 from aegis.launch.process import process_status
 
 pytest.importorskip("lightning")

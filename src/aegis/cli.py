@@ -24,8 +24,8 @@ from aegis.config.resolvers import register_resolvers
 from aegis.config.schema import register_configs
 from aegis.config.validation import validate
 from aegis.errors import AegisError, ConfigErrors, error_lines
-from aegis.launch import get_launcher
-from aegis.launch.base import RunContext
+from aegis.core.registry import get_launcher
+from aegis.core.context import RunContext
 from aegis.redact import mask_credentials
 
 log = logging.getLogger("aegis")
@@ -121,7 +121,7 @@ def one_line_errors(more: Callable[[BaseException], list[str]] | None = None) ->
                     lines += [f"Error: {mask_credentials(text)}" for text in more(exc)]
                 for line in lines:
                     print(line, file=sys.stderr)
-                from aegis.launch.gang import note_user_error
+                from aegis.failures.rank import note_user_error
 
                 note_user_error(exc, lines)  # a rank of a gang: its supervisor's report names these lines
                 sys.exit(1)

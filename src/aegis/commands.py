@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 from aegis.data.cli import add_commands as add_data_commands
 from aegis.data.cli import default_cache
 from aegis.errors import AegisError, error_lines
-from aegis.launch.lifecycle import JobRef, JobStatus, State
+from aegis.core.lifecycle import JobRef, JobStatus, State
 from aegis.runs import RunDir, default_root, find_run, iter_runs
 
 _KEY_METRICS = ("test/acc", "val/acc", "test/loss", "val/loss")
@@ -44,7 +44,7 @@ def _ref(run: RunDir) -> JobRef:
 
 
 def _launcher(ref: JobRef):
-    from aegis.launch import get_launcher
+    from aegis.core.registry import get_launcher
 
     return get_launcher(ref.launcher)
 
@@ -124,10 +124,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_failure(status: JobStatus, out=None) -> None:
-    """The failure's paragraph (``aegis.failure.Failure``) when the launcher found one: which
+    """The failure's paragraph (``aegis.failures.record.Failure``) when the launcher found one: which
     rank or pod, why, its last log lines."""
     if status.details.get("failure"):
-        from aegis.failure import Failure
+        from aegis.failures.record import Failure
 
         print(Failure.from_dict(status.details["failure"]).paragraph(), file=out or sys.stdout)
 

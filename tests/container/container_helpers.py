@@ -82,7 +82,7 @@ def run_args(
         args += ["--volume", f"{host}:{mount['mountPath']}:{mode}"]
     limit = (container.get("resources") or {}).get("limits", {}).get("memory")
     if memory_limit and limit:
-        from aegis.k8s.quantities import parse
+        from aegis.core.quantities import parse
 
         size = str(int(parse(limit)))
         args += ["--memory", size, "--memory-swap", size]

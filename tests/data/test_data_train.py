@@ -117,3 +117,20 @@ def test_arrays_train_with_classes_and_shape_from_the_data(tmp_path):
     resolved = OmegaConf.load(run / "config.yaml")
     assert resolved.data.num_classes == resolved.model.num_classes == 3
     assert list(resolved.data.input_shape) == list(resolved.model.input_shape) == [6]
+
+
+def test_a_source_too_small_to_split_by_class_is_one_sentence_not_a_traceback(tmp_path):
+    """Its size is known only once it is read (after validation): scikit-learn's stratified
+    split refused 10 rows of 2 classes with a ValueError traceback before."""
+    import numpy as np
+
+    np.savez(tmp_path / "set.npz", x=np.zeros((10, 4), np.float32), y=np.arange(10) % 2)
+    code, out = _finish(_start(["data=arrays", f"data.source={tmp_path / 'set.npz'}", "data.features_key=x",
+                                "data.labels_key=y", "trainer=smoke"], tmp_path / "out", tmp_path / "cache"))
+    assert code == 1, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    [line] = [line for line in out.splitlines() if "Run failed:" in line]
+    assert (f"Run failed: data.source={tmp_path / 'set.npz'} (10 samples, 2 classes, the smallest with 5) cannot be "
+            "split by class into train, val (data.val_fraction=0.1) and test (data.test_fraction=0.2): ") in line, line
+    [run] = run_dirs(tmp_path / "out")
+    assert summary(run)["status"] == "failed"

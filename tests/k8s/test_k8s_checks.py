@@ -6,7 +6,8 @@ import pytest
 
 from aegis.config.validation import validate
 from aegis.errors import ConfigError
-from aegis.k8s import images, naming, quantities
+from aegis.core import quantities
+from aegis.k8s import images, naming
 from k8s_helpers import IMAGE, compose_cfg, run_train
 
 

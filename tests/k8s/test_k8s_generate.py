@@ -5,7 +5,7 @@ from __future__ import annotations
 import kubernetes_validate
 import yaml
 
-from aegis.k8s.generate import render_all
+from aegis.generate import render_all
 from aegis.k8s.validate import KUBERNETES_VERSION
 from aegis.launch.pytorchjob.validate import pytorchjob_problems
 from aegis.launch.rayjob.validate import rayjob_problems
@@ -20,7 +20,7 @@ def test_checked_in_manifests_match_the_renderer():
                              "pytorchjob-training.yaml", "rayjob-tune.yaml", "trainjob-training.yaml"]
     for name, text in files.items():
         on_disk = (ROOT / "k8s" / name).read_text()
-        assert on_disk == text, f"k8s/{name} drifted from conf/: run `python -m aegis.k8s.generate`"
+        assert on_disk == text, f"k8s/{name} drifted from conf/: run `python -m aegis.generate`"
 
 
 def test_checked_in_manifests_validate():
@@ -60,7 +60,7 @@ def test_generating_reads_no_build_record(no_build_record):
     """The checked-in files never depend on what this machine built and pushed."""
     import json
 
-    from aegis.k8s.generate import IMAGE
+    from aegis.generate import IMAGE
 
     no_build_record.write_text(json.dumps({IMAGE: {"accelerator": "cpu", "digest": "sha256:" + "d" * 64}}))
     files = render_all(ROOT / "conf")

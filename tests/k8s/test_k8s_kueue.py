@@ -13,7 +13,7 @@ import yaml
 
 from aegis.k8s.validate import KUBERNETES_VERSION
 from aegis.launch import get_launcher
-from aegis.launch.lifecycle import JobRef
+from aegis.core.lifecycle import JobRef
 from k8s_helpers import IMAGE, compose_cfg, context_for, run_train
 from test_k8s_client import launch
 from test_k8s_lifecycle import reattach, submit, the_object

@@ -386,7 +386,7 @@ def test_a_job_with_no_pod_left_says_its_condition():
 
 
 def test_only_a_traceback_names_an_exception():
-    from aegis.failure import Failure
+    from aegis.failures.record import Failure
     from aegis.k8s.triage import own_report
 
     f = own_report(Failure("exited with code 1", exit_code=1), TRACEBACK + ["", "Set the environment variable "
@@ -424,18 +424,18 @@ def test_a_failure_the_pod_could_not_record_is_tagged_on_its_mlflow_run(tmp_path
     cfg = compose_cfg(*overrides)
     assert get_launcher("k8s-job").launch(cfg, context_for(cfg, overrides, tmp_path / "run")) == 137
     err = capsys.readouterr().err
-    assert f"MLflow run {made['run']}: tagged aegis.failure.* and ended FAILED" in err, err
+    assert f"MLflow run {made['run']}: tagged aegis.failures.record.* and ended FAILED" in err, err
     run = client.get_run(made["run"])
     assert run.info.status == "FAILED"
-    assert run.data.tags["aegis.failure.cause"].startswith("out of memory (OOMKilled) at limit 2Gi")
-    assert run.data.tags["aegis.failure.exit_code"] == "137" and run.data.tags["aegis.failure.signal"] == "SIGKILL"
+    assert run.data.tags["aegis.failures.record.cause"].startswith("out of memory (OOMKilled) at limit 2Gi")
+    assert run.data.tags["aegis.failures.record.exit_code"] == "137" and run.data.tags["aegis.failures.record.signal"] == "SIGKILL"
 
 
 def test_a_store_only_the_pods_reach_is_not_tagged_from_here(tmp_path):
     """The embedded store on the outputs volume (a path that does not exist on this machine):
     nothing to tag from here, and nothing said."""
-    from aegis.failure import Failure
-    from aegis.k8s.failure_tags import tag
+    from aegis.failures.record import Failure
+    from aegis.failures.tags import tag
 
     pods_store = {"uri": f"sqlite:///{tmp_path}/not-here/mlflow.db", "experiment": "train"}
     assert tag(pods_store, "run-1", Failure("out of memory (OOMKilled)")) is None

@@ -116,7 +116,7 @@ def test_a_crashing_trial_is_reported_and_the_search_goes_on(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("train").experiment_id])
     by_dir = {r.data.tags.get("aegis.run_dir"): r for r in runs}
     assert by_dir[str(crashed)].info.status == "FAILED"
-    assert by_dir[str(crashed)].data.tags["aegis.failure.cause"] == failure["cause"]
+    assert by_dir[str(crashed)].data.tags["aegis.failures.record.cause"] == failure["cause"]
     assert {r.info.status for r in runs} == {"FINISHED", "FAILED"}  # the parent and the good trial finished
 
     over_budget = run_train([*args, "run_id=crash0"], tmp_path, timeout=600)

@@ -143,5 +143,5 @@ def test_an_unreachable_ray_cluster_is_one_sentence_and_fails_the_search_run(tmp
     (parent,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
     assert parent.data.tags.get("aegis.kind") == "search"
     assert parent.info.status == "FAILED"
-    assert "could not be reached" in parent.data.tags["aegis.failure.cause"]
-    assert parent.data.tags["aegis.failure.exception"] == "RayUnreachable"
+    assert "could not be reached" in parent.data.tags["aegis.failures.record.cause"]
+    assert parent.data.tags["aegis.failures.record.exception"] == "RayUnreachable"

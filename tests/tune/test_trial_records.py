@@ -197,7 +197,7 @@ def test_the_driver_does_not_wait_on_a_worker_record_that_is_already_settled(tmp
 def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed_run(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from aegis.failure import Failure
+    from aegis.failures.record import Failure
     from aegis.tune.tracking import mark_outcomes
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -222,7 +222,7 @@ def test_mlflow_closes_each_trial_as_it_ended_and_gives_a_crashed_trial_a_failed
     assert client.get_run(stopped_run).info.status == "KILLED"
     (crashed,) = client.search_runs([experiment], "tags.`aegis.trial_number` = '1'")
     assert crashed.info.status == "FAILED" and crashed.data.tags["mlflow.parentRunId"] == parent
-    assert crashed.data.tags["aegis.failure.exception"] == "ValueError"
+    assert crashed.data.tags["aegis.failures.record.exception"] == "ValueError"
     assert crashed.data.tags["aegis.run_dir"] == str(crashed_dir)
     assert client.get_run(lost_run).info.lifecycle_stage == "deleted"  # no trial: not a child of the search
 
@@ -262,7 +262,7 @@ def test_a_run_dir_left_by_a_trial_ray_lost_moves_aside_for_the_trial_now_number
 def test_a_restored_trial_continues_from_the_epoch_ray_last_recorded(tmp_path):
     from ray.tune import Checkpoint
 
-    from aegis.training.files import write_json
+    from aegis.core.files import write_json
     from aegis.tune.reporting import resume_point
 
     run_dir = tmp_path / "0"
@@ -298,7 +298,7 @@ def test_a_trial_whose_last_result_ray_recorded_before_its_checkpoint_continues_
     recorded (its kept link), so that epoch is not run, and reported, a second time."""
     from ray.tune import Checkpoint
 
-    from aegis.training.files import write_json
+    from aegis.core.files import write_json
     from aegis.tune.reporting import last_recorded_epoch, resume_point
 
     run_dir = tmp_path / "1"

@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from aegis.config.resolvers import register_resolvers
 from aegis.config.validation import validate
 from aegis.errors import AegisError, ConfigError, error_lines
-from aegis.launch.base import _quote
+from aegis.core.context import quote_override
 from aegis.tune import settings as tune_settings
 from aegis.tune.space import SearchSpace, parse
 
@@ -152,7 +152,7 @@ def _hand_off(config: Any) -> Any:
     """A launcher that runs the whole search elsewhere (``launcher=rayjob``: a RayJob whose
     entrypoint is this search on the cluster's Ray) gets it here, checked (ValidateOnStart ran
     its rules) and before anything is created or Ray is imported; None: the search runs here."""
-    from aegis.launch import get_launcher
+    from aegis.core.registry import get_launcher
 
     launcher = get_launcher(str(config.launcher.name))
     if not getattr(launcher, "runs_search", False):
@@ -182,8 +182,8 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
 
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
     paths_root = Path(str(config.paths.root)).resolve()
-    pinned = [f"run_id={_quote(str(config.run_id))}", f"paths.root={_quote(str(paths_root))}",
-              f"hydra.sweep.dir={_quote(str(sweep_dir))}"]
+    pinned = [f"run_id={quote_override(str(config.run_id))}", f"paths.root={quote_override(str(paths_root))}",
+              f"hydra.sweep.dir={quote_override(str(sweep_dir))}"]
     _check_trials_compose(sweeper, space, pinned)
     from aegis.tune import results
 

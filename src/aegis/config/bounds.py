@@ -123,7 +123,7 @@ def _shown(value: Any) -> str:
 
 
 def _quantity(value: Any) -> Optional[Decimal]:
-    from aegis.k8s.quantities import parse
+    from aegis.core.quantities import parse
 
     return parse(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 

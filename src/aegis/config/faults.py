@@ -96,7 +96,7 @@ def world_size(cfg: DictConfig) -> Optional[int]:
         return int(os.environ["WORLD_SIZE"])
     if os.environ.get("SLURM_NTASKS", "").isdigit() and os.environ.get("SLURM_JOB_ID"):  # a task of a SLURM job
         return int(os.environ["SLURM_NTASKS"])
-    from aegis.launch import LAUNCHERS, get_launcher
+    from aegis.core.registry import LAUNCHERS, get_launcher
 
     name = cfg.launcher.get("name")
     return get_launcher(name).world_size(cfg) if name in LAUNCHERS else None

@@ -381,7 +381,7 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     from aegis.config.faults import SCHEMAS as FAULT_SCHEMAS
-    from aegis.launch import schemas as launcher_schemas  # each launcher's folder holds its own
+    from aegis.core.registry import schemas as launcher_schemas  # each launcher's folder holds its own
 
     store = ConfigStore.instance()
     launchers = [("launcher", option, schema) for option, schema in launcher_schemas()]

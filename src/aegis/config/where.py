@@ -52,7 +52,7 @@ class UnknownLauncher:
         self.name = name
 
     def check_unresolved(self, cfg: DictConfig, found: Problems) -> None:
-        from aegis.launch import LAUNCHERS
+        from aegis.core.registry import LAUNCHERS
 
         found.add(f"launcher.name={self.name!r} is not a known launcher: expected one of "
                   f"{', '.join(sorted(LAUNCHERS))}.", "launcher.name")
@@ -63,7 +63,7 @@ class UnknownLauncher:
 
 def launcher(cfg: DictConfig) -> Any:
     """The launcher ``cfg`` names, through the registry (its module only: nothing trains here)."""
-    from aegis.launch import LAUNCHERS, get_launcher
+    from aegis.core.registry import LAUNCHERS, get_launcher
 
     name = cfg.launcher.name
     return get_launcher(name) if name in LAUNCHERS else UnknownLauncher(name)

@@ -96,7 +96,7 @@ def newest() -> Optional[str]:
 @contextlib.contextmanager
 def ignored() -> Iterator[None]:
     """No record is read while active: output that must not depend on this machine's builds
-    (the checked-in manifests of ``aegis.k8s.generate``)."""
+    (the checked-in manifests of ``aegis.generate``)."""
     before = os.environ.get(ENV)
     os.environ[ENV] = os.devnull
     try:

@@ -16,7 +16,8 @@ from typing import Any, Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.errors import Problems
-from aegis.k8s import builds, images, kueue, naming, prefetch, quantities
+from aegis.core import quantities
+from aegis.k8s import builds, images, kueue, naming, prefetch
 from aegis.redact import find_credential, is_credential_name, mask_credentials
 
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 SHARED = "ReadWriteMany"
 READ_SHARED = "ReadOnlyMany"
 ONE_NODE = "ReadWriteOnce"  # every pod on one node may mount it (ReadWriteOncePod: one pod only)
-# What `kubectl apply` creates the default claims from (aegis.k8s.generate).
+# What `kubectl apply` creates the default claims from (aegis.generate).
 CLAIMS_FILE = "k8s/pvc-dataset-cache.yaml"
 
 

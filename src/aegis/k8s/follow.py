@@ -28,7 +28,7 @@ from aegis.k8s.client import Cluster, ClusterError
 from aegis.k8s.kinds import Kind
 from aegis.k8s.logs import ContainerLogs
 from aegis.k8s.status import STALLED, exit_code, job_status, phrase
-from aegis.launch.lifecycle import CANCEL_FILE, State
+from aegis.core.lifecycle import CANCEL_FILE, State
 
 CANCELLED_EXIT_CODE = 143  # as a cancelled local run: 128 + SIGTERM
 NOT_STARTED_EXIT_CODE = 1  # stopped following a job that did not start within launcher.pending_timeout_s
@@ -278,7 +278,7 @@ class Follower:
             return None
         for line in failure.paragraph().splitlines():
             self.say(line)
-        from aegis.k8s.failure_tags import tag
+        from aegis.failures.tags import tag
 
         tagged = tag(self.target.tracking, self.target.run_id, failure)
         if tagged:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from aegis.errors import AegisError
-from aegis.launch.lifecycle import State
+from aegis.core.lifecycle import State
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ class Kind:
 
 
 def kind_of(name: str) -> Kind:
-    """The kind a registered launcher submits (``aegis.launch.LAUNCHERS``' ``kind`` entries)."""
-    from aegis.launch import kinds
+    """The kind a registered launcher submits (``aegis.core.registry.LAUNCHERS``' ``kind`` entries)."""
+    from aegis.core.registry import kinds
 
     known = kinds()
     if name not in known:

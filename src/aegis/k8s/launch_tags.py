@@ -4,7 +4,7 @@ A pod cannot read the manifest it was rendered from (it lives beside ``job.json`
 dir on the submitting machine) nor the digest its image resolved to
 (``status.containerStatuses[].imageID``: not in the downward API, and pods get no API access).
 The follower can: when the job ends, where the pods track to a store this machine reaches as
-well (the rule of ``aegis.k8s.failure_tags``: a server, or a path that exists here), it logs the
+well (the rule of ``aegis.failures.tags``: a server, or a path that exists here), it logs the
 manifest as an artifact (``lineage/<kind>.yaml``) and tags the image IDs the pods ran. Elsewhere
 (the embedded store on the outputs volume) ``aegis show`` names the local manifest instead.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from aegis.k8s.failure_tags import reachable, tracked_runs
+from aegis.failures.tags import reachable, tracked_runs
 from aegis.k8s.kinds import Kind
 
 MANIFEST_TAG = "aegis.launch.manifest"  # the artifact's path, once logged

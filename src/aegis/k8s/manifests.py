@@ -16,7 +16,7 @@ import yaml
 from omegaconf import DictConfig
 
 from aegis.k8s import kueue, naming, pod
-from aegis.launch.base import RunContext
+from aegis.core.context import RunContext
 
 if TYPE_CHECKING:
     from aegis.k8s.kinds import Kind

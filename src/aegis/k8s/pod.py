@@ -16,11 +16,12 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from aegis import __version__
-from aegis.k8s import builds, naming, quantities
-from aegis.launch.base import RunContext
-from aegis.launch.gang import GRACE_ENV
-from aegis.launch.local.launcher import SUPERVISED_ENV
-from aegis.training.lineage import IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV, NODE_NAME_ENV, launch_env
+from aegis.core import quantities
+from aegis.k8s import builds, naming
+from aegis.core.context import RunContext
+from aegis.core.launch_origin import IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV, NODE_NAME_ENV, launch_env
+from aegis.core.lifecycle import SUPERVISED_ENV
+from aegis.core.rank_notes import GRACE_ENV
 
 log = logging.getLogger("aegis.k8s")
 
@@ -112,7 +113,7 @@ def image_notice(cfg: DictConfig) -> Optional[str]:
 
 
 def env(cfg: DictConfig, procs: int = 1, ctx: Optional[RunContext] = None) -> list[dict[str, Any]]:
-    """The container's env. For the run's lineage (aegis.training.lineage): the image as this
+    """The container's env. For the run's lineage (aegis.core.launch_origin): the image as this
     manifest pins it, the launch the user asked for (with ``ctx``), and the pod's node
     through the downward API."""
     launcher = cfg.launcher

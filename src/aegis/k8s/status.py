@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from aegis.k8s import kueue
 from aegis.k8s.kinds import Kind, natural_key
-from aegis.launch.lifecycle import JobStatus, ReplicaStatus, State
+from aegis.core.lifecycle import JobStatus, ReplicaStatus, State
 
 # Container states that mean the pod will not make progress by itself.
 STALLED = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",

@@ -1,4 +1,4 @@
-"""Why a Kubernetes job failed, or why it has not started, as one ``aegis.failure.Failure``.
+"""Why a Kubernetes job failed, or why it has not started, as one ``aegis.failures.record.Failure``.
 
 "Job failed (exit code 137)" is what the controller says; what a user needs is which pod
 (and rank) and why, in the operator's words: out of memory at its limit, an image that
@@ -13,7 +13,7 @@ tests and the container tier (a pod status built from ``podman inspect``) go thr
 same code as a cluster; ``explain`` fetches them. When several pods failed, the one named
 failed for a reason of its own (OOMKilled, evicted, could not run, SIGKILL) before one that
 exited with an error, before one that was stopped (SIGTERM: a preemption or a lost peer),
-earliest first, as ``aegis.failure.first`` orders ranks.
+earliest first, as ``aegis.failures.record.first`` orders ranks.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from aegis.failure import LOG_TAIL_LINES, Failure, signal_of_exit
+from aegis.failures.record import LOG_TAIL_LINES, Failure, signal_of_exit
 from aegis.k8s.kinds import Kind, natural_key
 from aegis.k8s.status import by_creation, container_status
 

@@ -1,76 +1,11 @@
-"""Launchers: one folder each, named in one table.
+"""Launchers: one folder each, named in one table (``aegis.core.registry``).
 
 A launcher's folder holds everything that is that launcher's: its config schema
 (``schema``), its rules, its renderer and backend (``launcher``), and for a Kubernetes
-launcher the kind it submits (``kind``). ``LAUNCHERS`` is the only place that names
-them; shared code (validation, the Kubernetes client, ``aegis status``) reaches a
-launcher through this table. Entries are import paths, loaded on demand, so choosing a
-launcher costs nothing for the others (a cluster launcher never imports torch; the
-local one does when it trains). Adding a launcher: docs/launchers.md.
+launcher the kind it submits (``kind``). What the Kubernetes launchers share is
+``aegis.launch.kubernetes``; what every launcher shares with the layers below it (the run
+context, ``job.json``, the rank notes) is ``aegis.core``. Adding a launcher: docs/launchers.md.
+The registry's names are re-exported here for callers that predate ``aegis.core.registry``.
 """
 
-from __future__ import annotations
-
-import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
-
-from aegis.errors import ConfigError
-
-if TYPE_CHECKING:
-    from aegis.k8s.kinds import Kind
-    from aegis.launch.base import Launcher
-
-
-@dataclass(frozen=True)
-class Registered:
-    launcher: str  # "module:Class" of the Launcher
-    schema: str  # "module:Class" of its config dataclass (the YAML option extends <name>_schema)
-    kind: Optional[str] = None  # "module:NAME" of the Kubernetes kind it submits, if any
-
-
-LAUNCHERS: dict[str, Registered] = {
-    "local": Registered("aegis.launch.local.launcher:LocalLauncher", "aegis.launch.local.schema:LocalLauncherConfig"),
-    "torchrun": Registered("aegis.launch.torchrun.launcher:TorchrunLauncher",
-                           "aegis.launch.torchrun.schema:TorchrunLauncherConfig"),
-    "k8s-job": Registered("aegis.launch.k8s_job.launcher:K8sJobLauncher",
-                          "aegis.launch.k8s_job.schema:K8sJobLauncherConfig", kind="aegis.launch.k8s_job.kind:JOB"),
-    "pytorchjob": Registered("aegis.launch.pytorchjob.launcher:PyTorchJobLauncher",
-                             "aegis.launch.pytorchjob.schema:PyTorchJobLauncherConfig",
-                             kind="aegis.launch.pytorchjob.kind:PYTORCHJOB"),
-    "trainjob": Registered("aegis.launch.trainjob.launcher:TrainJobLauncher",
-                           "aegis.launch.trainjob.schema:TrainJobLauncherConfig",
-                           kind="aegis.launch.trainjob.kind:TRAINJOB"),
-    "slurm": Registered("aegis.launch.slurm.launcher:SlurmLauncher", "aegis.launch.slurm.schema:SlurmLauncherConfig"),
-    "rayjob": Registered("aegis.launch.rayjob.launcher:RayJobLauncher",
-                         "aegis.launch.rayjob.schema:RayJobLauncherConfig", kind="aegis.launch.rayjob.kind:RAYJOB"),
-}
-
-
-def _load(path: str) -> Any:
-    module_name, attribute = path.split(":")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
-def get_launcher(name: str) -> "Launcher":
-    if name not in LAUNCHERS:
-        valid = ", ".join(sorted(LAUNCHERS))
-        raise ConfigError(f"launcher.name={name!r} is not a known launcher: expected one of {valid}.")
-    return _load(LAUNCHERS[name].launcher)()
-
-
-def search_launchers() -> dict[str, str]:
-    """Launchers a search runs with, and where it then runs (``Launcher.search_runs``)."""
-    found = {name: get_launcher(name).search_runs for name in LAUNCHERS}
-    return {name: where for name, where in found.items() if where}
-
-
-def schemas() -> list[tuple[str, type]]:
-    """(ConfigStore option name, dataclass) of every launcher: ``k8s-job`` -> ``k8s_job_schema``."""
-    return [(f"{name.replace('-', '_')}_schema", _load(entry.schema)) for name, entry in LAUNCHERS.items()]
-
-
-def kinds() -> dict[str, "Kind"]:
-    """Every Kubernetes kind a launcher submits, by the object's ``kind``."""
-    found = [_load(entry.kind) for entry in LAUNCHERS.values() if entry.kind]
-    return {kind.name: kind for kind in found}
+from aegis.core.registry import LAUNCHERS, Registered, get_launcher, kinds, schemas, search_launchers  # noqa: F401

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-NOTES_ENV = "AEGIS_GANG_NOTES"  # aegis.launch.gang.NOTES_ENV
+NOTES_ENV = "AEGIS_GANG_NOTES"  # aegis.core.rank_notes.NOTES_ENV
 ATTEMPT_FILE = "torchrun-attempt-{restart}.json"
 
 

@@ -4,7 +4,7 @@ torchrun exits 1 whenever one of its ranks exits non-zero, and also when it is i
 told to stop, however cleanly its ranks checkpointed. A scheduler that restarts on
 signal-like codes (Kubeflow's ``restartPolicy: ExitCode`` retries 128-255 and fails the
 job on 1-127) would then treat every preemption as a bug. So each rank leaves a note of
-its own outcome (``note_exit``) in a folder its supervisor gave it, and the supervisor
+its own outcome (``aegis.core.rank_notes.note_exit``) in a folder its supervisor gave it, and the supervisor
 turns torchrun's 1 back into what the ranks said (``gang_exit_code``):
 
 - a rank that failed for a reason of its own (a bug, bad data: 1-127) fails the gang;
@@ -16,10 +16,11 @@ init (tini) signals it, it forwards SIGTERM/SIGINT to ``CMD`` (torchrun) and exi
 the gang's code. The local torchrun launcher uses the same rule. No torch import.
 
 When the gang failed (or a restart recovered from a failure), the supervisor also says
-which rank and why (``aegis.launch.triage``): torchrun runs as ``aegis.launch.elastic``,
-which records each failed attempt, each rank leaves its own account (``note_failure``),
-and the one :class:`~aegis.failure.Failure` goes to the terminal, the run dir's
-``summary.json`` and the MLflow run (``aegis.launch.failure_report``).
+which rank and why (``aegis.failures.triage``): torchrun runs as ``aegis.launch.elastic``,
+which records each failed attempt, each rank leaves its own account
+(``aegis.failures.rank.note_failure``),
+and the one :class:`~aegis.failures.record.Failure` goes to the terminal, the run dir's
+``summary.json`` and the MLflow run (``aegis.failures.report``).
 """
 
 from __future__ import annotations
@@ -30,127 +31,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
+from aegis.core.rank_notes import NOTES_ENV, PREEMPTED_EXIT_CODE, SHUTDOWN_TIMEOUT_ENV, RankNote, grace_period_s, read_notes
+from aegis.failures.rank import read_failures
+
 if TYPE_CHECKING:
-    from aegis.failure import Failure
-
-NOTES_ENV = "AEGIS_GANG_NOTES"
-PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM: retryable under restartPolicy ExitCode
-# The pod's terminationGracePeriodSeconds (launcher.termination_grace_period_s), so that
-# a stop is planned to end before the kubelet's SIGKILL.
-GRACE_ENV = "AEGIS_TERMINATION_GRACE_S"
-DEFAULT_GRACE_S = 30.0  # Kubernetes' default, and what a run outside a pod assumes
-# torchrun's wait for its ranks after passing a SIGTERM on, before it SIGKILLs them
-SHUTDOWN_TIMEOUT_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
-
-
-def grace_period_s() -> float:
-    try:
-        return max(1.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
-    except ValueError:
-        return DEFAULT_GRACE_S
-
-
-@dataclass(frozen=True)
-class RankNote:
-    rank: int
-    exit_code: Optional[int]  # None: the rank started and never said how it ended
-    status: str
-
-
-def _write_note(rank: int, exit_code: Optional[int], status: str) -> None:
-    folder = os.environ.get(NOTES_ENV)
-    if not folder:
-        return  # no supervisor asked
-    path = Path(folder) / f"rank-{rank}.json"
-    try:
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps({"rank": rank, "exit_code": exit_code, "status": status}))
-        os.replace(temp, path)
-    except OSError:
-        pass  # the note only refines the gang's exit code; the run's own record is what counts
-
-
-def note_start(rank: int) -> None:
-    """This rank is running: if it never notes its exit, it died abruptly (os._exit, a
-    crash, SIGKILL), which the supervisor must not mistake for a clean preemption."""
-    _write_note(rank, None, "running")
-
-
-def note_exit(rank: int, exit_code: int, status: str) -> None:
-    """This rank's outcome, for its supervisor."""
-    _write_note(rank, exit_code, status)
-
-
-def _restart() -> int:
-    """torchrun's restart count of this attempt (0: the first)."""
-    try:
-        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
-    except ValueError:
-        return 0
-
-
-def note_failure(rank: int, failure: "Failure") -> None:
-    """This rank's own account of its failure (an ``aegis.failure.Failure``), per attempt."""
-    folder = os.environ.get(NOTES_ENV)
-    if not folder:
-        return
-    path = Path(folder) / f"failure-{_restart()}-rank-{rank}.json"
-    try:
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(failure.as_dict()))
-        os.replace(temp, path)
-    except OSError:
-        pass
-
-
-def note_user_error(exc: BaseException, lines: Sequence[str]) -> None:
-    """A rank that stops on a user error (its config, before it trains) leaves its ``Error:``
-    lines as its own account, so the gang's report names them rather than an exit without a
-    word. Outside a gang (no ``RANK``, nobody listening) it does nothing."""
-    from aegis.training.rank_failure import ERROR_FILE_ENV, write_error_file
-
-    rank = os.environ.get("RANK", "")
-    said = [line.removeprefix("Error: ").strip() for line in lines if line.strip()]
-    if not rank.isdigit() or not said or not (os.environ.get(NOTES_ENV) or os.environ.get(ERROR_FILE_ENV)):
-        return
-    from aegis.failure import Failure
-
-    more = f" (and {len(said) - 1} more problems)" if len(said) > 1 else ""
-    failure = Failure(said[0] + more, rank=int(rank), exception=type(exc).__name__, message="\n".join(said),
-                      exit_code=1)
-    note_failure(int(rank), failure)
-    write_error_file(exc, failure)
-
-
-def read_failures(folder: Path) -> dict[int, dict[int, "Failure"]]:
-    """The ranks' own failures, by torchrun restart count, then rank."""
-    from aegis.failure import Failure
-
-    found: dict[int, dict[int, Failure]] = {}
-    for path in folder.glob("failure-*-rank-*.json"):
-        try:
-            _, restart, _, rank = path.stem.split("-")
-            found.setdefault(int(restart), {})[int(rank)] = Failure.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue
-    return found
-
-
-def read_notes(folder: Path) -> list[RankNote]:
-    notes = []
-    for path in folder.glob("rank-*.json"):
-        try:
-            data = json.loads(path.read_text())
-            code = data["exit_code"]
-            notes.append(RankNote(int(data["rank"]), None if code is None else int(code), str(data.get("status", ""))))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return sorted(notes, key=lambda n: n.rank)
-
+    from aegis.failures.record import Failure
 
 def is_retryable(code: int) -> bool:
     return code >= 128
@@ -251,12 +139,12 @@ class Supervisor:
 
     def _triage(self, exit_code: int, notes: list[RankNote]) -> None:
         """Which rank failed and why, for this failed gang and each failure a restart
-        recovered from; delivered by ``aegis.launch.failure_report``. Never raises: the
+        recovered from; delivered by ``aegis.failures.report``. Never raises: the
         exit code is what counts."""
         try:
             from aegis.launch.elastic import read_attempts
-            from aegis.launch.failure_report import report
-            from aegis.launch.triage import gang_failure
+            from aegis.failures.report import report
+            from aegis.failures.triage import gang_failure
 
             attempts, own = read_attempts(self.notes_dir), read_failures(self.notes_dir)
             # 143: preempted, or lost a peer that another node's supervisor reports: retryable, not failed
@@ -274,7 +162,7 @@ class Supervisor:
                 failure = gang_failure(attempts.get(last, {}).get("failures", []), own.get(last, {}), notes,
                                        run_dir=self.run_dir)
                 if failure is None:
-                    from aegis.failure import Failure, signal_of_exit
+                    from aegis.failures.record import Failure, signal_of_exit
 
                     failure = Failure(f"the gang's launcher exited with code {exit_code} before any rank "
                                       "recorded how it ended", exit_code=exit_code, signal=signal_of_exit(exit_code))
@@ -301,7 +189,7 @@ def _records_for_the_gang(failure: Optional["Failure"]) -> bool:
     a rank that merely lost its peer, which would overwrite the node that knows the cause."""
     if os.environ.get("PET_NODE_RANK", "0") in ("", "0"):
         return True
-    from aegis.launch.triage import is_own
+    from aegis.failures.triage import is_own
 
     return failure is not None and is_own(failure)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from aegis.errors import AegisError
-from aegis.launch.lifecycle import (CANCEL_FILE, JOB_FILE, JobRef, JobStatus, ReplicaStatus, State, process_alive,
+from aegis.core.lifecycle import (CANCEL_FILE, JOB_FILE, JobRef, JobStatus, ReplicaStatus, State, process_alive,
                                     process_cmdline, process_start_time, valid_pid)
 
 LOG_FILE = "train.log"
@@ -42,7 +42,7 @@ class JobNotRunning(AegisError):
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
-    from aegis.training.files import read_json
+    from aegis.core.files import read_json
 
     return read_json(Path(run_dir) / "summary.json") or {}
 

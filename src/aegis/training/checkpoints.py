@@ -132,7 +132,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def _pid_alive(pid: int) -> bool:
-    from aegis.launch.lifecycle import process_alive
+    from aegis.core.lifecycle import process_alive
 
     # This process has written nothing yet when it sweeps: a file with its pid is a predecessor's.
     return pid != os.getpid() and bool(process_alive(pid, host=None))

@@ -68,18 +68,25 @@ class ArrayDataModule(L.LightningDataModule):
 
         features, labels = self.load()
         hp = self.hparams
-        rest_x, test_x, rest_y, test_y = train_test_split(
-            features, labels, test_size=hp.test_fraction, random_state=hp.split_seed, stratify=labels
-        )
-        val_share = hp.val_fraction / (1.0 - hp.test_fraction)
-        train_x, val_x, train_y, val_y = train_test_split(
-            rest_x, rest_y, test_size=val_share, random_state=hp.split_seed, stratify=rest_y
-        )
+        try:
+            rest_x, test_x, rest_y, test_y = train_test_split(
+                features, labels, test_size=hp.test_fraction, random_state=hp.split_seed, stratify=labels
+            )
+            val_share = hp.val_fraction / (1.0 - hp.test_fraction)
+            train_x, val_x, train_y, val_y = train_test_split(
+                rest_x, rest_y, test_size=val_share, random_state=hp.split_seed, stratify=rest_y
+            )
+        except ValueError as exc:  # too few samples (per class) for a stratified split: data known only now
+            raise _unsplittable(self.described(), labels, hp.val_fraction, hp.test_fraction, exc) from None
         self._splits = {
             "train": self._dataset(train_x, train_y),
             "val": self._dataset(val_x, val_y),
             "test": self._dataset(test_x, test_y),
         }
+
+    def described(self) -> str:
+        """The data as the user named it, for a sentence about it."""
+        return f"data={self.hparams.name}" if self.hparams.get("name") else type(self).__name__
 
     def _dataset(self, x: np.ndarray, y: np.ndarray) -> TensorDataset:
         features = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(-1, *self.input_shape)
@@ -222,3 +229,18 @@ class SyntheticDataModule(ArrayDataModule):
         labels = rng.integers(0, hp.num_classes, size=hp.num_samples)
         features = centers[labels] + rng.normal(0.0, hp.noise, size=(hp.num_samples, hp.num_features))
         return features.astype(np.float32), labels
+
+
+def _unsplittable(described: str, labels: np.ndarray, val_fraction: float, test_fraction: float,
+                  exc: ValueError) -> Exception:
+    """scikit-learn's refusal of a stratified split, as the run's one sentence: the data's size
+    is known only once a source is read, after validation, so this is where it can be said."""
+    from aegis.data.errors import DataSourceError
+
+    counts = np.unique(labels, return_counts=True)[1] if len(labels) else np.array([0])
+    reason = str(exc).strip().rstrip(".")
+    return DataSourceError(
+        f"{described} ({len(labels)} samples, {len(counts)} classes, the smallest with {int(counts.min())}) cannot be "
+        f"split by class into train, val (data.val_fraction={val_fraction}) and test (data.test_fraction="
+        f"{test_fraction}): {reason[:1].lower()}{reason[1:]}; expected more samples of each class, or fractions "
+        "that leave every split at least one sample of each class.")

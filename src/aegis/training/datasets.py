@@ -49,6 +49,9 @@ class CachedDataModule(ArrayDataModule):
     def spec_of(cls, data: DictConfig) -> DatasetSpec:
         return spec_from_config(OmegaConf.to_container(data, resolve=True), cls.KIND)
 
+    def described(self) -> str:
+        return f"data.source={self.spec.shown_source}"
+
     def entry(self) -> Entry:
         return prepare(self.spec, self.cache_dir)
 

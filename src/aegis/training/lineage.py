@@ -14,7 +14,6 @@ else is ``aegis.*``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -22,6 +21,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
+
+from aegis.core.context import override_key
+from aegis.core.launch_origin import (IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV,  # noqa: F401
+                                       LAUNCH_ENV, NODE_NAME_ENV, LaunchOrigin, launch_env)
 
 # MLflow's standard tags (mlflow.utils.mlflow_tags), spelled out: importing MLflow costs seconds.
 GIT_COMMIT = "mlflow.source.git.commit"
@@ -34,12 +37,6 @@ GIT_STATE = "aegis.git"  # only where there is no commit to name: why
 REPRODUCE = "aegis.reproduce"
 ATTEMPTS = "aegis.lineage.attempts"
 CHANGED = "aegis.lineage.changed"
-LAUNCH_ENV = "AEGIS_LAUNCH"  # set by a launcher for the processes it starts (see launch_env)
-IMAGE_ENV = "AEGIS_IMAGE"  # the image reference a pod was rendered with (digest-pinned when known)
-NODE_NAME_ENV = "NODE_NAME"  # a pod's node, through the downward API (spec.nodeName)
-# In a pod (no .git in the image): the commit docker/build.sh recorded for the image, and its dirty flag.
-IMAGE_COMMIT_ENV = "AEGIS_IMAGE_GIT_COMMIT"
-IMAGE_DIRTY_ENV = "AEGIS_IMAGE_GIT_DIRTY"
 GIT_FROM = "aegis.git.from"
 GIT_TIMEOUT_S = 5.0
 MAX_TAG_VALUE = 5000  # MLflow's limit is 8000 characters; a long command is cut with a note
@@ -60,53 +57,10 @@ class Lineage:
     files: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class LaunchOrigin:
-    """How the user asked for the run: the launcher and overrides of the ``python train.py``
-    they typed, which a child process (a torchrun rank, a pod) no longer sees in its own
-    overrides (those say ``launcher=local`` with the run dir pinned)."""
-
-    launcher: str
-    overrides: tuple[str, ...]
-    entrypoint: str = "train.py"
-    config_name: str = "train"
-
-    def as_env(self) -> str:
-        return json.dumps({"launcher": self.launcher, "overrides": list(self.overrides),
-                           "entrypoint": self.entrypoint, "config_name": self.config_name})
-
-    @classmethod
-    def from_env(cls, value: Optional[str]) -> Optional["LaunchOrigin"]:
-        """The origin a parent passed down, or None for a missing or malformed value."""
-        if not value:
-            return None
-        try:
-            raw = json.loads(value)
-            return cls(launcher=str(raw["launcher"]), overrides=tuple(str(o) for o in raw["overrides"]),
-                       entrypoint=str(raw.get("entrypoint") or "train.py"),
-                       config_name=str(raw.get("config_name") or "train"))
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
-def launch_env(launcher: str, ctx: Any) -> dict[str, str]:
-    """The environment a launcher gives the processes it starts, so their lineage names the
-    launch the user asked for (``ctx`` is the parent's RunContext)."""
-    inherited = LaunchOrigin.from_env(os.environ.get(LAUNCH_ENV))
-    if inherited is not None:  # already a child of another launch (a search trial's gang)
-        return {LAUNCH_ENV: inherited.as_env()}
-    origin = LaunchOrigin(launcher, tuple(ctx.task_overrides), Path(ctx.entrypoint).name, ctx.config_name)
-    return {LAUNCH_ENV: origin.as_env()}
-
-
-def _override_key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
-
-
 def reproduce_command(origin: LaunchOrigin) -> str:
     """``python train.py ...`` that runs the same config again, as a new run."""
     args = [] if origin.config_name == "train" else [f"--config-name={origin.config_name}"]
-    args += [o for o in origin.overrides if _override_key(o) not in RUN_IDENTITY_KEYS]
+    args += [o for o in origin.overrides if override_key(o) not in RUN_IDENTITY_KEYS]
     return " ".join(["python", origin.entrypoint, *(shlex.quote(a) for a in args)])
 
 

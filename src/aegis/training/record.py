@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from aegis.redact import mask_tree
-from aegis.training.files import read_json, write_json
+from aegis.core.files import read_json, write_json
 
 log = logging.getLogger("aegis.training")
 
@@ -79,8 +79,8 @@ class RunRecord:
         return dict(self.current)
 
     def _explained(self) -> bool:
-        from aegis.failure import Failure
-        from aegis.launch.triage import is_own
+        from aegis.failures.record import Failure
+        from aegis.failures.triage import is_own
 
         on_disk = (read_json(self.path) or {}).get("attempts") or []
         mine = [a for a in on_disk if isinstance(a, dict) and a.get("attempt") == self.current["attempt"]]

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.config.resolvers import global_rank
-from aegis.launch.base import RunContext
-from aegis.launch.gang import PREEMPTED_EXIT_CODE
+from aegis.core.context import RunContext
+from aegis.core.rank_notes import PREEMPTED_EXIT_CODE
 from aegis.training.record import RunRecord
 from aegis.training.signals import Preempted, SigtermOutsideFit
 from aegis.training.startup_gc import StartupGCPause
@@ -332,7 +332,7 @@ class _Attempt:
     def _stopped_by(self) -> str:
         """A SIGTERM that ``aegis cancel`` sent (it leaves a marker first) is a cancellation;
         any other is a preemption. Both saved ``last.ckpt`` and resume the same way."""
-        from aegis.launch.lifecycle import CANCEL_FILE
+        from aegis.core.lifecycle import CANCEL_FILE
 
         return "cancelled" if (self.ctx.run_dir / CANCEL_FILE).exists() else "preempted"
 
@@ -411,11 +411,11 @@ class _Attempt:
 
     def _failure(self, exc: BaseException, cause: str, exit_code: int) -> dict[str, Any]:
         """This rank's account of its failure, also left for torchrun and the gang's supervisor
-        (aegis.training.rank_failure); a run with no supervisor tags its MLflow run itself."""
+        (aegis.failures.rank); a run with no supervisor tags its MLflow run itself."""
         from aegis.config.host import in_slurm_gang
         from aegis.config.resolvers import in_torchrun_gang
-        from aegis.launch.gang import NOTES_ENV, note_failure
-        from aegis.training.rank_failure import failure_of, write_error_file
+        from aegis.core.rank_notes import NOTES_ENV
+        from aegis.failures.rank import failure_of, note_failure, write_error_file
 
         rank = global_rank() if in_torchrun_gang() or in_slurm_gang() else None
         failure = failure_of(exc, cause, rank, exit_code)
@@ -423,7 +423,7 @@ class _Attempt:
         if rank is not None:
             note_failure(rank, failure)
         if self.rank_zero and not os.environ.get(NOTES_ENV):
-            from aegis.launch.failure_report import tag_run
+            from aegis.failures.report import tag_run
 
             tag_run(self.ctx.run_dir, failure)
         return failure.as_dict()
@@ -446,7 +446,7 @@ def failure_cause(exc: BaseException) -> str:
         inner = inner.__cause__ or inner.__context__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if _is_peer_failure(exc):
-        from aegis.training.rank_failure import is_collective_timeout
+        from aegis.failures.rank import is_collective_timeout
 
         if is_collective_timeout(text):
             return f"a collective timed out waiting for another rank of the gang (this rank saw: {text})"
@@ -457,7 +457,7 @@ def failure_cause(exc: BaseException) -> str:
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
-    from aegis.training.rank_failure import is_collective_timeout
+    from aegis.failures.rank import is_collective_timeout
 
     words = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted",
              "DistNetworkError", "DistBackendError")

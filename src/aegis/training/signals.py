@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Iterator, Optional
 
-from aegis.launch.gang import grace_period_s
+from aegis.core.rank_notes import grace_period_s
 
 EXIT_MARGIN_S = 5.0  # kept back for writing the record and leaving the process group
 

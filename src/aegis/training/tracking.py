@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from omegaconf import DictConfig
 
 from aegis.redact import find_credential, mask_credentials
-from aegis.training.files import read_json, write_json
+from aegis.core.files import read_json, write_json
 from aegis.training.mlflow_store import StoreError, prepare_store, registry_lock, retry_transient
 from aegis.training.record import SUMMARY_FILE
 

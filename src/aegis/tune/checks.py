@@ -88,7 +88,7 @@ def _check(cfg: Any, hydra: Any, found: Problems) -> None:
         return
     spelled = f"search={search}" if search is not None else "hydra/sweeper=ray_tune"
     launcher = cfg.launcher.name
-    from aegis.launch import search_launchers
+    from aegis.core.registry import search_launchers
 
     hosts = search_launchers()  # here (local), or handed whole to a cluster that runs it (rayjob)
     if launcher not in hosts:
@@ -122,7 +122,7 @@ _DIRECTION = {"loss": "min", "acc": "max"}
 def _check_sweeper(cfg: Any, hydra: Any, found: Problems) -> None:
     """``hydra.sweeper.*`` against itself and against the config the trials will train."""
     from aegis.config import host
-    from aegis.launch import get_launcher, search_launchers
+    from aegis.core.registry import get_launcher, search_launchers
     from aegis.config.metrics import not_logged
     from aegis.tune import settings
 

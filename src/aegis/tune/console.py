@@ -204,7 +204,7 @@ def record_row(record: Any, mode: str, max_epochs: Optional[int], asha: bool) ->
 
 def _shorten(text: str, limit: int) -> str:
     """One line of at most ``limit`` characters, without colour codes or credentials."""
-    from aegis.failure import clean
+    from aegis.failures.record import clean
 
     return clean(" ".join(str(text).split()), limit) or ""
 

@@ -5,7 +5,7 @@ name: a trial whose worker was stopped because the search was interrupted looks 
 like one ASHA stopped (both leave at a report with ``SystemExit``), and a trial that
 crashed before its training started leaves no record at all. So after the search (or its
 interruption) the driver completes each record: ``interrupted`` for trials the interrupt
-cut short, ``failed`` with an ``aegis.failure.Failure`` for crashed ones (the exception's
+cut short, ``failed`` with an ``aegis.failures.record.Failure`` for crashed ones (the exception's
 type and message, clean of Ray's colour codes), and the log to read, ``train.log`` in the
 trial's run dir under the sweep dir.
 """
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from aegis.failure import Failure, clean
-from aegis.training.files import read_json, write_json
+from aegis.failures.record import Failure, clean
+from aegis.core.files import read_json, write_json
 from aegis.tune.results import TrialRecord
 from aegis.tune.trial import POINTER_DIR
 
@@ -48,7 +48,7 @@ def await_workers(run_dirs: Iterable[Path], timeout: float = WORKER_EXIT_WAIT_S)
 
 
 def _writing(run_dir: Path) -> bool:
-    from aegis.launch.lifecycle import process_alive
+    from aegis.core.lifecycle import process_alive
 
     summary = read_json(run_dir / SUMMARY_FILE) or {}
     pid, host = summary.get("pid"), summary.get("host")

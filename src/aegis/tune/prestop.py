@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
-from aegis.launch.base import _quote
-from aegis.launch.gang import grace_period_s
+from aegis.core.context import quote_override
+from aegis.core.rank_notes import grace_period_s
 
 # Kept back from the grace period for the kubelet's SIGTERM and Ray's own drain and shutdown.
 SHUTDOWN_MARGIN_S = 5.0
@@ -45,7 +45,7 @@ POLL_S = 0.2
 def driver_token(sweep_dir: str) -> str:
     """The argument that marks the search's driver: the RayJob's entrypoint pins the sweep dir
     with exactly this override (``aegis.launch.rayjob.render.search_overrides``)."""
-    return f"hydra.sweep.dir={_quote(sweep_dir)}"
+    return f"hydra.sweep.dir={quote_override(sweep_dir)}"
 
 
 def _argv(pid: int) -> list[str]:
@@ -82,8 +82,8 @@ def search_drivers(sweep_dir: str, proc: Path = Path("/proc")) -> list[int]:
 
 def running_trials(sweep_dir: Path) -> list[Path]:
     """Trial run dirs whose record says a process on this node is still training it."""
-    from aegis.launch.lifecycle import process_alive
-    from aegis.training.files import read_json
+    from aegis.core.lifecycle import process_alive
+    from aegis.core.files import read_json
 
     here = socket.gethostname()
     busy = []
@@ -97,7 +97,7 @@ def running_trials(sweep_dir: Path) -> list[Path]:
 
 
 def _alive(pids: Iterable[int]) -> list[int]:
-    from aegis.launch.lifecycle import process_alive
+    from aegis.core.lifecycle import process_alive
 
     return [pid for pid in pids if process_alive(pid, None)]
 

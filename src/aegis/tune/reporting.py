@@ -65,7 +65,7 @@ class TuneReport(Checkpoint):
             return None
         from ray.tune import Checkpoint as RayCheckpoint
 
-        from aegis.training.files import write_json
+        from aegis.core.files import write_json
 
         last = self.run_dir / "checkpoints" / "last.ckpt"
         if not last.is_file():
@@ -119,7 +119,7 @@ def resume_point(checkpoint: Any, run_dir: Path, recorded_epoch: Optional[int] =
     search, so they are dropped."""
     import shutil
 
-    from aegis.training.files import read_json
+    from aegis.core.files import read_json
 
     recorded = (run_dir / POINTER_DIR / REPORTED.format(epoch=recorded_epoch)) if recorded_epoch else None
     if recorded is not None and not recorded.is_file():

@@ -30,7 +30,7 @@ class TrialRecord:
     ``status``: completed, stopped (by ASHA), failed (crashed), interrupted (the search was
     interrupted before the trial ended) or running (no record: it never got to train).
     ``epochs``: the epochs it completed. ``error``: a crashed trial's cause, one clean line
-    (``failure`` has the whole record, ``aegis.failure.Failure.as_dict``). ``log``: its
+    (``failure`` has the whole record, ``aegis.failures.record.Failure.as_dict``). ``log``: its
     ``train.log`` in the sweep dir."""
 
     trial_id: str

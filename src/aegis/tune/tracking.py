@@ -27,7 +27,7 @@ def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[s
     from mlflow.tracking import MlflowClient
 
     from aegis.redact import mask_url_credentials
-    from aegis.training.files import read_json, write_json
+    from aegis.core.files import read_json, write_json
     from aegis.training.mlflow_store import prepare_store
     from aegis.training.tracking import embedded_artifact_location, resolve_tracking_uri
 
@@ -86,7 +86,7 @@ def mark_outcomes(trials: list[Any], parent: dict[str, Any], run_id: str, sweep_
 
     Lightning closes an MLflow run as FAILED on any exception, and Ray Tune stops a trial
     by raising SystemExit in it: a trial ASHA stopped, or one the interrupt cut short, is
-    KILLED instead. A crashed trial is FAILED with the failure's tags (``aegis.failure.*``);
+    KILLED instead. A crashed trial is FAILED with the failure's tags (``aegis.failures.record.*``);
     one that crashed before its tracking started gets a child run of its own, so every
     trial has one. A run dir a resumed search set aside (``<n>.lost-<trial id>``: a trial
     Ray Tune lost in a kill -9) is no trial: its run is deleted. Done by the driver after
@@ -95,8 +95,8 @@ def mark_outcomes(trials: list[Any], parent: dict[str, Any], run_id: str, sweep_
     """
     from mlflow.tracking import MlflowClient
 
-    from aegis.failure import Failure
-    from aegis.training.files import read_json
+    from aegis.failures.record import Failure
+    from aegis.core.files import read_json
 
     client = MlflowClient(parent["tracking_uri"])
     for trial in trials:
@@ -134,12 +134,12 @@ def mark_parent_interrupted(record: Optional[dict[str, Any]]) -> None:
 
 def fail_parent(record: Optional[dict[str, Any]], exc: BaseException) -> None:
     """A search that stopped on an error (its Ray cluster unreachable, Ray itself failing): the
-    parent run ends FAILED with the cause as ``aegis.failure.*`` tags, never left RUNNING."""
+    parent run ends FAILED with the cause as ``aegis.failures.record.*`` tags, never left RUNNING."""
     if not record:
         return
     from mlflow.tracking import MlflowClient
 
-    from aegis.failure import Failure
+    from aegis.failures.record import Failure
 
     message = str(exc).strip()
     failure = Failure(cause=message.splitlines()[0] if message else type(exc).__name__,

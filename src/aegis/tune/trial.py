@@ -74,7 +74,7 @@ def claim_run_dir(run_dir: Any, trial_id: str) -> None:
     (its experiment state is saved every few seconds): the resumed search gives that
     number to a new trial with other values, which must not continue the old checkpoint.
     """
-    from aegis.training.files import read_json, write_json
+    from aegis.core.files import read_json, write_json
 
     run_dir = Path(run_dir)
     owner = read_json(run_dir / TRIAL_FILE)
@@ -158,7 +158,7 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
         raise TrialFailed(f"trial {trial_id} failed ({os.getcwd()}).")
     if result.return_value != 0:
         # A failure the run explained (a NaN loss, a full disk): its sentence is in summary.json.
-        from aegis.training.files import read_json
+        from aegis.core.files import read_json
 
         record = read_json(Path(os.getcwd()) / "summary.json") or {}
         raise TrialFailed(record.get("cause") or f"trial {trial_id} ended with exit code {result.return_value}")
@@ -191,7 +191,7 @@ def _train(cfg: DictConfig, trial_id: str) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from aegis.config.validation import validate
-    from aegis.launch.base import RunContext
+    from aegis.core.context import RunContext
     from aegis.training.run import train
     from aegis.tune.reporting import TuneReport
 

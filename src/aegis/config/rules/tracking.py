@@ -55,7 +55,7 @@ def _tracking_credentials(cfg: DictConfig, uri: str) -> str:
     config.yaml and MLflow params, and travel on torchrun children's and pods' command lines.
     $MLFLOW_TRACKING_URI with a password works for runs on this machine: it is masked
     wherever Aegis writes or prints it."""
-    from aegis.launch import LAUNCHERS
+    from aegis.core.registry import LAUNCHERS
 
     shown = mask_url_credentials(uri)
     entry = LAUNCHERS.get(str(cfg.launcher.get("name")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aegis.k8s.kinds import Kind
-from aegis.launch.lifecycle import State
+from aegis.core.lifecycle import State
 
 JOB = Kind(
     name="Job", group="batch", version="v1", plural="jobs", container="train", job_label="job-name",

@@ -1,10 +1,10 @@
-"""The Job launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its renderer
+"""The Job launcher: the shared Kubernetes lifecycle (``aegis.launch.kubernetes``) with its renderer
 and validator."""
 
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
-from aegis.k8s.launcher import KubernetesLauncher
+from aegis.launch.kubernetes import KubernetesLauncher
 from aegis.launch.k8s_job.checks import check as own_rules
 from aegis.launch.k8s_job.render import render_job
 from aegis.launch.k8s_job.validate import validate_job

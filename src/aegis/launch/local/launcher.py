@@ -18,13 +18,11 @@ from omegaconf import DictConfig
 
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import Launcher, RunContext
-from aegis.launch.lifecycle import CANCEL_FILE, JobRef, process_start_time
+from aegis.core.lifecycle import CANCEL_FILE, SUPERVISED_ENV, JobRef, process_start_time
 from aegis.launch.process import ProcessJobs
 
 if TYPE_CHECKING:
     from aegis.errors import Problems
-
-SUPERVISED_ENV = "AEGIS_SUPERVISED"
 
 
 @dataclass
@@ -67,7 +65,7 @@ class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
         # Imported here: this is where torch and lightning are first needed.
         from aegis.training.run import train
 
-        from aegis.launch.gang import note_exit, note_start
+        from aegis.core.rank_notes import note_exit, note_start
 
         rank = global_rank()
         if rank == 0 and not os.environ.get(SUPERVISED_ENV):
@@ -88,9 +86,9 @@ class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):
     def _report(run_dir: Path, rank: int) -> bool:
         """A run on its own (no gang supervisor to do it): its traceback, then the failure's
         paragraph as the run recorded it in summary.json. False when there is none."""
-        from aegis.failure import Failure
-        from aegis.launch.failure_report import print_paragraph
-        from aegis.training.files import read_json
+        from aegis.failures.record import Failure
+        from aegis.failures.report import print_paragraph
+        from aegis.core.files import read_json
 
         if rank != 0 or os.environ.get(SUPERVISED_ENV):
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from aegis.k8s.kinds import Kind
-from aegis.launch.lifecycle import State
+from aegis.core.lifecycle import State
 
 # On the pods of an elastic PyTorchJob (launcher.elastic.enabled), whose node ranks the
 # rendezvous assigns: not the replica labels.

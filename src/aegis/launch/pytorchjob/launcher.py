@@ -1,4 +1,4 @@
-"""The PyTorchJob launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its
+"""The PyTorchJob launcher: the shared Kubernetes lifecycle (``aegis.launch.kubernetes``) with its
 renderer and validator."""
 
 from typing import Optional
@@ -6,7 +6,7 @@ from typing import Optional
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
-from aegis.k8s.launcher import KubernetesLauncher
+from aegis.launch.kubernetes import KubernetesLauncher
 from aegis.launch.base import gang_size
 from aegis.launch.pytorchjob.checks import check as own_rules
 from aegis.launch.pytorchjob.render import render_pytorchjob

@@ -22,7 +22,7 @@ _PINNED_TOKEN: Optional[str] = None  # set by fixed_submission_token (the checke
 @contextlib.contextmanager
 def fixed_submission_token(token: str) -> Iterator[None]:
     """Render ``token`` instead of a random one: output that must be the same every time
-    (``aegis.k8s.generate``'s checked-in manifests; a job created twice from one such file
+    (``aegis.generate``'s checked-in manifests; a job created twice from one such file
     shares its restart budget)."""
     global _PINNED_TOKEN
     before, _PINNED_TOKEN = _PINNED_TOKEN, token

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from aegis.k8s.kinds import Kind
-from aegis.launch.lifecycle import State
+from aegis.core.lifecycle import State
 
 CONTAINER = "ray"  # the Ray container of the head, worker and submitter pods (KubeRay's index 0)
 INSTANCE_LABEL = "app.kubernetes.io/instance"

@@ -1,4 +1,4 @@
-"""The RayJob launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its
+"""The RayJob launcher: the shared Kubernetes lifecycle (``aegis.launch.kubernetes``) with its
 renderer and validator, started by the Ray Tune sweeper (``launch_search``) instead of by
 ``train.py`` for each job: a RayJob carries a whole search."""
 
@@ -10,8 +10,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
-from aegis.k8s.launcher import KubernetesLauncher
-from aegis.launch.base import RunContext, _override_key
+from aegis.launch.kubernetes import KubernetesLauncher
+from aegis.core.context import RunContext, override_key
 from aegis.launch.rayjob.checks import check as own_rules
 from aegis.launch.rayjob.render import render_rayjob
 from aegis.launch.rayjob.validate import validate_rayjob
@@ -54,7 +54,7 @@ def context_of(config: DictConfig) -> RunContext:
     num_samples, scheduler, resources, params), which Hydra keeps apart in ``hydra.overrides.hydra``
     and the search in the cluster needs as much as the local one."""
     hydra: Any = config.hydra
-    sweeper = [str(o) for o in hydra.overrides.hydra if _override_key(str(o)).startswith(SWEEPER_PREFIX)]
+    sweeper = [str(o) for o in hydra.overrides.hydra if override_key(str(o)).startswith(SWEEPER_PREFIX)]
     return RunContext(run_dir=Path(str(hydra.run.dir)).resolve(), run_id=str(config.run_id),
                       task_overrides=(*(str(o) for o in hydra.overrides.task), *sweeper),
                       config_name=str(hydra.job.config_name), multirun=True)

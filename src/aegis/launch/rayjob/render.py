@@ -26,9 +26,10 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from aegis.k8s import builds, naming, pod, quantities
+from aegis.core import quantities
+from aegis.k8s import builds, naming, pod
 from aegis.k8s.manifests import Plan, plan
-from aegis.launch.base import RunContext, _override_key, _quote
+from aegis.core.context import RunContext, override_key, quote_override
 from aegis.launch.rayjob.entrypoint import entrypoint
 from aegis.launch.rayjob.kind import (CONTAINER, HEAD, MAX_NAME_LENGTH, RAYJOB, ROLE_LABEL, SUBMITTER, WORKER,
                                       WORKER_GROUP)
@@ -80,8 +81,8 @@ def search_overrides(cfg: DictConfig, ctx: RunContext) -> list[str]:
     pinned = {"launcher": "local", "run_id": ctx.run_id, "paths.root": str(cfg.launcher.outputs.mount_path),
               "hydra.sweep.dir": pod_sweep_dir(cfg, ctx.run_id), "hydra.sweeper.address": "auto"}
     kept = [o for o in ctx.task_overrides
-            if _override_key(o).split(".")[0] not in pinned and _override_key(o) not in pinned]
-    return kept + [f"{key}={_quote(value)}" for key, value in pinned.items()]
+            if override_key(o).split(".")[0] not in pinned and override_key(o) not in pinned]
+    return kept + [f"{key}={quote_override(value)}" for key, value in pinned.items()]
 
 
 def command(cfg: DictConfig, ctx: RunContext) -> list[str]:

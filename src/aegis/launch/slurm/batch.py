@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from aegis.launch.gang import PREEMPTED_EXIT_CODE, Supervisor
-from aegis.launch.lifecycle import CANCEL_FILE
+from aegis.core.rank_notes import PREEMPTED_EXIT_CODE
+from aegis.launch.gang import Supervisor
+from aegis.core.lifecycle import CANCEL_FILE
 
 TIME_LIMIT = "the time limit is near"
 PREEMPTED = "preempted: SLURM stopped the tasks for another job"
@@ -163,7 +164,7 @@ class BatchSupervisor:
 
     def _record(self, why: str, requeued: Optional[bool], note: Optional[str] = None) -> None:
         """slurm.json in the run dir: every stop of this job and whether it was requeued."""
-        from aegis.training.files import read_json, write_json
+        from aegis.core.files import read_json, write_json
 
         path = self.run_dir / SLURM_RECORD
         record = read_json(path) or {}

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from aegis.errors import AegisError
 from aegis.launch.base import Launcher, RunContext, gang_size
-from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus, ReplicaStatus, State
+from aegis.core.lifecycle import CANCEL_FILE, JobRef, JobStatus, ReplicaStatus, State
 from aegis.launch.process import JobNotRunning, latest_attempt, process_status, rank_logs, read_record, tail_file
 from aegis.launch.slurm import cluster, states
 from aegis.launch.slurm.render import BatchJob, console_file
@@ -72,7 +72,7 @@ class SlurmLauncher(Launcher[BatchJob, Submitted]):
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> BatchJob:
         from aegis.launch.slurm.render import render
-        from aegis.training.lineage import launch_env
+        from aegis.core.launch_origin import launch_env
 
         return render(cfg, ctx, launch_env(self.name, ctx))
 
@@ -127,7 +127,7 @@ class SlurmLauncher(Launcher[BatchJob, Submitted]):
             return 130
         status = follower.last or self.status(ref)
         if status.details.get("failure"):
-            from aegis.failure import Failure
+            from aegis.failures.record import Failure
 
             print(Failure.from_dict(status.details["failure"]).paragraph(), file=sys.stderr)
         return status.exit_status()

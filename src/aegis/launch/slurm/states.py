@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aegis.launch.lifecycle import State
+from aegis.core.lifecycle import State
 from aegis.launch.slurm.cluster import SlurmJob
 
 _WAITING = {"PENDING": State.queued, "REQUEUED": State.queued, "REQUEUE_HOLD": State.queued,

@@ -18,9 +18,10 @@ from omegaconf import DictConfig
 
 from aegis.launch.base import Launcher, ProcessPlan, RunContext, gang_size
 from aegis.launch.gang import Supervisor
-from aegis.launch.local.launcher import SUPERVISED_ENV, claim_run_dir
+from aegis.launch.local.launcher import claim_run_dir
 from aegis.launch.process import ProcessJobs
-from aegis.training.lineage import launch_env
+from aegis.core.launch_origin import launch_env
+from aegis.core.lifecycle import SUPERVISED_ENV
 
 if TYPE_CHECKING:
     from aegis.errors import Problems

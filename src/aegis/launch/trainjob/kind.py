@@ -10,7 +10,7 @@ the replica that logs rank 0. The runtime's training container is named ``node``
 from __future__ import annotations
 
 from aegis.k8s.kinds import Kind
-from aegis.launch.lifecycle import State
+from aegis.core.lifecycle import State
 
 CONTAINER = "node"  # the torch plugin injects PET_* into the runtime's container of this name
 REPLICATED_JOB = "node"  # the runtime's replicated job that trains (torch-distributed's)

@@ -1,4 +1,4 @@
-"""The TrainJob launcher: the shared Kubernetes lifecycle (``aegis.k8s.launcher``) with its
+"""The TrainJob launcher: the shared Kubernetes lifecycle (``aegis.launch.kubernetes``) with its
 renderer and validator, and the runtime the TrainJob names: Aegis's own (``aegis-torch``) is
 rendered from the same config, checked, written beside the TrainJob and named, with how to apply
 it, before anything is submitted."""
@@ -11,7 +11,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
-from aegis.k8s.launcher import KubernetesLauncher, Submitted
+from aegis.launch.kubernetes import KubernetesLauncher, Submitted
 from aegis.k8s.manifests import Plan, to_yaml
 from aegis.launch.base import RunContext, gang_size
 from aegis.launch.trainjob import runtime
@@ -55,7 +55,7 @@ class TrainJobLauncher(KubernetesLauncher):
         return manifest
 
     def companions(self, cfg: DictConfig, plan: Plan) -> dict[str, dict[str, Any]]:
-        """What ``python -m aegis.k8s.generate`` writes beside the TrainJob: the runtime it names."""
+        """What ``python -m aegis.generate`` writes beside the TrainJob: the runtime it names."""
         manifest = self.runtime_for(cfg, plan)
         return {} if manifest is None else {runtime.FILE: manifest}
 

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from aegis.launch.trainjob.kind import CONTAINER, REPLICATED_JOB, TRAINJOB
 
 NAME = "aegis-torch"  # launcher.runtime's default
-FILE = f"clustertrainingruntime-{NAME}.yaml"  # in k8s/, written by python -m aegis.k8s.generate
+FILE = f"clustertrainingruntime-{NAME}.yaml"  # in k8s/, written by python -m aegis.generate
 # Trainer marks the replicated job whose `node` container gets the trainer's image, args, env
 # and the torch plugin's PET_* (pkg/constants/constants.go: LabelTrainJobAncestor, AncestorTrainer).
 ANCESTOR_LABEL = "trainer.kubeflow.org/trainjob-ancestor-step"

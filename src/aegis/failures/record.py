@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 
 LOG_TAIL_LINES = 20  # enough for a traceback's end, short enough for a terminal paragraph
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-TAG_PREFIX = "aegis.failure."
+TAG_PREFIX = "aegis.failures.record."
 
 
 def clean(text: Optional[str], limit: int = 2000) -> Optional[str]:

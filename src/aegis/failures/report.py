@@ -1,6 +1,6 @@
-"""Hand a :class:`~aegis.failure.Failure` to the places a user looks: the terminal (one
+"""Hand a :class:`~aegis.failures.record.Failure` to the places a user looks: the terminal (one
 paragraph), the run dir's ``summary.json`` (status ``failed`` and ``"failure"``) and the
-tracked MLflow run (``aegis.failure.*`` tags).
+tracked MLflow run (``aegis.failures.record.*`` tags).
 
 Whoever knows the failure delivers it: a run in this process for its own exception; the
 gang's supervisor for a rank that was killed or stopped responding, after the gang is down
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from aegis.failure import Failure
+from aegis.failures.record import Failure
 
 log = logging.getLogger("aegis")
 
@@ -37,7 +37,7 @@ def merge_into_summary(run_dir: Path, failure: Optional[Failure], first_attempt:
     failure that ended it; ``first_attempt`` is the summary's attempt number of restart 0.
     A completed record on top stays on top (``aegis.training.record``): the failure then
     lands in its attempt only."""
-    from aegis.training.files import read_json, write_json
+    from aegis.core.files import read_json, write_json
 
     path = run_dir / SUMMARY_FILE
     record = read_json(path)
@@ -90,7 +90,7 @@ def _tracking_uri(recorded: Optional[str]) -> Optional[str]:
 
 def tag_run(run_dir: Path, failure: Failure) -> bool:
     """Set ``failure.tags()`` on the MLflow run the run dir logged to; True if tagged."""
-    from aegis.training.files import read_json
+    from aegis.core.files import read_json
 
     record = read_json(run_dir / TRACKING_FILE) or {}
     run_id, uri = record.get("run_id"), _tracking_uri(record.get("tracking_uri"))

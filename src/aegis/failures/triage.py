@@ -1,10 +1,10 @@
-"""Which rank of a torchrun gang failed first, and why: one :class:`~aegis.failure.Failure`.
+"""Which rank of a torchrun gang failed first, and why: one :class:`~aegis.failures.record.Failure`.
 
 Three sources, read after the gang is down (no torch import):
 
 - torchrun's own view of each failed rank (``aegis.launch.elastic``): exit code, signal,
   the rank's error file, and the order torchrun saw them in;
-- each rank's own account (``aegis.training.rank_failure``): its exception, or that a
+- each rank's own account (``aegis.failures.rank``): its exception, or that a
   collective timed out waiting for a peer;
 - the ranks' notes (``aegis.launch.gang``): who noted its end, and who never did.
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from aegis.failure import LOG_TAIL_LINES, Failure
-from aegis.training.rank_failure import failure_in_error_file, is_collective_timeout
+from aegis.failures.record import LOG_TAIL_LINES, Failure
+from aegis.failures.rank import failure_in_error_file, is_collective_timeout
 
 CONSEQUENCE_STATUSES = ("preempted", "cancelled", "stopped")
 
@@ -66,7 +66,7 @@ def gang_failure(torchrun_failures: Iterable[dict[str, Any]], own: dict[int, Fai
     """The failure to report for one attempt of a gang, or None when nothing failed.
 
     ``torchrun_failures``: ``aegis.launch.elastic``'s records; ``own``: each rank's own
-    Failure (its notes or error file); ``notes``: ``aegis.launch.gang.RankNote``s."""
+    Failure (its notes or error file); ``notes``: ``aegis.core.rank_notes.RankNote``s."""
     notes = {note.rank: note for note in notes}
     seen: dict[int, Failure] = {}
     order: list[int] = []

@@ -7,7 +7,8 @@ the job again without the process that started it. From a ref a launcher answers
 ``logs`` (an iterator of lines, any replica's) and ``cancel``. Following a job in the
 terminal is built from those two, once (``Launcher.follow`` in ``aegis.launch.base``).
 
-Nothing here imports torch, lightning or the kubernetes client.
+Nothing here imports torch, lightning or the kubernetes client, nor any launcher: the
+Kubernetes plumbing and training read these records too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from typing import Any, Optional
 
 JOB_FILE = "job.json"
 CANCEL_FILE = "cancel.requested"  # written by ``aegis cancel`` before it signals a local run
+# Set by a launcher for the process it supervises (a torchrun gang, a pod): that child leaves
+# ``job.json`` to the parent, which names itself there.
+SUPERVISED_ENV = "AEGIS_SUPERVISED"
 
 
 class State(str, Enum):
@@ -72,7 +76,7 @@ class JobRef:
 
     def write(self) -> Path:
         """``job.json`` in the run dir, atomically (a reader never sees half of it)."""
-        from aegis.training.files import write_json
+        from aegis.core.files import write_json
 
         path = Path(self.run_dir) / JOB_FILE
         path.parent.mkdir(parents=True, exist_ok=True)

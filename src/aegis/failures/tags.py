@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from aegis.failure import TAG_PREFIX, Failure
+from aegis.failures.record import TAG_PREFIX, Failure
 
 RUN_ID_TAG = "aegis.run_id"  # aegis.training.tracking.RUN_ID_TAG (that module imports lightning)
 _LOCAL = ("", "file", "sqlite")
@@ -26,12 +26,11 @@ _LOCAL = ("", "file", "sqlite")
 def store(cfg: DictConfig) -> Optional[dict[str, str]]:
     """Where the pods track, when the config names it (``logger.tracking_uri``); None otherwise
     (the embedded store on the outputs volume, or no MLflow)."""
-    from aegis.k8s.pod import plain
-
     logger = cfg.get("logger")
     if logger is None or logger.get("name") != "mlflow" or not logger.get("tracking_uri"):
         return None
-    return {"uri": str(logger.tracking_uri), "experiment": str(plain(logger.experiment_name))}
+    return {"uri": str(logger.tracking_uri), "experiment": str(OmegaConf.to_container(logger.experiment_name, resolve=True)
+                                                   if isinstance(logger.experiment_name, DictConfig) else logger.experiment_name)}
 
 
 def _reachable(uri: str) -> bool:

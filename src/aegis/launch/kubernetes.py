@@ -22,7 +22,7 @@ from aegis.k8s import pod
 from aegis.k8s.kinds import Kind, kind_of
 from aegis.k8s.manifests import Plan
 from aegis.launch.base import Launcher, RunContext
-from aegis.launch.lifecycle import CANCEL_FILE, JobRef, JobStatus, State
+from aegis.core.lifecycle import CANCEL_FILE, JobRef, JobStatus, State
 
 if TYPE_CHECKING:
     from aegis.errors import Problems
@@ -91,7 +91,8 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
         return False
 
     def render(self, cfg: DictConfig, ctx: RunContext) -> Plan:
-        from aegis.k8s import claims, failure_tags
+        from aegis.failures import tags as failure_tags
+        from aegis.k8s import claims
 
         plan = type(self).render_manifest(cfg, ctx)
         type(self).validate_manifest(plan.manifest)
@@ -235,7 +236,7 @@ def _status(cluster: "Cluster", kind: Kind, ref: JobRef) -> JobStatus:
 
 
 def _triage(cluster: "Cluster", kind: Kind, obj: dict[str, Any], pods: list, status: JobStatus) -> None:
-    """A failed job's ``failure`` (``aegis.failure.Failure.as_dict``: pod, rank, cause, log tail)
+    """A failed job's ``failure`` (``aegis.failures.record.Failure.as_dict``: pod, rank, cause, log tail)
     in ``status.details``; a pending job's reason in the operator's words (``aegis.k8s.triage``)."""
     from aegis.k8s.triage import explain
 
