@@ -20,7 +20,7 @@ from typing import Any, Optional
 from aegis.k8s import builds
 from aegis.k8s.manifests import to_yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]  # src/aegis/generate.py -> the checkout
 IMAGE = "registry.example.com/ml/aegis-training:0.1.0"
 RUN_ID = "2026-01-01_00-00-00_000000"
 # Volume sizes are cluster policy, not training config: change them here (or in the

@@ -66,3 +66,14 @@ def test_generating_reads_no_build_record(no_build_record):
     files = render_all(ROOT / "conf")
     assert "sha256:" not in files["job-training.yaml"]
     assert files["job-training.yaml"] == (ROOT / "k8s" / "job-training.yaml").read_text()
+
+
+def test_the_generator_defaults_to_this_checkouts_conf_and_k8s_and_keeps_its_old_entry_point():
+    """``python -m aegis.generate`` with no flags reads conf/ and writes k8s/ of this checkout;
+    ``python -m aegis.k8s.generate`` (its name before it moved up) runs the same main."""
+    import aegis.generate as generate
+    from aegis.k8s.generate import main as old_main
+
+    assert (generate.ROOT / "conf" / "train.yaml").is_file()
+    assert (generate.ROOT / "k8s").is_dir()
+    assert old_main is generate.main
