@@ -191,6 +191,9 @@ class _Attempt:
         from aegis.training.log_fastpath import install as install_log_fastpath
 
         install_log_fastpath()  # self.log's device move, skipped when there is nothing to move
+        from aegis.training.hook_fastpath import install as install_hook_fastpath
+
+        install_hook_fastpath()  # per-step callback hooks: only the callbacks that implement them
         cfg, ctx, run_dir, checkpoint_dir = self.cfg, self.ctx, self.ctx.run_dir, self.checkpoint_dir
         from aegis.training.components import check_targets
         from aegis.training.datasets import complete_from_data
