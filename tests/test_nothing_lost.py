@@ -103,14 +103,53 @@ def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one_and_is_kept_
 
 
 def test_an_empty_last_checkpoint_and_previous_fall_back_to_the_best(train_run):
-    _, run_dir = train_run(*SMOKE, "trainer.max_epochs=2")
+    # mode=min on an accuracy: the best stays epoch 0, and after three epochs last.ckpt and
+    # last.prev.ckpt hold epochs 2 and 1, states of their own (a best written at last.ckpt's
+    # step is the same file: the next test)
+    _, run_dir = train_run(*SMOKE, "trainer.max_epochs=3", "checkpoint.mode=min")
     checkpoints = run_dir / "checkpoints"
     (checkpoints / "last.ckpt").write_bytes(b"")
     (checkpoints / "last.prev.ckpt").write_bytes(b"\0" * 100)
-    outcome, _ = train_run(*SMOKE, "trainer.max_epochs=3", run_dir=run_dir)
+    outcome, _ = train_run(*SMOKE, "trainer.max_epochs=4", "checkpoint.mode=min", run_dir=run_dir)
     assert outcome.exit_code == 0
     assert Path(outcome.summary["resumed_from"]).name.startswith("best-epoch")
     assert len(list((checkpoints / "corrupt").iterdir())) == 2
+
+
+def test_last_checkpoint_at_a_best_checkpoints_step_is_that_file_and_resumes(train_run):
+    """An epoch end that just wrote its best checkpoint links last.ckpt to it rather than
+    serializing the same state twice; resume, the previous state and corruption checks are
+    as for a written file."""
+    first, run_dir = train_run(*SMOKE, "trainer.max_epochs=2", "checkpoint.save_top_k=-1")
+    checkpoints = run_dir / "checkpoints"
+    last, previous = checkpoints / "last.ckpt", checkpoints / "last.prev.ckpt"
+    assert last.samefile(checkpoints / "best-epoch001.ckpt")  # one file, two names
+    assert previous.samefile(checkpoints / "best-epoch000.ckpt")  # the state it replaced, kept
+    assert _load(last)["global_step"] == first.summary["global_step"] == 2 * 8
+    assert not list(checkpoints.glob(".*.tmp-*"))
+
+    resumed, _ = train_run(*SMOKE, "trainer.max_epochs=3", "checkpoint.save_top_k=-1", run_dir=run_dir)
+    record = summary(run_dir)
+    assert resumed.exit_code == 0 and record["status"] == "completed" and record["global_step"] == 3 * 8
+    assert record["resumed_from"] == str(last)
+    assert last.samefile(checkpoints / "best-epoch002.ckpt")
+
+    # Damage under one name is damage under both: detected, and the previous state resumes.
+    data = last.read_bytes()
+    (checkpoints / "best-epoch002.ckpt").write_bytes(data[: len(data) // 2])
+    again, _ = train_run(*SMOKE, "trainer.max_epochs=4", "checkpoint.save_top_k=-1", run_dir=run_dir)
+    record = summary(run_dir)
+    assert again.exit_code == 0 and record["global_step"] == 4 * 8
+    assert record["resumed_from"] == str(previous)
+    assert "last.ckpt" in record["resume_fallback"][0]
+
+
+def test_last_checkpoint_is_written_whole_when_the_best_checkpoint_holds_another_state(train_run):
+    """The best of an earlier epoch is never linked: last.ckpt is the final state."""
+    outcome, run_dir = train_run(*SMOKE, "trainer.max_epochs=2", "checkpoint.mode=min")
+    checkpoints = run_dir / "checkpoints"
+    assert not (checkpoints / "last.ckpt").samefile(checkpoints / "best-epoch000.ckpt")
+    assert _load(checkpoints / "last.ckpt")["global_step"] == outcome.summary["global_step"] == 2 * 8
 
 
 def test_every_checkpoint_unreadable_starts_over_in_a_new_mlflow_run_that_keeps_its_metrics(train_run):

@@ -3,6 +3,11 @@
 - Writes are atomic: a temp file beside the target, fsynced, then renamed. Replacing
   ``last.ckpt`` first keeps the file it replaces as ``last.prev.ckpt`` (a hard link, no
   copy), so one more intact state exists should the new one later prove unreadable.
+- ``last.ckpt`` whose state was just written whole under another name (the epoch's best
+  checkpoint, saved in the same epoch-end pass) becomes a hard link to that file (a copy
+  where links are not possible) instead of a second serialization: same bytes, same
+  atomic rename. "The same state" is checked, not assumed: the same global step, every
+  tensor the same storage at the same in-place version, every other value equal.
 - Temp files are removed on every exit path Python sees, and ones left by a killed
   process are swept when the next run starts.
 - Resume picks the newest *intact* checkpoint: ``last.ckpt``, else ``last.prev.ckpt``,
@@ -120,15 +125,75 @@ def _keep(current: Path, previous: Path) -> None:
     os.replace(link, previous)
 
 
+def link_atomically(source: Path, target: Path, keep_previous_as: Optional[Path] = None) -> None:
+    """``target`` becomes a second name of ``source`` (already written whole and fsynced),
+    with :func:`write_atomically`'s guarantees: readers see the old file or the new one."""
+    tmp = temp_path(target)
+    try:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:  # a filesystem without hard links: copy instead
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+        if keep_previous_as is not None and target.exists():
+            _keep(target, keep_previous_as)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if _os_error_in(exc) is None:
+            raise
+        raise CheckpointWriteError(describe_write_failure(target, exc)) from exc
+    fsync_dir(target.parent)
+
+
+def state_fingerprint(obj: Any) -> Any:
+    """What a checkpoint holds, comparable without reading a tensor's data: a tensor is its
+    storage, shape, dtype and in-place version counter (an optimizer step or any in-place
+    change of the weights bumps it), any other leaf its value. Objects it does not know
+    compare by identity, so an unknown state never passes for an equal one."""
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", obj.device.type, obj.data_ptr(), obj.storage_offset(), tuple(obj.shape), obj.dtype,
+                obj._version)
+    if isinstance(obj, dict):
+        return ("dict", tuple((key, state_fingerprint(value)) for key, value in obj.items()))
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, tuple(state_fingerprint(value) for value in obj))
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, Path)):
+        return obj
+    return ("object", id(obj))
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint plugin, writing through :func:`write_atomically`."""
+    """Lightning's checkpoint plugin, writing through :func:`write_atomically`; ``last.ckpt``
+    holding the state of the file written just before it is linked to that file
+    (``AEGIS_LAST_LINK=0``: always serialized, for bench/step_rate.py's before/after)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._written: Optional[tuple[Path, Any]] = None  # the last local file written whole, and its state
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
         if "://" in str(path):  # remote filesystems have their own semantics
             return super().save_checkpoint(checkpoint, path, storage_options)
         target = Path(path)
         keep = target.with_name(PREVIOUS) if target.name == LAST else None
-        write_atomically(checkpoint, target, keep_previous_as=keep)
+        self_written, self._written = self._written, None
+        state = state_fingerprint(checkpoint)
+        twin = self_written[0] if self_written and self_written[1] == state else None
+        if (target.name == LAST and twin is not None and twin != target and twin.parent == target.parent
+                and twin.is_file() and os.environ.get("AEGIS_LAST_LINK", "1") != "0"):
+            link_atomically(twin, target, keep_previous_as=keep)
+        else:
+            write_atomically(checkpoint, target, keep_previous_as=keep)
+        self._written = (target, state)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        if self._written is not None and str(self._written[0]) == str(path):
+            self._written = None
+        super().remove_checkpoint(path)
 
 
 def _pid_alive(pid: int) -> bool:
