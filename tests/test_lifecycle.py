@@ -191,7 +191,7 @@ def test_cancel_refuses_a_pid_that_is_not_one_process(tmp_path, capsys, pid):
 
 
 def test_cancel_signals_the_process_that_claimed_the_run_dir_and_writes_only_there(tmp_path, capsys, sleeper):
-    from aegis.launch.local.launcher import claim_run_dir
+    from aegis.launch.process import claim_run_dir
 
     run_dir = _run_dir(tmp_path, "mine", record=RUNNING)
     elsewhere = tmp_path / "elsewhere"
@@ -205,7 +205,7 @@ def test_cancel_signals_the_process_that_claimed_the_run_dir_and_writes_only_the
 
 
 def test_cancel_acts_only_on_runs_under_the_outputs_root(tmp_path, capsys, sleeper):
-    from aegis.launch.local.launcher import claim_run_dir
+    from aegis.launch.process import claim_run_dir
 
     outside = _run_dir(tmp_path / "other", "far", record=RUNNING)
     claim_run_dir("local", outside, "far", sleeper.pid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -193,3 +194,14 @@ def process_cancel(ref: JobRef) -> None:
     except ProcessLookupError:
         marker.unlink(missing_ok=True)
         raise JobNotRunning(f"run {ref.run_id} ended before it could be cancelled.") from None
+
+
+def claim_run_dir(launcher: str, run_dir: Path, run_id: str, pid: int) -> JobRef:
+    """Record ``pid`` (and its start time, so that ``cancel`` signals this process and not a
+    later one given the same pid) as the run's job and forget an earlier attempt's cancel
+    request."""
+    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    ref = JobRef(launcher=launcher, run_id=run_id, run_dir=str(run_dir), pid=pid, host=socket.gethostname(),
+                 start_time=process_start_time(pid))
+    ref.write()
+    return ref

@@ -9,7 +9,6 @@ parent, which sets ``AEGIS_SUPERVISED``.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -18,8 +17,8 @@ from omegaconf import DictConfig
 
 from aegis.config.resolvers import global_rank
 from aegis.launch.base import Launcher, RunContext
-from aegis.core.lifecycle import CANCEL_FILE, SUPERVISED_ENV, JobRef, process_start_time
-from aegis.launch.process import ProcessJobs
+from aegis.core.lifecycle import SUPERVISED_ENV
+from aegis.launch.process import ProcessJobs, claim_run_dir
 
 if TYPE_CHECKING:
     from aegis.errors import Problems
@@ -29,17 +28,6 @@ if TYPE_CHECKING:
 class LocalPlan:
     cfg: DictConfig
     ctx: RunContext
-
-
-def claim_run_dir(launcher: str, run_dir: Path, run_id: str, pid: int) -> JobRef:
-    """Record ``pid`` (and its start time, so that ``cancel`` signals this process and not a
-    later one given the same pid) as the run's job and forget an earlier attempt's cancel
-    request."""
-    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    ref = JobRef(launcher=launcher, run_id=run_id, run_dir=str(run_dir), pid=pid, host=socket.gethostname(),
-                 start_time=process_start_time(pid))
-    ref.write()
-    return ref
 
 
 class LocalLauncher(ProcessJobs, Launcher[LocalPlan, int]):

@@ -18,8 +18,7 @@ from omegaconf import DictConfig
 
 from aegis.launch.base import Launcher, ProcessPlan, RunContext, gang_size
 from aegis.launch.gang import Supervisor
-from aegis.launch.local.launcher import claim_run_dir
-from aegis.launch.process import ProcessJobs
+from aegis.launch.process import ProcessJobs, claim_run_dir
 from aegis.core.launch_origin import launch_env
 from aegis.core.lifecycle import SUPERVISED_ENV
 
