@@ -33,6 +33,7 @@ KINDS = {
     "model": ("LightningModule", "a LightningModule"),
     "data": ("LightningDataModule", "a LightningDataModule"),
     "trainer": ("Trainer", "lightning.pytorch.Trainer or a subclass of it"),
+    "logger": ("Logger", "a Lightning logger (a subclass of lightning.pytorch.loggers.Logger)"),
 }
 LIGHTNING = ("lightning.pytorch", "pytorch_lightning", "lightning")
 OTHER_KINDS = frozenset(name for name, _ in KINDS.values())

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
+from aegis.core import logger_kind
 from aegis.failures.record import TAG_PREFIX, Failure
 
 RUN_ID_TAG = "aegis.run_id"  # aegis.training.tracking.RUN_ID_TAG (that module imports lightning)
@@ -27,7 +28,7 @@ def store(cfg: DictConfig) -> Optional[dict[str, str]]:
     """Where the pods track, when the config names it (``logger.tracking_uri``); None otherwise
     (the embedded store on the outputs volume, or no MLflow)."""
     logger = cfg.get("logger")
-    if logger is None or logger.get("name") != "mlflow" or not logger.get("tracking_uri"):
+    if not logger_kind.of(logger).mlflow or not logger.get("tracking_uri"):
         return None
     return {"uri": str(logger.tracking_uri), "experiment": str(OmegaConf.to_container(logger.experiment_name, resolve=True)
                                                    if isinstance(logger.experiment_name, DictConfig) else logger.experiment_name)}

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from aegis import __version__
-from aegis.core import quantities
+from aegis.core import logger_kind, quantities
 from aegis.k8s import builds, naming
 from aegis.core.context import RunContext
 from aegis.core.launch_origin import IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV, NODE_NAME_ENV, launch_env
@@ -151,7 +151,7 @@ def tracking_notice(cfg: DictConfig) -> Optional[str]:
     without ``logger.tracking_uri`` or an ``MLFLOW_TRACKING_URI`` in the pod env, each pod
     logs to the embedded SQLite store on its outputs volume, which this line makes plain."""
     logger = cfg.get("logger")
-    if logger is None or logger.get("name") != "mlflow" or logger.get("tracking_uri"):
+    if not logger_kind.of(logger).mlflow or logger.get("tracking_uri"):
         return None
     launcher = cfg.launcher
     if TRACKING_URI_ENV in plain(launcher.env) or TRACKING_URI_ENV in plain(launcher.secret_env):

@@ -14,6 +14,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.config.signature import HYDRA_KEYS
+from aegis.core import logger_kind
 from aegis.errors import ConfigError
 
 
@@ -38,13 +39,15 @@ def check_signature(node: DictConfig, key: str) -> None:
 
 def _kinds() -> dict[str, type]:
     from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+    from lightning.pytorch.loggers import Logger
 
-    return {"data": LightningDataModule, "model": LightningModule, "trainer": Trainer, "callbacks": Callback}
+    return {"data": LightningDataModule, "model": LightningModule, "trainer": Trainer, "callbacks": Callback,
+            "logger": Logger}
 
 
 def check_targets(cfg: DictConfig) -> None:
     """Import every ``_target_`` the run will instantiate (data, model, trainer, each callback,
-    and the ``_target_`` nodes nested in their arguments) and check that each is a class,
+    a logger given by class, and the ``_target_`` nodes nested in their arguments) and check that each is a class,
     of its group's kind for the top-level ones, before any of them is called.
 
     Validation reads the classes' source (aegis.config.targets); what source cannot say
@@ -58,6 +61,8 @@ def check_targets(cfg: DictConfig) -> None:
     kinds = _kinds()
     nodes = [("data", cfg.data), ("model", cfg.model), ("trainer", cfg.trainer)]
     nodes += [(f"callbacks.{name}", node) for name, node in (cfg.get("callbacks") or {}).items() if node is not None]
+    if logger_kind.of(cfg.get("logger")).target is not None:
+        nodes.append(("logger", cfg.logger))
     sentences = []
     for key, node in nodes:
         if not isinstance(node, DictConfig):

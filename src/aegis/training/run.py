@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from aegis.config.resolvers import global_rank
+from aegis.core import logger_kind
 from aegis.core.context import RunContext
 from aegis.core.rank_notes import PREEMPTED_EXIT_CODE
 from aegis.training.record import RunRecord
@@ -317,7 +318,7 @@ class _Attempt:
                                        ckpt_path=best if best and not fast_dev_run else None, verbose=False)
                 metrics.update(_scalars(results[0] if results else {}))
 
-        if self.rank_zero and cfg.logger.name == "mlflow":
+        if self.rank_zero and logger_kind.of(cfg.logger).mlflow:  # Aegis's MLflow layer: artifacts, registry
             with self.sigterm.finishing("model registration"):
                 best = self._existing(checkpointing.best_model_path)
                 if cfg.logger.log_checkpoint:

@@ -1,4 +1,9 @@
-"""Experiment tracking: MLflow by default, CSV or none on request. Rank 0 alone writes.
+"""Experiment tracking: MLflow by default, CSV, none or any Lightning logger by class
+(``logger._target_``) on request. Rank 0 alone writes.
+
+What Aegis adds (store preparation, lineage, registry, resume by tag) runs where the option's
+kind says so (``aegis.core.logger_kind``: ``logger=mlflow``); a logger by class is built as
+its class is, with the run dir as its ``save_dir``/``root_dir`` unless the config sets one.
 
 One run dir is one MLflow run. Its id is saved in the run dir (``tracking.json``) the
 moment the run exists; a resumed or rescheduled run finds that run in the current store
@@ -29,6 +34,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from omegaconf import DictConfig
 
+from aegis.core import logger_kind
 from aegis.redact import find_credential, mask_credentials
 from aegis.core.files import read_json, write_json
 from aegis.training.mlflow_store import StoreError, prepare_store, registry_lock, retry_transient
@@ -192,7 +198,7 @@ class MLflowTarget:
 
 @dataclass
 class Tracking:
-    kind: str
+    kind: str  # aegis.core.logger_kind.LoggerKind.name: mlflow, csv, none, or a logger's _target_
     run_dir: Path
     logger: Optional[Logger] = None
     uri: Optional[str] = None  # as given, credentials included: connect with it; describe() masks it
@@ -291,7 +297,7 @@ class Tracking:
     def lineage_callbacks(self) -> list[Any]:
         """On every rank of an MLflow-tracked run: the callback that tells rank 0 where each
         rank runs once fit has set up the process group (``aegis.launch.hosts``)."""
-        if self.kind != "mlflow":
+        if self.kind != logger_kind.MLFLOW:
             return []
         from aegis.training.rank_hosts import RankHosts
 
@@ -360,6 +366,8 @@ class Tracking:
                 info["registered_model"] = self.registered
         elif self.kind == "csv" and self.logger is not None:
             info["metrics_csv"] = str(Path(self.logger.log_dir) / "metrics.csv")
+        elif self.logger is not None and isinstance(getattr(self.logger, "log_dir", None), str):
+            info["log_dir"] = self.logger.log_dir  # a logger by class: where its files are
         return info
 
     @staticmethod
@@ -545,13 +553,16 @@ def build_tracking(
     ``starting_over``: the run dir ran before but none of its checkpoints could be read.
 
     Raises TrackingError for an unreadable ``tracking.json`` of a continuing run dir."""
-    kind = cfg.logger.name
+    option = logger_kind.of(cfg.logger)
+    kind = option.name
     if not rank_zero:
         # Other ranks never log; not even opening the store keeps them from racing rank 0.
         return Tracking(kind, run_dir)
-    if kind == "csv":
+    if option.target is not None:
+        return Tracking(kind, run_dir, build_logger(cfg.logger, run_dir))
+    if kind == logger_kind.CSV:
         return Tracking(kind, run_dir, ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))
-    if kind != "mlflow":
+    if not option.mlflow:
         return Tracking(kind, run_dir)
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -570,3 +581,28 @@ def build_tracking(
         starting_over=starting_over,
     )
     return Tracking(kind, run_dir, uri=uri, experiment_name=cfg.logger.experiment_name, target=target)
+
+
+def build_logger(node: DictConfig, run_dir: Path) -> Logger:
+    """A Lightning logger given by class (``logger._target_``), checked against its signature
+    as a callback is, with ``save_dir``/``root_dir`` the run dir where the class takes one and
+    the config leaves it out, so its files land with the run's on every launcher."""
+    import inspect
+
+    from hydra.utils import get_object
+    from omegaconf import OmegaConf
+
+    from aegis.errors import ConfigError
+    from aegis.training.components import build
+
+    target = get_object(node._target_)  # importable: check_targets imported it before anything ran
+    taken = inspect.signature(target).parameters
+    values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    for key in logger_kind.RUN_DIR_ARGS:
+        if key in taken and values.get(key) is None:
+            values[key] = str(run_dir)
+    logger = build(OmegaConf.create(values), "logger")
+    if not isinstance(logger, Logger):
+        raise ConfigError(f"logger._target_={node._target_} builds a {type(logger).__name__}, not a Lightning "
+                          "logger: expected a subclass of lightning.pytorch.loggers.Logger.")
+    return logger

@@ -16,13 +16,15 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig
 
+from aegis.core import logger_kind
+
 log = logging.getLogger("aegis.tune")
 
 PARENT_FILE = "tune.json"
 
 
 def start_parent(cfg: DictConfig, sweep_dir: Path, name: str) -> Optional[dict[str, Any]]:
-    if cfg.logger.name != "mlflow":
+    if not logger_kind.of(cfg.logger).mlflow:
         return None
     from mlflow.tracking import MlflowClient
 

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig
 
+from aegis.core import logger_kind
 from aegis.errors import AegisError
 
 
@@ -110,7 +111,7 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
     with open_dict(cfg):
         cfg.hydra.job.id = trial_id
         cfg.hydra.job.num = number
-        if cfg.logger.name == "mlflow":
+        if logger_kind.of(cfg.logger).mlflow:
             # Trials are candidates, not models to ship: the reproduced best run registers.
             cfg.logger.register_model = False
             if job.parent_run_id:

@@ -16,6 +16,7 @@ from aegis.config import where
 from aegis.config.rules.components import check_component
 from aegis.config.rules.model import check_monitored
 from aegis.config.rules.values import plain, read, shown
+from aegis.core import logger_kind
 from aegis.errors import Problems
 
 CALLBACK_EXAMPLE = "lightning.pytorch.callbacks.EarlyStopping"
@@ -68,7 +69,7 @@ def check(cfg: DictConfig, found: Problems) -> None:
         if isinstance(monitor, str):
             check_monitored(cfg, f"{key}.monitor", monitor, found)
         kind = _lightning_class(node._target_)
-        if kind in NEEDS_LOGGER and cfg.logger.get("name") == "none":
+        if kind in NEEDS_LOGGER and not logger_kind.of(cfg.logger).logs:
             found.add(
                 f"{key} ({kind}) logs to the run's logger but logger=none has none: expected logger=mlflow "
                 f"or logger=csv, or {key}=null.", key

@@ -21,11 +21,13 @@ from aegis.config.signature import target_problem as static_target_problem
 from aegis.errors import Problems
 
 
-def check_component(node: DictConfig, key: str, example: str, cluster: bool, found: Problems) -> None:
+def check_component(node: DictConfig, key: str, example: str, cluster: bool, found: Problems,
+                    filled: tuple[str, ...] = ()) -> None:
     """The node's ``_target_`` exists and takes the node's keys (its ``__init__``, read from source).
 
     Under a cluster launcher the class is imported in the image, which may hold code this
-    machine lacks, so only the keys of classes found here are checked there.
+    machine lacks, so only the keys of classes found here are checked there. ``filled``:
+    parameters Aegis sets when the config leaves them out (a logger's ``save_dir``).
     """
     target = node.get("_target_")
     problem = static_target_problem(target) if target and not cluster else None
@@ -48,7 +50,7 @@ def check_component(node: DictConfig, key: str, example: str, cluster: bool, fou
         hint = f" (did you mean {key}.{close[0]}?)" if close else ""
         found.add(f"{key}.{name} is not an argument of {target}{hint}: it accepts {', '.join(signature.parameters)}.",
                   f"{key}.{name}")
-    for name in (p for p in signature.required if p not in given):
+    for name in (p for p in signature.required if p not in given and p not in filled):
         found.add(f"{key}.{name} is required by {target} but not set: expected +{key}.{name}=<value>.",
                   f"{key}.{name}")
     _check_annotated(node, key, target, [k for k in given if k in signature.parameters], found)

@@ -1,4 +1,9 @@
-"""``logger``: MLflow settings that MLflow would refuse, or that would leak a password.
+"""``logger``: a logger given by class that would not build, and MLflow settings that MLflow
+would refuse, or that would leak a password.
+
+A Lightning logger by ``_target_`` is checked like a callback, from its class's source (no
+import): a class that is not a Lightning logger, or a key its ``__init__`` does not take, is
+one sentence before the run dir exists, not a traceback once training has started.
 
 A tracking URI MLflow does not accept, a registry alias with nothing registered, system
 metrics without psutil, a tag name MLflow refuses: each fails after the run started
@@ -12,14 +17,22 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from aegis.config import host, names, where
+from aegis.config.rules.components import check_component
+from aegis.core import logger_kind
 from aegis.errors import Problems
 from aegis.redact import mask_url_credentials, url_has_credentials
 
 
 def check(cfg: DictConfig, found: Problems) -> None:
-    """The MLflow logger's URI, registry alias, system metrics and tags."""
+    """A logger given by class (``logger._target_``) against its class; the MLflow logger's
+    URI, registry alias, system metrics and tags."""
     logger = cfg.logger
-    if logger.get("name") != "mlflow":
+    kind = logger_kind.of(logger)
+    if kind.target is not None and not found.covers("logger"):
+        # As a callback: a class that exists, is a Lightning logger and takes the keys given.
+        check_component(logger, "logger", logger_kind.EXAMPLE, not where.launcher(cfg).trains_here, found,
+                        filled=logger_kind.RUN_DIR_ARGS)
+    if not kind.mlflow:
         return
     uri = logger.get("tracking_uri")
     if uri is not None and not found.refused("logger.tracking_uri"):
