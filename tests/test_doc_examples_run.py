@@ -74,10 +74,16 @@ def _shown(where: str) -> list[str]:
     return []
 
 
+SPACE = "model.lr=tag(log,interval(1e-4,1e-1))"  # what "..." stands for after a search=ray-tune
+
+
 def _argv(rest: str) -> list[str]:
     for placeholder, value in FILLED.items():
         rest = rest.replace(placeholder, value)
-    return [a for a in shlex.split(rest) if a != "..."]  # "...": overrides a doc left out
+    argv = shlex.split(rest)
+    if "search=ray-tune" in argv and "..." in argv and not any(a.startswith("model.lr=") for a in argv):
+        argv[argv.index("...")] = SPACE  # the search space the doc's earlier command gave
+    return [a for a in argv if a != "..."]  # "...": overrides a doc left out
 
 
 DISTINCT: dict[str, str] = {}  # the overrides -> where they are first shown: one run of each command
