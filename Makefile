@@ -32,7 +32,7 @@ TEST_WORKERS ?= auto
 ## `python train.py` runs stand for the entrypoint.
 test: $(READY)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not container and not ray and not slurm" -q
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not container and not ray and not slurm" -q
 
 ## Slower tier: DDP gangs of processes, and the `python train.py` end-to-end versions of
 ## what the default tier tests in-process (SIGTERM/resume, progress bar, kill -9, multirun,
