@@ -25,6 +25,9 @@ BAD = [
     (["logger=lightning", "logger._target_=lightning.pytorch.loggers.CSVLoger"],
      "logger._target_=lightning.pytorch.loggers.CSVLoger names CSVLoger, which lightning.pytorch.loggers does not "
      "define"),
+    # on logger=mlflow: its schema refuses the key, once, not each MLflow key as an argument of CSVLogger
+    (["+logger._target_=lightning.pytorch.loggers.CSVLogger"],
+     "logger._target_ is not a key of logger: expected one of name, tracking_uri,"),
 ]
 
 

@@ -14,7 +14,7 @@ children's command lines.
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from aegis.config import host, names, where
 from aegis.config.rules.components import check_component
@@ -28,6 +28,8 @@ def check(cfg: DictConfig, found: Problems) -> None:
     URI, registry alias, system metrics and tags."""
     logger = cfg.logger
     kind = logger_kind.of(logger)
+    if kind.target is not None and _is_aegis_option(logger):
+        return  # +logger._target_ on logger=mlflow: the schema's check refused the key; its keys are not the class's
     if kind.target is not None and not found.covers("logger"):
         # As a callback: a class that exists, is a Lightning logger and takes the keys given.
         check_component(logger, "logger", logger_kind.EXAMPLE, not where.launcher(cfg).trains_here, found,
@@ -58,6 +60,16 @@ def check(cfg: DictConfig, found: Problems) -> None:
                 f"logger.tags key {str(tag)!r} is not a valid MLflow tag name: expected at most "
                 f"{names.MAX_TAG_KEY} letters, digits, '_', '-', '.', ' ', ':' and '/', not a path such as '..'."
             )
+
+
+def _is_aegis_option(logger: DictConfig) -> bool:
+    """The node is one of Aegis's own logger options (typed by a schema in
+    ``aegis.config.schema``), not a logger given by class: ``+logger._target_=...`` on
+    ``logger=mlflow`` would otherwise be one refusal per MLflow key."""
+    from aegis.config.schema import LoggerConfig
+
+    kind = OmegaConf.get_type(logger)
+    return isinstance(kind, type) and issubclass(kind, LoggerConfig)
 
 
 def _tracking_credentials(cfg: DictConfig, uri: str) -> str:
