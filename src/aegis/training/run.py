@@ -110,13 +110,6 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: round(float(value), 6) for name, value in sorted(metrics.items()) if not name.endswith(("_step", "_epoch"))}
 
 
-def _progress_mode(progress: Any) -> str:
-    mode = str(getattr(progress, "value", progress))
-    if mode == "auto":
-        return "bar" if sys.stdout.isatty() else "lines"
-    return mode
-
-
 def train(cfg: DictConfig, ctx: RunContext, callbacks: Sequence[Any] = ()) -> Outcome:
     try:
         with StartupGCPause() as startup:
@@ -177,16 +170,32 @@ class _Attempt:
         self.sigterm = sigterm
 
     def run(self, startup: StartupGCPause, callbacks: Sequence[Any]) -> Outcome:
-        import lightning.pytorch as L
-        from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
+        """The attempt as steps, in the order they take effect; each step leaves on ``self``
+        what ``fail()`` records, so a failure at any step says how far the attempt got."""
+        self._prepare_process()
+        resolved = self._prepare_config()
+        topology = self._topology()
+        self._sweep_stale_temp_files()
+        resume = self._resume_point()
+        datamodule, model = self._build_components()
+        self._start_tracking(resolved, resume)
+        trainer_callbacks = self._callbacks(startup, callbacks)
+        trainer = self._trainer(topology, trainer_callbacks)
+        self._announce(trainer, resume)
+        self._join_restarted_gang(trainer)
+        stopped = self._fit(trainer, model, datamodule, resume)
+        if stopped is not None:
+            return stopped
+        metrics = self._test(trainer, model, datamodule)
+        self._register(model)
+        return self._finish(metrics)
 
-        from aegis.training.callbacks import (EndStartupGCPause, EpochLines, FiniteLossGuard, GangSigterm,
-                                              LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint, RunningRecord,
-                                              StepTiming)
-        from aegis.training.checkpoints import LAST, AtomicCheckpointIO, sweep_stale_temp_files
-        from aegis.training.components import build, check_signature
-        from aegis.training.topology import resolve_topology
-        from aegis.training.tracking import build_tracking
+    def _prepare_process(self) -> None:
+        """Lightning imported here, not at module import, its log lines printed once, and its
+        per-step fast paths installed before anything is built."""
+        import importlib
+
+        importlib.import_module("lightning.pytorch")  # adds its own log handler, which _one_log_stream removes
 
         _one_log_stream()
         from aegis.training.log_fastpath import install as install_log_fastpath
@@ -195,41 +204,78 @@ class _Attempt:
         from aegis.training.hook_fastpath import install as install_hook_fastpath
 
         install_hook_fastpath()  # per-step callback hooks: only the callbacks that implement them
-        cfg, ctx, run_dir, checkpoint_dir = self.cfg, self.ctx, self.ctx.run_dir, self.checkpoint_dir
+
+    def _prepare_config(self) -> dict[str, Any]:
+        """Every ``_target_`` checked and the data completed before anything is called; returns
+        the resolved config as it is saved and tracked."""
         from aegis.training.components import check_targets
         from aegis.training.datasets import complete_from_data
 
-        check_targets(cfg)  # every _target_ a class of its kind before any is called (or data fetched)
-        complete_from_data(cfg)  # data with a source: cached once, its classes/shape filled in for the model
-        resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        check_targets(self.cfg)  # every _target_ a class of its kind before any is called (or data fetched)
+        complete_from_data(self.cfg)  # data with a source: cached once, its classes/shape filled in for the model
+        return OmegaConf.to_container(self.cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+    def _topology(self) -> Any:
+        """Data and model arguments checked against their classes, then where the ranks run
+        (devices, nodes, strategy), all before anything is built."""
+        from aegis.training.components import check_signature
+        from aegis.training.topology import resolve_topology
 
         for key in ("data", "model"):
-            check_signature(cfg[key], key)
-        topology = resolve_topology(cfg.strategy)
+            check_signature(self.cfg[key], key)
+        return resolve_topology(self.cfg.strategy)
+
+    def _sweep_stale_temp_files(self) -> None:
+        """Rank 0 removes the temp files of a process killed mid-write, before resuming reads."""
+        from aegis.training.checkpoints import sweep_stale_temp_files
+
         if self.rank_zero:
-            for stale in sweep_stale_temp_files([checkpoint_dir, run_dir]):
+            for stale in sweep_stale_temp_files([self.checkpoint_dir, self.ctx.run_dir]):
                 log.info("Removed %s, left by a process that was killed while writing it.", stale)
-        resume = resume_checkpoint(cfg.resume, checkpoint_dir, rank_zero=self.rank_zero)
-        resume_from = resume.path
-        self.record.update(resumed_from=str(resume_from) if resume_from else None,
+
+    def _resume_point(self) -> "ResumeChoice":
+        """Where fit continues from, recorded (with any checkpoint skipped) before building."""
+        resume = resume_checkpoint(self.cfg.resume, self.checkpoint_dir, rank_zero=self.rank_zero)
+        self.record.update(resumed_from=str(resume.path) if resume.path else None,
                            resume_fallback=list(resume.fell_back_from) or None)
+        return resume
 
-        if cfg.seed is not None:
-            L.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = build(cfg.data, "data")
-        model = build(cfg.model, "model")
+    def _build_components(self) -> tuple[Any, Any]:
+        """The seed set first, then the datamodule and the model, built from their config."""
+        import lightning.pytorch as L
 
-        paths_root = Path(cfg.paths.root).resolve()
-        self.tracking = tracking = build_tracking(cfg, run_dir, ctx.run_id, paths_root,
-                                                  continuing=cfg.resume != "never", rank_zero=self.rank_zero,
-                                                  starting_over=bool(resume.fell_back_from) and resume_from is None)
+        from aegis.training.components import build
+
+        if self.cfg.seed is not None:
+            L.seed_everything(self.cfg.seed, workers=True, verbose=False)
+        return build(self.cfg.data, "data"), build(self.cfg.model, "model")
+
+    def _start_tracking(self, resolved: dict[str, Any], resume: "ResumeChoice") -> None:
+        """The tracking built on every rank (its logger and lineage callbacks); rank 0 alone
+        saves ``config.yaml``, starts the tracked run and logs the config."""
+        from aegis.training.tracking import build_tracking
+
+        cfg, run_dir = self.cfg, self.ctx.run_dir
+        self.tracking = build_tracking(cfg, run_dir, self.ctx.run_id, Path(cfg.paths.root).resolve(),
+                                       continuing=cfg.resume != "never", rank_zero=self.rank_zero,
+                                       starting_over=bool(resume.fell_back_from) and resume.path is None)
         if self.rank_zero:
             OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
-            tracking.start()
-            tracking.log_config(flatten(resolved))
+            self.tracking.start()
+            self.tracking.log_config(flatten(resolved))
 
-        fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
-        self.best = checkpointing = ModelCheckpoint(
+    def _callbacks(self, startup: StartupGCPause, extra: Sequence[Any]) -> list[Any]:
+        """Aegis's stateful callbacks, set on ``self`` as they are made (the record reads them),
+        then the whole list in Lightning's calling order (aegis.training.callback_list)."""
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        from aegis.training.callback_list import trainer_callbacks
+        from aegis.training.callbacks import (FiniteLossGuard, LastCheckpoint, MetricsSnapshot, PreemptionCheckpoint,
+                                              StepTiming)
+        from aegis.training.checkpoints import LAST
+
+        cfg, checkpoint_dir = self.cfg, self.checkpoint_dir
+        self.best = ModelCheckpoint(
             dirpath=str(checkpoint_dir),
             filename="best-epoch{epoch:03d}",
             auto_insert_metric_name=False,
@@ -243,42 +289,30 @@ class _Attempt:
         last = LastCheckpoint(checkpoint_dir / LAST, every_n_steps=cfg.checkpoint.get("every_n_steps"),
                               every_minutes=cfg.checkpoint.get("every_minutes"), guard=guard)
         preemption = PreemptionCheckpoint(checkpoint_dir / LAST)
-        self.timing = timing = StepTiming()
+        self.timing = StepTiming()
         self.snapshot = MetricsSnapshot()
-        from aegis.training.components import build_callbacks  # the `callbacks` group: after Aegis's own
-        from aegis.training.faults import fault_callbacks  # fault=...: a failure on purpose, off by default
-        from aegis.training.trainer_progress import trainer_progress_callbacks  # a TrainJob's status, if injected
+        return trainer_callbacks(cfg, self.ctx, rank_zero=self.rank_zero, startup=startup,
+                                 own=[guard, self.snapshot, self.best, last, preemption, self.timing],
+                                 running=self._running, extra=extra, tracking=self.tracking)
 
-        from aegis.training.rank_progress import RankProgress  # ranks > 0: how far they got, in their own log
-
-        trainer_callbacks: list[Any] = [EndStartupGCPause(startup), GangSigterm(), guard, self.snapshot,
-                                        checkpointing, last, preemption, timing, RunningRecord(self._running),
-                                        RankProgress(),
-                                        *trainer_progress_callbacks(self.rank_zero), *callbacks,
-                                        *build_callbacks(cfg.get("callbacks")), *fault_callbacks(cfg, run_dir)]
-        progress = _progress_mode(cfg.progress)
-        if progress == "lines":
-            trainer_callbacks.append(EpochLines())
-        elif progress == "bar" and not any(isinstance(c, ProgressBar) for c in trainer_callbacks):
-            # Lightning's default bar is Rich's wherever ``rich`` happens to be installed and
-            # tqdm's elsewhere (the image): the same bar everywhere unless callbacks ask for one.
-            trainer_callbacks.append(TQDMProgressBar())
-        if cfg.trainer.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary)
-                                                                     for c in trainer_callbacks):
-            trainer_callbacks.append(ModelSummary())  # the plain table, also where rich is installed
-        trainer_callbacks += tracking.lineage_callbacks()  # where every rank runs, for rank 0's lineage
+    def _trainer(self, topology: Any, callbacks: list[Any]) -> Any:
+        """The Trainer on the resolved topology with atomic checkpoint writes; the record
+        then says the world it runs in."""
+        from aegis.training.callback_list import progress_mode
+        from aegis.training.checkpoints import AtomicCheckpointIO
+        from aegis.training.components import build
 
         self.trainer = trainer = build(
-            cfg.trainer,
+            self.cfg.trainer,
             "trainer",
             devices=topology.devices,
             num_nodes=topology.num_nodes,
             strategy=topology.strategy,
-            callbacks=trainer_callbacks,
-            logger=tracking.lightning_logger,
+            callbacks=callbacks,
+            logger=self.tracking.lightning_logger,
             plugins=[AtomicCheckpointIO(), *topology.plugins],
-            default_root_dir=str(run_dir),
-            enable_progress_bar=progress == "bar",
+            default_root_dir=str(self.ctx.run_dir),
+            enable_progress_bar=progress_mode(self.cfg.progress) == "bar",
             enable_checkpointing=True,
         )
         self.record.update(
@@ -287,11 +321,19 @@ class _Attempt:
             devices_per_node=topology.devices,
             accelerator=type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
         )
+        return trainer
+
+    def _announce(self, trainer: Any, resume: "ResumeChoice") -> None:
+        """Rank 0 logs the run's lineage (it needs the world size); every rank says what it resumes."""
         if self.rank_zero:
-            tracking.log_lineage(cfg, ctx, trainer.world_size, trainer.num_nodes)
-        if resume_from:
-            log.info("Resuming from %s", resume_from)
-        if cfg.strategy.name == "ddp" and trainer.world_size > 1:  # a torchrun restart: its own store keys
+            self.tracking.log_lineage(self.cfg, self.ctx, trainer.world_size, trainer.num_nodes)
+        if resume.path:
+            log.info("Resuming from %s", resume.path)
+
+    def _join_restarted_gang(self, trainer: Any) -> None:
+        """A torchrun restart of a DDP gang meets on its own store keys, not the last attempt's."""
+        cfg = self.cfg
+        if cfg.strategy.name == "ddp" and trainer.world_size > 1:
             from datetime import timedelta
 
             from aegis.training.restart_store import join_restarted_gang
@@ -299,33 +341,47 @@ class _Attempt:
             join_restarted_gang(cfg.strategy.get("process_group_backend"),
                                 trainer.strategy.root_device.type == "cuda", timedelta(seconds=cfg.strategy.timeout_s))
 
+    def _fit(self, trainer: Any, model: Any, datamodule: Any, resume: "ResumeChoice") -> Optional[Outcome]:
+        """Fit with SIGTERM turned into a stop at the next batch; returns the preempted (or
+        cancelled) outcome when it stopped there, None when fit ran to its end."""
         from lightning.pytorch.utilities.exceptions import SIGTERMException
 
         try:
             with self.sigterm.fitting():
-                trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+                trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume.path) if resume.path else None)
         except SIGTERMException:
             self._write(self._stopped_by(), metrics=self.snapshot.scalars())
             return Outcome(PREEMPTED_EXIT_CODE, dict(self.record.current))
-
         if trainer.received_sigterm:  # too late in fit to stop at a batch: last.ckpt is final anyway
             self.sigterm.received_during_fit()
+        return None
+
+    def _test(self, trainer: Any, model: Any, datamodule: Any) -> dict[str, float]:
+        """Fit's last metrics, then (with ``test_after_fit``) the test split on the best checkpoint."""
         metrics = _scalars(trainer.callback_metrics)
-        if cfg.test_after_fit:
+        if self.cfg.test_after_fit:
             with self.sigterm.phase_of("test"):
-                best = self._existing(checkpointing.best_model_path)
+                best = self._existing(self.best.best_model_path)
+                fast_dev_run = bool(self.cfg.trainer.get("fast_dev_run"))
                 results = trainer.test(model, datamodule=datamodule,
                                        ckpt_path=best if best and not fast_dev_run else None, verbose=False)
                 metrics.update(_scalars(results[0] if results else {}))
+        return metrics
 
-        if self.rank_zero and logger_kind.of(cfg.logger).mlflow:  # Aegis's MLflow layer: artifacts, registry
+    def _register(self, model: Any) -> None:
+        """Aegis's MLflow layer on rank 0: the best checkpoint as an artifact, the model in the registry."""
+        cfg, tracking = self.cfg, self.tracking
+        if self.rank_zero and logger_kind.of(cfg.logger).mlflow:
             with self.sigterm.finishing("model registration"):
-                best = self._existing(checkpointing.best_model_path)
+                best = self._existing(self.best.best_model_path)
                 if cfg.logger.log_checkpoint:
                     tracking.log_checkpoint(best)
                 if cfg.logger.register_model and best:
                     tracking.register_model(_load_best(type(model), best, model), cfg.logger.registered_model_name,
                                             cfg.logger.get("registry_alias"))
+
+    def _finish(self, metrics: dict[str, float]) -> Outcome:
+        """The completed record (with any SIGTERM that came too late to stop on) and one Done line."""
         extra = {"sigterm": self.sigterm.outcome} if self.sigterm.outcome else {}
         summary = self._write("completed", metrics=metrics, **extra)
         if self.rank_zero:
