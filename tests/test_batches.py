@@ -190,6 +190,7 @@ def _batch_recorder():
     return Recorder()
 
 
+@pytest.mark.slow  # three smoke runs; the sampler state it restores: test_resuming_from_the_state_continues_the_same_permutation_at_the_next_batch
 def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_sees(train_run, tmp_path):
     import lightning.pytorch as L
 
@@ -213,6 +214,7 @@ def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_sees
     assert {**before.seen, **after.seen} == whole.seen
 
 
+@pytest.mark.slow  # two 6-epoch runs (the longest default test, 30 s); same batches: test_batches_equal_a_dataloaders_when_unshuffled_and_come_as_whole_tensors
 def test_digits_accuracy_is_the_same_through_whole_batches_as_through_the_dataloader(train_run, tmp_path,
                                                                                       monkeypatch):
     accuracy = {}

@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from helpers import CONF, REPO
 
 APP = textwrap.dedent(f"""
@@ -100,6 +102,7 @@ def test_a_sweep_without_multirun_fails_as_hydra_fails(tmp_path):
     assert err_once == err_twice
 
 
+@pytest.mark.slow  # two sweeps in fresh interpreters; a sweep composing once: test_a_multirun_gets_the_same_jobs
 def test_a_mode_set_in_a_config_file_still_dispatches(tmp_path):
     extra = tmp_path / "extra_conf" / "experiment"
     extra.mkdir(parents=True)

@@ -420,6 +420,7 @@ def test_a_torchrun_gang_run_is_tracked_with_its_launch_and_shown(tmp_path):
     assert f"ranks        ranks 0-1 on {socket.gethostname()}" in shown.stdout.splitlines()
 
 
+@pytest.mark.slow  # MLflow's own monitor thread over a 3-epoch run; the config check: test_system_metrics_without_psutil_names_the_extra
 def test_system_metrics_are_logged_to_the_run_by_mlflows_monitor(train_run, monkeypatch):
     pytest.importorskip("psutil")
     from mlflow.tracking import MlflowClient
