@@ -318,27 +318,37 @@ class EndStartupGCPause(L.Callback):
 
 
 class StepTiming(L.Callback):
+    """Wall time and this process's CPU time (``time.process_time``) over the training phase:
+    on a machine shared with other work the CPU time per step is what stays comparable."""
+
     def __init__(self) -> None:
         self.first_step_unix: Optional[float] = None
         self.first_step_global: int = 0
+        self.first_step_cpu: float = 0.0
         self.end_unix: Optional[float] = None
         self.end_global: int = 0
+        self.end_cpu: float = 0.0
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         if self.first_step_unix is None:
             self.first_step_unix = time.time()
+            self.first_step_cpu = time.process_time()
             self.first_step_global = trainer.global_step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.end_unix = time.time()
+        self.end_cpu = time.process_time()
         self.end_global = trainer.global_step
 
     def as_dict(self) -> dict[str, Any]:
         steps = self.end_global - self.first_step_global
         span = (self.end_unix or 0.0) - (self.first_step_unix or 0.0)
+        cpu = self.end_cpu - self.first_step_cpu
         return {
             "first_step_unix": self.first_step_unix,
             "train_steps": steps,
             "train_seconds": round(span, 4) if self.end_unix else None,
             "train_steps_per_s": round(steps / span, 3) if self.end_unix and span > 0 else None,
+            "train_cpu_seconds": round(cpu, 4) if self.end_unix else None,
+            "train_steps_per_cpu_s": round(steps / cpu, 3) if self.end_unix and cpu > 0 else None,
         }
