@@ -86,7 +86,7 @@ def test_cli_lists_shows_and_prints_logs(tmp_path, capsys):
              record={"status": "completed", "metrics": {"test/acc": 0.97}, "attempts": [{"status": "completed"}]})
     assert main(["--root", str(tmp_path), "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["RUN", "ID", "LAUNCHER", "STATE", "AGE", "METRIC"]
+    assert listing[0].split() == ["RUN", "ID", "LAUNCHER", "STATE", "AGE", "METRIC", "JOB"]
     assert listing[1].split()[:3] == ["done1", "local", "succeeded"] and "test/acc=0.9700" in listing[1]
 
     assert main(["--root", str(tmp_path), "status", "done1"]) == 0

@@ -1,6 +1,6 @@
 """``aegis`` (or ``python -m aegis``): the life of runs after they were started.
 
-    aegis list                                  recent runs: id, launcher, state, age, key metric
+    aegis list                                  recent runs: id, launcher, state, age, key metric, job
     aegis status RUN [--json]                   the state word first, then per-replica detail
     aegis logs RUN [--follow] [--replica R]     a replica's log (rank0 / the master by default); --follow
                                                 waits for the end and exits with the job's code
@@ -28,6 +28,7 @@ from aegis.data.cli import add_commands as add_data_commands
 from aegis.data.cli import default_cache
 from aegis.errors import AegisError, error_lines
 from aegis.core.lifecycle import JobRef, JobStatus, State
+from aegis.core.registry import IN_PROCESS
 from aegis.runs import RunDir, default_root, find_run, iter_runs
 
 _KEY_METRICS = ("test/acc", "val/acc", "test/loss", "val/loss")
@@ -39,7 +40,7 @@ def _ref(run: RunDir) -> JobRef:
     the file says: what ``cancel`` writes goes there and nowhere else."""
     ref = JobRef.read(run.path)
     if ref is None:
-        return JobRef(launcher="local", run_id=run.run_id, run_dir=str(run.path))
+        return JobRef(launcher=IN_PROCESS, run_id=run.run_id, run_dir=str(run.path))
     return dataclasses.replace(ref, run_dir=str(run.path))
 
 
@@ -75,16 +76,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {args.root}", file=sys.stderr)
         return 0
-    rows = [("RUN ID", "LAUNCHER", "STATE", "AGE", "METRIC")]
+    rows = [("RUN ID", "LAUNCHER", "STATE", "AGE", "METRIC", "JOB")]
     now = time.time()
     for run in runs:
         ref = _ref(run)
         try:
-            status = _status(ref)
-            state, metric = status.state.value, _key_metric(status)
+            launcher = _launcher(ref)
+            status = launcher.status(ref)
+            state, metric, job = status.state.value, _key_metric(status), launcher.describe(ref)
         except AegisError as exc:  # an unreachable cluster must not hide the other runs
-            state, metric = "unreachable", str(exc)[:40]
-        rows.append((run.run_id, ref.launcher, state, _age(now - run.modified), metric))
+            state, metric, job = "unreachable", str(exc)[:40], ""
+        rows.append((run.run_id, ref.launcher, state, _age(now - run.modified), metric, job))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -97,10 +99,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = _status(ref)
     if args.json:
         print(json.dumps({"run_id": run.run_id, "run_dir": str(run.path), "launcher": ref.launcher,
-                          **status.as_dict()}, indent=2, default=str))
+                          "job": _launcher(ref).describe(ref), **status.as_dict()}, indent=2, default=str))
         return 0
     print(status.state.value)
-    where = ref.describe()
+    where = _launcher(ref).describe(ref)
     lines = [("run", f"{run.run_id} (launcher {ref.launcher}{', ' + where if where else ''})"),
              ("run dir", str(run.path))]
     if status.reason:

@@ -27,14 +27,6 @@ RUN_ID = "2026-01-01_00-00-00_000000"
 # applied file) to fit the storage class.
 DATASET_CACHE_SIZE = "20Gi"
 OUTPUTS_SIZE = "20Gi"
-# Examples beyond each launcher's defaults: (file, launcher, overrides). The source on S3,
-# cached on the dataset-cache claim and filled by the prefetch init container
-# (docs/data.md); credentials from a Secret named in env_from, never in the manifest.
-EXAMPLES = [
-    ("pytorchjob-s3-dataset.yaml", "pytorchjob",
-     ["strategy=ddp", "launcher.nodes=2", "data=image_folder", "data.source=s3://my-bucket/datasets/digits.tar",
-      "model=cnn", "launcher.prefetch_data=true", "launcher.env_from=[s3-credentials]"]),
-]
 HEADER = (
     "# Generated from conf/ by `python -m aegis.generate`; do not edit by hand.\n"
     "# Equivalent to: python train.py {command} launcher.dry_run=true\n"
@@ -101,9 +93,14 @@ def render_all(conf_dir: Path = ROOT / "conf") -> dict[str, str]:
     kind (``<kind>-training.yaml``, or the launcher's ``example_file``: ``rayjob-tune.yaml``),
     what a launcher's ``companions`` says its object needs on the cluster first (the TrainJob's
     runtime), and the volume claims they mount."""
-    from aegis.launch.pytorchjob.render import fixed_submission_token  # its restart budget's folder
+    import contextlib
 
-    with builds.ignored(), fixed_submission_token("example"):
+    from aegis.core.registry import LAUNCHERS, get_launcher
+
+    with builds.ignored(), contextlib.ExitStack() as pinned:
+        for name, entry in LAUNCHERS.items():  # a launcher's random tokens, fixed (Launcher.reproducible)
+            if entry.kind is not None:
+                pinned.enter_context(get_launcher(name).reproducible())
         return _render_all(conf_dir)
 
 
@@ -129,10 +126,12 @@ def _render_all(conf_dir: Path) -> dict[str, str]:
                 kind=obj["kind"], name=obj["metadata"]["name"], file=file_name) + to_yaml(obj)
         launcher = cfg.launcher  # the volumes are the same for every Kubernetes launcher
     assert launcher is not None, "no launcher submits a Kubernetes kind"
-    for file_name, name, overrides in EXAMPLES:
-        args = [*overrides, f"launcher={name}", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
-        _, plan = _plan(conf_dir, args, get_launcher(name))
-        files[file_name] = HEADER.format(command=" ".join(args)) + to_yaml(_without_namespace(plan.manifest))
+    for name, entry in LAUNCHERS.items():  # each launcher's further examples (Launcher.examples)
+        chosen = get_launcher(name) if entry.kind is not None else None
+        for file_name, overrides in getattr(chosen, "examples", ()):
+            args = [*overrides, f"launcher={name}", f"launcher.image={IMAGE}", f"run_id={RUN_ID}"]
+            _, plan = _plan(conf_dir, args, chosen)
+            files[file_name] = HEADER.format(command=" ".join(args)) + to_yaml(_without_namespace(plan.manifest))
     claims: list[dict[str, Any]] = []
     if launcher.dataset_cache.claim:
         claims.append(pvc(launcher.dataset_cache.claim, DATASET_CACHE_SIZE, "dataset-cache",

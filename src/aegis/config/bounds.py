@@ -6,9 +6,10 @@ high end, so ``trainer.max_epochs=99999999999999999999`` trained until killed,
 ``data.batch_size=100000000`` ended in an out-of-memory kill long after the run dir was
 made. Each bound here is far above anything a real run asks for (a typo or a runaway
 script, not a big job, crosses it) and the sentence says the bound, so a user who really
-needs more knows which number to question. Kept in one module rather than spread over the
-launchers' schemas so the bounds read as one policy, and checked only for keys the composed
-config has (each launcher has its own). Lengths: a list whose length the code assumes
+needs more knows which number to question. Kept in one module so the bounds read as one
+policy, except a launcher's own keys: those are its ``Launcher.bounds`` (values from the
+shared ``aegis.launch.base.MOST_*``), asked of the selected launcher, so a launcher's key is
+named only in its folder; checked only for keys the composed config has. Lengths: a list whose length the code assumes
 (``data.image_size`` is [height, width]) is refused here rather than as an ``IndexError``
 in the decoder.
 """
@@ -38,23 +39,7 @@ MOST = {
     "strategy.num_nodes": (10_000, "nodes"),
     "strategy.timeout_s": (86_400, "seconds (a day)"),
     "checkpoint.every_n_steps": (100_000_000, "steps"),
-    # launchers (each key is checked where the selected launcher has it)
-    "launcher.nodes": (10_000, "nodes"),
-    "launcher.nnodes": (10_000, "nodes"),
-    "launcher.workers": (10_000, "worker pods"),
-    "launcher.nproc_per_node": (256, "processes per node"),
-    "launcher.tasks_per_node": (256, "tasks per node"),
-    "launcher.resources.gpu": (64, "GPUs per pod"),
-    "launcher.head.resources.gpu": (64, "GPUs per pod"),
-    "launcher.gpus_per_node": (64, "GPUs per node"),
-    "launcher.cpus_per_task": (1024, "CPUs per task"),
-    "launcher.termination_grace_period_s": (86_400, "seconds (a day)"),
-    "launcher.active_deadline_seconds": (31_536_000, "seconds (a year)"),
-    "launcher.backoff_limit": (1_000, "retries"),
-    "launcher.max_restarts": (1_000, "restarts"),
-    "launcher.max_requeues": (1_000, "requeues"),
-    "launcher.elastic.min_nodes": (10_000, "nodes"),
-    "launcher.elastic.max_nodes": (10_000, "nodes"),
+    # A launcher's own keys: its ``Launcher.bounds`` (``launcher.nproc_per_node`` is torchrun's).
 }
 
 # Each item of these lists: (most allowed, what it counts).
@@ -128,9 +113,20 @@ def _quantity(value: Any) -> Optional[Decimal]:
     return parse(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 
 
+def _launcher_bounds(cfg: DictConfig) -> dict[str, tuple[int, str]]:
+    """The selected launcher's bounds on its own keys (``Launcher.bounds``), as ``launcher.<key>``."""
+    from aegis.config import where
+
+    try:
+        own = getattr(where.launcher(cfg), "bounds", {})
+    except Exception:  # no launcher.name, or an unknown one: another check says why
+        return {}
+    return {f"launcher.{key}": bound for key, bound in own.items()}
+
+
 def check(cfg: DictConfig, found: Problems) -> None:
     """Every value above its bound, every fixed-length list of another length: one sentence each."""
-    for key, (most, what) in MOST.items():
+    for key, (most, what) in {**MOST, **_launcher_bounds(cfg)}.items():
         if found.covers(key):
             continue
         value = _value(cfg, key)

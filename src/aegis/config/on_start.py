@@ -34,9 +34,10 @@ class ValidateOnStart(Callback):
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} resolve here
         try:
             found = problems(config)
-            from aegis.launch.slurm.submitit import check as check_slurm  # hydra/launcher=submitit_slurm rules
+            from aegis.core.registry import hydra_launcher_rules  # hydra/launcher=submitit_slurm's, ...
 
-            found.run(check_slurm, config)
+            for check_hydra_launcher in hydra_launcher_rules():
+                found.run(check_hydra_launcher, config)
             if not found:  # the config holds together: ask the backend whether it can ever run it
                 found.run(where.launcher(config).check_backend, config, found)
             if sweep and not found:  # each job would repeat the base config's problems

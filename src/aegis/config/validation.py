@@ -29,7 +29,6 @@ from aegis.config.faults import check as check_fault
 from aegis.config.rules import callbacks, components, data, fields, finite, machine, model, trainer, tracking
 from aegis.data.checks import check as check_data_source
 from aegis.errors import Problems
-from aegis.tune.checks import check_search
 
 
 def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
@@ -41,7 +40,9 @@ def problems(cfg: DictConfig, found: Optional[Problems] = None) -> Problems:
     found = Problems() if found is None else found
     hydra = where.hydra_node(cfg)
     # first: a search decides where (and whether) the rest runs
-    found.run(check_search, cfg, hydra, found)
+    from aegis.core.registry import search_rules  # aegis.tune's, loaded by path: the search sits above config
+
+    found.run(search_rules(), cfg, hydra, found)
     launcher = where.launcher(cfg)
     before = len(found)
     found.run(launcher.check_unresolved, cfg, found)  # before anything resolves the launcher's values

@@ -62,12 +62,15 @@ class JobRef:
     # platform has no /proc.
     start_time: Optional[int] = None
     submitted_at: float = field(default_factory=time.time)
-    # What else a backend needs to find the job again (a SLURM job id and cluster), plain
-    # values; "label" is how ``aegis status`` names the job.
+    # What else a backend needs to find the job again (a SLURM job id and cluster, a toy
+    # launcher's handle), plain JSON values, written to and read back from job.json as they
+    # are; the launcher renders it for display (``Launcher.describe``). "label", where set, is
+    # that display.
     backend: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """The job in a few words: ``SLURM job 12``, ``PyTorchJob ns/name``, ``pid 41 on host``."""
+        """The job in a few words from the fields every launcher shares (``SLURM job 12``,
+        ``PyTorchJob ns/name``, ``pid 41 on host``): ``Launcher.describe``'s default."""
         if self.backend.get("label"):
             return str(self.backend["label"])
         if self.name:
@@ -92,9 +95,13 @@ class JobRef:
         known = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or not {"launcher", "run_id", "run_dir"} <= data.keys():
             return None
-        if not isinstance(data.get("backend", {}), dict):
+        if not isinstance(data.get("backend") or {}, dict):
             return None
-        return cls(**{k: v for k, v in data.items() if k in known})
+        # Keys this version does not know (a newer Aegis's, a plugin's written at top level)
+        # are kept in ``backend`` rather than dropped, so the launcher still finds them.
+        backend = {k: v for k, v in data.items() if k not in known}
+        backend.update(data.get("backend") or {})
+        return cls(**{k: v for k, v in data.items() if k in known and k != "backend"}, backend=backend)
 
 
 @dataclass

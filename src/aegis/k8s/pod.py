@@ -22,6 +22,7 @@ from aegis.core.context import RunContext
 from aegis.core.launch_origin import IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV, NODE_NAME_ENV, launch_env
 from aegis.core.lifecycle import SUPERVISED_ENV
 from aegis.core.rank_notes import GRACE_ENV
+from aegis.core.registry import IN_PROCESS
 
 log = logging.getLogger("aegis.k8s")
 
@@ -41,9 +42,10 @@ def pod_run_dir(cfg: DictConfig, run_id: str) -> str:
 
 
 def pod_overrides(cfg: DictConfig, ctx: RunContext, **replace: str) -> list[str]:
-    """The user's overrides for the pod: ``launcher=local``, run dir and root pinned in the pod."""
+    """The user's overrides for the pod: the in-process launcher (``launcher=local``), run dir
+    and root pinned in the pod."""
     in_pod = dataclasses.replace(ctx, run_dir=PurePosixPath(pod_run_dir(cfg, ctx.run_id)))
-    return in_pod.child_overrides(launcher="local", **replace, **{"paths.root": cfg.launcher.outputs.mount_path})
+    return in_pod.child_overrides(launcher=IN_PROCESS, **replace, **{"paths.root": cfg.launcher.outputs.mount_path})
 
 
 def entry_args(cfg: DictConfig, ctx: RunContext) -> list[str]:

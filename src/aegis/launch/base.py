@@ -12,9 +12,10 @@ any later process can reattach.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, ContextManager, Generic, Mapping, Iterator, Optional, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,6 +24,13 @@ from aegis.core.context import RunContext  # the argument every launcher renders
 if TYPE_CHECKING:
     from aegis.errors import Problems
     from aegis.core.lifecycle import JobRef, JobStatus
+
+# Bounds the launchers' keys share (``Launcher.bounds``).
+MOST_NODES = (10_000, "nodes")
+MOST_PROCESSES_PER_NODE = (256, "processes per node")
+MOST_RESTARTS = (1_000, "restarts")
+MOST_RETRIES = (1_000, "retries")
+MOST_GPUS_PER_POD = (64, "GPUs per pod")
 
 Rendered = TypeVar("Rendered")
 Handle = TypeVar("Handle")
@@ -38,6 +46,21 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     # Where a Ray Tune search runs with this launcher, in a few words; None: a search cannot
     # (its trials train in-process in Ray workers, never as this launcher's jobs).
     search_runs: Optional[str] = None
+    # Example manifests beyond the one per launcher that ``aegis.generate`` writes to k8s/:
+    # (file name, overrides added to launcher=<name>). A launcher's own, so the generator
+    # names no launcher.
+    examples: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Upper bounds of this launcher's own keys (relative to ``launcher.``): key -> (most
+    # allowed, what it counts). ``aegis.config.bounds`` checks them with the shared ones, so
+    # renaming a launcher's key touches only its folder. The values are the policy there:
+    # far above any real run (``MOST_*`` below).
+    bounds: Mapping[str, tuple[int, str]] = {}
+
+    def reproducible(self) -> ContextManager[None]:
+        """While entered, ``render`` gives the same output every time (``aegis.generate``'s
+        checked-in files): a launcher that renders a random token pins it here. The default
+        renders nothing random."""
+        return contextlib.nullcontext()
 
     def world_size(self, cfg: DictConfig) -> Optional[int]:
         """How many ranks this launcher starts for ``cfg`` (shared rules such as
@@ -83,6 +106,13 @@ class Launcher(abc.ABC, Generic[Rendered, Handle]):
     def logs(self, ref: "JobRef", replica: Optional[str] = None, follow: bool = False) -> Iterator[str]:
         """Lines of one replica's log (the primary one by default); ``follow`` waits for more
         until the replica stops."""
+
+    def describe(self, ref: "JobRef") -> str:
+        """The job's handle in a few words, as ``aegis list`` and ``aegis status`` show it
+        (``SLURM job 12``, ``pid 41 on host``): shared code asks the launcher, which alone knows
+        what its ``ref.backend`` mapping holds. The default reads the fields every launcher
+        shares, and ``ref.backend["label"]`` where a launcher wrote one."""
+        return ref.describe()
 
     @abc.abstractmethod
     def cancel(self, ref: "JobRef") -> None:

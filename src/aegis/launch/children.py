@@ -17,6 +17,7 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
+from aegis.core.registry import IN_PROCESS
 from aegis.errors import Problems
 
 _IN_CONFIG = re.compile(r"In '(?P<config>[^']+)'")
@@ -42,7 +43,7 @@ def child_composition_error(cfg: DictConfig, **replace: str) -> Optional[Excepti
         return None  # a sweep's base config: each job is checked with its own values when it is composed
     ctx = RunContext(run_dir=Path("."), run_id="child", config_name=str(hydra.job.config_name),
                      task_overrides=task)
-    overrides = [str(o) for o in hydra.overrides.hydra] + ctx.child_overrides(**{"launcher": "local", **replace})
+    overrides = [str(o) for o in hydra.overrides.hydra] + ctx.child_overrides(**{"launcher": IN_PROCESS, **replace})
     try:
         GlobalHydra.instance().config_loader().load_configuration(
             config_name=ctx.config_name, overrides=overrides, run_mode=RunMode.RUN)
@@ -72,10 +73,10 @@ def check_children_compose(cfg: DictConfig, found: Problems, processes: str = "p
     config, key = _IN_CONFIG.search(text), _FULL_KEY.search(text)
     if config and key:
         found.add(f"'{config['config']}' sets {key['key']}, which {processes} cannot read: they re-enter train.py "
-                  f"with launcher=local, so set {key['key']} on the command line, or in a conf/launcher/ option "
+                  f"with launcher={IN_PROCESS}, so set {key['key']} on the command line, or in a conf/launcher/ option "
                   "that the file selects.", key["key"])
         return
     from aegis.config.hydra_errors import sentence
 
     reason = (sentence(exc) or text.splitlines()[0]).rstrip(".")
-    found.add(f"{processes[:1].upper()}{processes[1:]} cannot compose this config with launcher=local: {reason}.")
+    found.add(f"{processes[:1].upper()}{processes[1:]} cannot compose this config with launcher={IN_PROCESS}: {reason}.")

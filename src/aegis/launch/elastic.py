@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 NOTES_ENV = "AEGIS_GANG_NOTES"  # aegis.core.rank_notes.NOTES_ENV
+# The executable this module stands in for: a gang supervisor given this command runs this
+# module instead (``aegis.launch.gang``). A command name, not a launcher's: several launchers
+# (torchrun's, a PyTorchJob's or TrainJob's pods) start their gangs with it.
+EXECUTABLE = "torchrun"
 ATTEMPT_FILE = "torchrun-attempt-{restart}.json"
 
 

@@ -219,9 +219,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("usage: python -m aegis.launch.gang [--] COMMAND [ARGS...]  (e.g. torchrun train.py ...)",
               file=sys.stderr)
         return 2
-    if args[0] == "torchrun":  # the same torchrun, recording how each rank ended (aegis.launch.elastic)
+    from aegis.launch import elastic  # light: its torch imports are in main()
+
+    if args[0] == elastic.EXECUTABLE:  # the same torchrun, recording how each rank ended (aegis.launch.elastic)
         args = [sys.executable, "-m", "aegis.launch.elastic", *args[1:]]
-    from aegis.launch import restart_budget  # a PyTorchJob pod's own retry bound; a no-op elsewhere
+    from aegis.launch import restart_budget  # a pod's own retry bound where its env sets one; a no-op elsewhere
 
     attempt = restart_budget.begin()
     spent = restart_budget.refuse(attempt)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from aegis.k8s import pod
 from aegis.k8s.kinds import Kind, kind_of
 from aegis.k8s.manifests import Plan
-from aegis.launch.base import Launcher, RunContext
+from aegis.launch.base import MOST_GPUS_PER_POD, MOST_RETRIES, Launcher, RunContext
 from aegis.core.lifecycle import CANCEL_FILE, JobRef, JobStatus, State
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ class KubernetesLauncher(Launcher[Plan, Submitted]):
     render_manifest: Callable[[DictConfig, RunContext], Plan]
     validate_manifest: Callable[[dict], None]
     poll_s = 1.0  # how often ``logs(follow=True)`` looks for a new container start or the end
+    bounds = {"resources.gpu": MOST_GPUS_PER_POD, "termination_grace_period_s": (86_400, "seconds (a day)"),
+              "active_deadline_seconds": (31_536_000, "seconds (a year)"), "backoff_limit": MOST_RETRIES}
 
     def check_unresolved(self, cfg: DictConfig, found: "Problems") -> None:
         from aegis.k8s.checks import check_unresolved  # ${oc.env:...} would copy this machine's env into a manifest

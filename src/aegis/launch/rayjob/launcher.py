@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from aegis.errors import Problems
+from aegis.launch.base import MOST_GPUS_PER_POD
 from aegis.launch.kubernetes import KubernetesLauncher
 from aegis.core.context import RunContext, override_key
 from aegis.launch.rayjob.checks import check as own_rules
@@ -22,6 +23,7 @@ SWEEPER_PREFIX = "hydra.sweeper."
 
 class RayJobLauncher(KubernetesLauncher):
     name = "rayjob"
+    bounds = {**KubernetesLauncher.bounds, "workers": (10_000, "worker pods"), "head.resources.gpu": MOST_GPUS_PER_POD}
     search_runs = "a Ray cluster in Kubernetes"
     # k8s/rayjob-tune.yaml: for an image with the Ray this project pins (pyproject.toml), stated
     # rather than read from this machine, so the checked-in file does not follow its Ray.

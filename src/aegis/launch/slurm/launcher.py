@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 from omegaconf import DictConfig
 
 from aegis.errors import AegisError
-from aegis.launch.base import Launcher, RunContext, gang_size
+from aegis.launch.base import MOST_NODES, MOST_PROCESSES_PER_NODE, MOST_RESTARTS, Launcher, RunContext, gang_size
 from aegis.core.lifecycle import CANCEL_FILE, JobRef, JobStatus, ReplicaStatus, State
 from aegis.launch.process import JobNotRunning, latest_attempt, process_status, rank_logs, read_record, tail_file
 from aegis.launch.slurm import cluster, states
@@ -48,6 +48,9 @@ class Submitted:
 
 class SlurmLauncher(Launcher[BatchJob, Submitted]):
     name = "slurm"
+    bounds = {"nodes": MOST_NODES, "tasks_per_node": (MOST_PROCESSES_PER_NODE[0], "tasks per node"),
+              "gpus_per_node": (64, "GPUs per node"), "cpus_per_task": (1024, "CPUs per task"),
+              "max_requeues": (MOST_RESTARTS[0], "requeues")}
     example_overrides = ("strategy=ddp", "launcher.tasks_per_node=2")
 
     def world_size(self, cfg: DictConfig) -> Optional[int]:

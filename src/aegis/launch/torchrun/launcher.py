@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Optional
 
 from omegaconf import DictConfig
 
-from aegis.launch.base import Launcher, ProcessPlan, RunContext, gang_size
+from aegis.launch.base import (MOST_NODES, MOST_PROCESSES_PER_NODE, MOST_RESTARTS, Launcher, ProcessPlan, RunContext,
+                               gang_size)
 from aegis.launch.gang import Supervisor
 from aegis.launch.process import ProcessJobs, claim_run_dir
 from aegis.core.launch_origin import launch_env
@@ -51,6 +52,7 @@ def threads_per_process(nproc_per_node: int) -> int:
 
 class TorchrunLauncher(ProcessJobs, Launcher[ProcessPlan, Supervisor]):
     name = "torchrun"
+    bounds = {"nnodes": MOST_NODES, "nproc_per_node": MOST_PROCESSES_PER_NODE, "max_restarts": MOST_RESTARTS}
     trains_here = True
 
     def world_size(self, cfg: DictConfig) -> Optional[int]:

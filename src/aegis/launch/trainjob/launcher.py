@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from aegis.errors import Problems
 from aegis.launch.kubernetes import KubernetesLauncher, Submitted
 from aegis.k8s.manifests import Plan, to_yaml
-from aegis.launch.base import RunContext, gang_size
+from aegis.launch.base import MOST_NODES, MOST_PROCESSES_PER_NODE, MOST_RESTARTS, RunContext, gang_size
 from aegis.launch.trainjob import runtime
 from aegis.launch.trainjob.checks import check as own_rules
 from aegis.launch.trainjob.render import render_trainjob
@@ -25,6 +25,8 @@ RUNTIME_SETTING = "runtime"  # Plan.settings: Aegis's runtime this TrainJob need
 
 class TrainJobLauncher(KubernetesLauncher):
     name = "trainjob"
+    bounds = {**KubernetesLauncher.bounds, "nodes": MOST_NODES, "nproc_per_node": MOST_PROCESSES_PER_NODE,
+              "max_restarts": MOST_RESTARTS}
     example_overrides = ("strategy=ddp",)
     render_manifest = render_trainjob
     validate_manifest = validate_trainjob
