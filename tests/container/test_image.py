@@ -269,8 +269,8 @@ def test_without_the_k8s_extra_the_client_is_one_sentence():
     ''')
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ("launcher=k8s-job and launcher=pytorchjob need the Kubernetes client, which is "
-                                     "not installed: pip install 'aegis[k8s]'.")
+    assert result.stdout.strip() == ("launcher=k8s-job, launcher=pytorchjob, launcher=trainjob, launcher=rayjob need "
+                                     "the Kubernetes client, which is not installed: pip install 'aegis[k8s]'.")
 
 
 # --------------------------------------------------------------------------------------

@@ -21,8 +21,11 @@ try:
 except ImportError as exc:  # the `k8s` extra: submit-side only, so the training image has none
     if not (exc.name or "").startswith("kubernetes"):
         raise
-    raise AegisError("launcher=k8s-job and launcher=pytorchjob need the Kubernetes client, which is not "
-                     "installed: pip install 'aegis[k8s]'.") from None
+    from aegis.core.registry import LAUNCHERS  # the launchers that submit a Kubernetes kind
+
+    _kubernetes = ", ".join(f"launcher={name}" for name, entry in LAUNCHERS.items() if entry.kind)
+    raise AegisError(f"{_kubernetes} need the Kubernetes client, which is not installed: "
+                     "pip install 'aegis[k8s]'.") from None
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from aegis.k8s.kinds import Kind, kind_of
