@@ -163,6 +163,7 @@ def test_a_process_this_user_may_not_signal_is_alive():
         assert process_alive(1, None) is True
         return
     root_owned = os.getpid()
+    assert process_alive(root_owned, None) is True
     child = os.fork()
     if child == 0:  # the child becomes an unprivileged user and asks about this process
         code = 13
