@@ -39,9 +39,17 @@ def _record(run_dir: Path, attempt: dict, **top) -> None:
     (run_dir / "summary.json").write_text(json.dumps({**top, "attempts": [{"attempt": 1, **attempt}]}))
 
 
+def _sleeping(*args: str) -> subprocess.Popen:
+    """A process that sleeps with ``args`` on its command line, once it is running them."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)", *args],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    return proc
+
+
 @pytest.fixture
 def sleeper():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "run_id=r"])
+    proc = _sleeping("run_id=r")
     yield proc
     proc.kill()
     proc.wait()
@@ -160,10 +168,8 @@ def test_without_a_start_time_the_process_must_name_the_run(tmp_path, sleeper):
     assert not_the_runs_process(_ref(tmp_path / "r", sleeper.pid)) is None  # run_id=r on its command line
     assert not_the_runs_process(_ref(tmp_path / "q", sleeper.pid)).startswith(
         f"pid {sleeper.pid} is not shown to be run q's process: {tmp_path / 'q' / 'job.json'} records no start time")
-    named = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "+run_id=q"])
-    in_dir = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"hydra.run.dir={tmp_path}/p"])
+    named, in_dir = _sleeping("+run_id=q"), _sleeping(f"hydra.run.dir={tmp_path}/p")
     try:
-        time.sleep(0.1)
         assert not_the_runs_process(_ref(tmp_path / "q", named.pid)) is None
         assert not_the_runs_process(_ref(tmp_path / "p", in_dir.pid)) is None
         assert not_the_runs_process(_ref(tmp_path / "qq", named.pid)) is not None
