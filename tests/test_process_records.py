@@ -213,3 +213,31 @@ def test_cancel_refuses_a_finished_a_remote_and_a_vanished_job_and_writes_nothin
         process_cancel(_ref(starting, -1))
     assert sleeper.poll() is None
     assert not any((p / CANCEL_FILE).exists() for p in (done, remote, starting))
+
+
+def test_a_log_with_bytes_that_are_not_utf8_is_read_with_replacement_characters(tmp_path):
+    run_dir = tmp_path / "r"
+    _record(run_dir, {"status": "completed"})
+    (run_dir / "train.log").write_bytes(b"caf\xe9 au lait\nok\n")
+    assert list(ProcessJobs().logs(_ref(run_dir, None))) == ["caf\ufffd au lait", "ok"]
+
+
+def test_following_a_runs_log_ends_when_its_process_is_gone(tmp_path):
+    run_dir = tmp_path / "r"
+    _record(run_dir, {"status": "running"})
+    (run_dir / "train.log").write_text("first\n")
+    proc = _sleeping()
+    try:
+        lines = ProcessJobs().logs(_ref(run_dir, proc.pid), follow=True)
+        assert next(lines) == "first"
+        with open(run_dir / "train.log", "a") as log:
+            log.write("second\n")
+        assert next(lines) == "second"
+        proc.kill()
+        proc.wait()
+        with open(run_dir / "train.log", "a") as log:
+            log.write("last words")
+        assert list(lines) == ["last words"]
+    finally:
+        proc.kill()
+        proc.wait()
