@@ -157,3 +157,68 @@ def test_an_attempt_outside_slurm_names_no_job(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "")
     RunRecord(tmp_path, rank_zero=True).write("running")
     assert "slurm_job_id" not in _on_disk(tmp_path)["attempts"][0]
+
+
+def _own_failure_on_disk(run_dir: Path, attempt: int = 1) -> dict:
+    """Another node's supervisor recorded this attempt's cause: rank 3 raised."""
+    failure = {"cause": "InjectedFault: boom", "rank": 3, "exception": "InjectedFault", "message": "boom",
+               "exit_code": 1}
+    (run_dir / "summary.json").write_text(json.dumps({"status": "failed", "attempts": [
+        {"attempt": attempt, "status": "failed", "cause": failure["cause"], "failure": failure}]}))
+    return failure
+
+
+LOST = {"cause": "another rank of the gang stopped", "rank": 0, "exception": "DistBackendError",
+        "message": "Connection closed by peer", "exit_code": 143}
+
+
+def test_rank_zero_that_only_lost_its_peer_leaves_a_recorded_cause_and_says_so(tmp_path, caplog):
+    record = RunRecord(tmp_path, rank_zero=True)
+    _own_failure_on_disk(tmp_path, attempt=record.current["attempt"])
+    before = (tmp_path / "summary.json").read_text()
+    with caplog.at_level(logging.INFO, logger="aegis.training"):
+        returned = record.write("failed", unless_explained=True, cause=LOST["cause"], failure=LOST)
+    assert (tmp_path / "summary.json").read_text() == before
+    assert returned["status"] == "failed" and returned["cause"] == LOST["cause"]
+    assert f"{tmp_path / 'summary.json'} already names this attempt's cause; this rank only lost its peer." in [
+        r.getMessage() for r in caplog.records]
+
+
+def test_without_unless_explained_or_an_own_cause_on_disk_the_rank_writes_its_end(tmp_path):
+    record = RunRecord(tmp_path, rank_zero=True)
+    _own_failure_on_disk(tmp_path, attempt=record.current["attempt"])
+    record.write("failed", cause=LOST["cause"], failure=LOST)  # not asked to defer
+    assert _on_disk(tmp_path)["failure"]["rank"] == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    record = RunRecord(other, rank_zero=True)
+    (other / "summary.json").write_text(json.dumps({"attempts": [
+        {"attempt": 1, "status": "failed", "failure": LOST}]}))  # on disk: only a lost peer, not a cause
+    record.write("failed", unless_explained=True, cause="mine", failure={**LOST, "rank": 1})
+    assert _on_disk(other)["failure"]["rank"] == 1
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    record = RunRecord(broken, rank_zero=True)
+    (broken / "summary.json").write_text(json.dumps({"attempts": [
+        {"attempt": 1, "status": "failed", "failure": {"no": "cause"}}]}))
+    record.write("failed", unless_explained=True, cause="mine", failure=LOST)
+    assert _on_disk(broken)["cause"] == "mine"
+
+
+def test_a_rank_other_than_zero_never_defers_nor_writes(tmp_path):
+    _own_failure_on_disk(tmp_path)
+    before = (tmp_path / "summary.json").read_text()
+    record = RunRecord(tmp_path, rank_zero=False)
+    assert record.write("failed", unless_explained=True, cause="mine")["cause"] == "mine"
+    assert (tmp_path / "summary.json").read_text() == before
+
+
+def test_a_record_that_cannot_be_written_is_logged_with_its_path_and_cause(tmp_path, caplog):
+    run_dir = tmp_path / "gone"
+    run_dir.mkdir()
+    record = RunRecord(run_dir, rank_zero=True)
+    run_dir.rmdir()
+    with caplog.at_level(logging.ERROR, logger="aegis.training"):
+        record.write("failed", error="boom")
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"Could not write {run_dir / 'summary.json'}: [Errno 2]")
