@@ -241,3 +241,11 @@ def test_following_a_runs_log_ends_when_its_process_is_gone(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_first_attempt_claims_its_run_dir_under_its_launchers_name(tmp_path, sleeper):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    ref = claim_run_dir("torchrun", run_dir, "r", sleeper.pid)  # no earlier cancel request to forget
+    assert (ref.launcher, ref.run_id, ref.run_dir, ref.kind) == ("torchrun", "r", str(run_dir), "process")
+    assert JobRef.read(run_dir) == ref and not (run_dir / CANCEL_FILE).exists()
