@@ -2,7 +2,9 @@
 
 The process exit status is the run's: a launcher returns an exit code and a non-zero
 one ends the process with it (in a multirun, the job is reported failed instead, so
-Hydra still runs the remaining jobs before it exits non-zero).
+Hydra still runs the remaining jobs before it exits non-zero). A job stopped by SIGTERM
+(exit 143) stops the sweep too: the signal was meant for the process, not for one job,
+and a preempted machine has no time for the jobs after it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aegis.config.resolvers import register_resolvers
 from aegis.config.schema import register_configs
 from aegis.config.validation import validate
 from aegis.errors import AegisError, ConfigErrors, error_lines
+from aegis.core.rank_notes import PREEMPTED_EXIT_CODE
 from aegis.core.registry import get_launcher
 from aegis.core.context import RunContext
 from aegis.redact import mask_credentials
@@ -146,6 +149,10 @@ def run(cfg: DictConfig) -> None:
     code = launcher.launch(cfg, context)
     if code == 0:
         return
+    if multirun and code == PREEMPTED_EXIT_CODE:
+        log.error("Sweep stopped: job %s was stopped by SIGTERM (its run dir %s resumes it); the jobs after it "
+                  "were not started.", context.run_id, context.run_dir)
+        sys.exit(code)  # not an Exception: Hydra's launcher lets it end the sweep
     if multirun:
         raise JobFailed(f"job {context.run_id} ({context.run_dir}) exited with code {code}.")
     sys.exit(code)
