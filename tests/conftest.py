@@ -21,4 +21,12 @@ def compose():
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return hydra_compose("train", overrides=list(overrides), return_hydra_config=hydra_config)
 
-    return _compose
+    # A config composed without its hydra node is judged by Hydra's global HydraConfig
+    # (aegis.config.where), which a test that ran Hydra in this process may have left set,
+    # e.g. to a submitit launcher: then no machine rule applies. Each test starts without it
+    # (under pytest-xdist a worker's earlier test made a GPU rule pass that should refuse).
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+    yield _compose
+    HydraConfig.instance().cfg = None
