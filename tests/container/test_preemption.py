@@ -112,7 +112,7 @@ def test_sigterm_to_a_job_pod_outside_fit_exits_143_within_the_grace_period(imag
 def _pytorchjob(image: str, tmp_path: Path) -> tuple[dict, dict]:
     manifest = render(tmp_path, "strategy=ddp", "launcher=pytorchjob", f"launcher.image={image}",
                       "launcher.nodes=2", "launcher.nproc_per_node=1", "data=synthetic",
-                      "data.num_samples=40000", "trainer.max_epochs=3", "logger=mlflow",
+                      "data.num_samples=80000", "trainer.max_epochs=3", "logger=mlflow",
                       "logger.register_model=false", "test_after_fit=false")
     return manifest, ctr.pod_specs(manifest)
 
@@ -156,7 +156,9 @@ def test_a_preempted_pytorchjob_checkpoints_every_rank_at_one_step_and_resumes(i
     assert preempted_record["status"] == "preempted", log
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
     assert saved == preempted_record["global_step"]
-    assert saved > 125 and saved % 125 != 0  # past epoch 1 and mid-epoch (125 steps per epoch per rank)
+    # Past epoch 1 and mid-epoch: 250 steps per epoch per rank, so the second ~1 s after epoch 1's
+    # line is well inside epoch 2 (with 125, the faster step path reached epoch 2's end: 250).
+    assert saved > 250 and saved % 250 != 0
     tracking_run = json.loads((run_dir / "tracking.json").read_text())["run_id"]
 
     names = _start_gang(specs, tmp_path, outputs, _free_port())  # the operator restarts the pods
