@@ -28,7 +28,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -97,12 +97,23 @@ def write_atomically(obj: Any, target: Path, keep_previous_as: Optional[Path] = 
     With ``keep_previous_as``, the file being replaced stays reachable under that name.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)
-    try:
+
+    def dump(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+
+    _publish(target, dump, keep_previous_as)
+
+
+def _publish(target: Path, fill: Callable[[Path], None], keep_previous_as: Optional[Path]) -> None:
+    """``fill`` writes the new file whole under a temp name, which then replaces ``target``
+    (the old one kept as ``keep_previous_as``); a failed write leaves no temp file, and one
+    the filesystem caused is one sentence (:class:`CheckpointWriteError`)."""
+    tmp = temp_path(target)
+    try:
+        fill(tmp)
         if keep_previous_as is not None and target.exists():
             _keep(target, keep_previous_as)
         os.replace(tmp, target)
@@ -128,8 +139,7 @@ def _keep(current: Path, previous: Path) -> None:
 def link_atomically(source: Path, target: Path, keep_previous_as: Optional[Path] = None) -> None:
     """``target`` becomes a second name of ``source`` (already written whole and fsynced),
     with :func:`write_atomically`'s guarantees: readers see the old file or the new one."""
-    tmp = temp_path(target)
-    try:
+    def link(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
         try:
             os.link(source, tmp)
@@ -138,15 +148,8 @@ def link_atomically(source: Path, target: Path, keep_previous_as: Optional[Path]
                 shutil.copyfileobj(src, dst)
                 dst.flush()
                 os.fsync(dst.fileno())
-        if keep_previous_as is not None and target.exists():
-            _keep(target, keep_previous_as)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if _os_error_in(exc) is None:
-            raise
-        raise CheckpointWriteError(describe_write_failure(target, exc)) from exc
-    fsync_dir(target.parent)
+
+    _publish(target, link, keep_previous_as)
 
 
 def state_fingerprint(obj: Any) -> Any:
