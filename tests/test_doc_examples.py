@@ -23,11 +23,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 
 from aegis.cli import prepare
 from aegis.config.validation import problems
 from aegis.errors import ConfigError
+from composing import compose as composed
 from helpers import CONF, REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -110,7 +111,7 @@ def test_every_documented_command_composes_and_validates_as_shown(where, rest, e
     prepare()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         try:
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            cfg = composed(overrides, hydra_config=True)
             sentences = problems(cfg).sentences
         except ConfigError as exc:
             sentences = [str(exc)]

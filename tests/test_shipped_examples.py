@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import initialize_config_dir
 
 from aegis.cli import one_line_errors, prepare
 from aegis.config.validation import problems
@@ -19,6 +19,7 @@ from aegis.failures.record import Failure
 from aegis.core.rank_notes import NOTES_ENV
 from aegis.failures.rank import read_failures
 from aegis.failures.triage import gang_failure
+from composing import compose as composed
 from helpers import CONF, run_train, run_dirs, summary
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -30,7 +31,7 @@ def _problems(*overrides: str) -> list[str]:
     children's config too."""
     prepare()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        cfg = composed(list(overrides), hydra_config=True)
         return problems(cfg).sentences
 
 
@@ -48,7 +49,7 @@ def test_every_experiment_composes_as_the_processes_it_starts_compose_it(experim
     """What each rank, pod or task composes: the experiment with launcher=local."""
     prepare()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", "launcher=local"])
+        cfg = composed([f"experiment={experiment}", "launcher=local"])
     assert cfg.launcher.name == "local"
 
 

@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+
+from composing import compose as composed
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -26,8 +27,7 @@ def compose_cfg(*overrides: str):
 
     prepare()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    cfg = composed(list(overrides), hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
 
