@@ -17,10 +17,24 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 TRAIN = REPO / "train.py"
+
+
+def tier_table(cases: list, default: Iterable[int]) -> list:
+    """A table of ``python train.py`` cases (about a second of CPU each) split between tiers:
+    the cases at the ``default`` positions (one for each place a refusal comes from) run in the
+    README suite, every other one in the slow tier, which CI runs after it. A case that moves
+    keeps its sentence checked end to end, one tier later."""
+    keep = set(default)
+    assert keep <= set(range(len(cases))), "a default case that is not in the table"
+    values = [case if isinstance(case, tuple) else (case,) for case in cases]  # one argname: the case itself
+    return [case if i in keep else pytest.param(*value, marks=pytest.mark.slow)
+            for i, (case, value) in enumerate(zip(cases, values))]
 
 
 def run_train(

@@ -86,6 +86,7 @@ def test_a_run_composes_once_and_gets_hydras_config(tmp_path):
     assert once[0]["hydra"]["overrides"]["hydra"] == ["hydra.mode=RUN"]
 
 
+@pytest.mark.slow  # three python train.py processes (~4 s of CPU)
 def test_a_multirun_gets_the_same_jobs(tmp_path):
     args = ["-m", "run_id=fixed", "model.lr=1e-3,1e-2", "trainer=smoke"]
     (code_twice, twice, n_twice, _), (code_once, once, n_once, err) = both(tmp_path, args)

@@ -64,8 +64,8 @@ def _differences(a, b, path=""):
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
-@pytest.mark.parametrize("overrides", FAST, ids=[" ".join(o) or "defaults" for o in FAST])
-@pytest.mark.parametrize("hydra_config", [True, False])
+@pytest.mark.parametrize("overrides, hydra_config", [(o, True) for o in FAST] + [(FAST[1], False), (FAST[7], False)],
+                         ids=[" ".join(o) or "defaults" for o in FAST] + ["no hydra node", "no hydra node, experiment"])
 def test_the_fast_path_gives_hydras_config(overrides, hydra_config):
     assert composing._split(tuple(overrides)) is not None, "this case should take the fast path"
     fast = composing.compose(overrides, hydra_config=hydra_config)

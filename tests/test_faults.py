@@ -137,11 +137,13 @@ def _fire_in_child(tmp_path, kind):
     return subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # a child that imports torch (~5 s of CPU); the slow tier's drills kill whole runs
 def test_kill_is_sigkill(tmp_path):
     child = _fire_in_child(tmp_path, "kill")
     assert child.wait(timeout=60) == -signal.SIGKILL
 
 
+@pytest.mark.slow  # a child that imports torch and waits out SIGTERM (~6 s)
 def test_hang_ignores_sigterm_until_killed(tmp_path):
     import time
 

@@ -45,6 +45,7 @@ def test_validation_never_fetches(compose, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow  # a python train.py run (~5 s of CPU); tests/data/test_data_cache.py checks the sentence and the empty cache in-process
 def test_a_bad_source_fails_the_run_in_one_sentence_and_caches_nothing(tmp_path):
     code, out = _finish(_start(["data=image_folder", "data.source=http://127.0.0.1:9/digits.tar"],
                                tmp_path / "out", tmp_path / "cache"))
@@ -101,6 +102,7 @@ def test_training_from_s3_on_a_local_s3_server(tmp_path, digits_files):
         s3.stop()
 
 
+@pytest.mark.slow  # a python train.py training run (~6 s of CPU)
 def test_arrays_train_with_classes_and_shape_from_the_data(tmp_path):
     import numpy as np
 

@@ -22,6 +22,7 @@ from aegis.k8s.status import job_status
 from aegis.launch.base import RunContext
 from aegis.launch.rayjob.kind import RAYJOB
 from aegis.launch.rayjob.validate import rayjob_problems, templates, validate_rayjob
+from helpers import tier_table
 from k8s_helpers import IMAGE, ROOT, compose_cfg, run_train
 from test_k8s_lifecycle import reattach, the_object
 from test_k8s_trainjob import strict
@@ -241,7 +242,7 @@ def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_tor
     assert not (tmp_path / "outputs" / "train" / "multiruns").exists()  # no search ran here
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", tier_table([
     (["launcher.workers=-1"], "Error: launcher.workers=-1 is invalid: expected a number >= 0."),
     (["launcher.queue='Bad_Queue!'"], "Error: launcher.queue='Bad_Queue!' is not a valid LocalQueue name"),
     (["hydra.sweeper.address=auto"], "Error: hydra.sweeper.address='auto' is set, but launcher=rayjob runs"),
@@ -253,7 +254,7 @@ def test_dry_run_prints_one_rayjob_and_nothing_else_without_importing_ray_or_tor
     (["launcher.ray_version=2.52.0"], "Error: launcher.ray_version: Ray 2.52.0 is older than 2.53, for which KubeRay"),
     (["launcher.termination_grace_period_s=30"], "Error: launcher.termination_grace_period_s=30 is too short for a "
                                                  "RayJob: its Ray pods' preStop hook needs up to 45 s"),
-])
+], default=(0, 6)))
 def test_bad_input_is_one_sentence_and_nothing_is_rendered(tmp_path, args, message):
     proc = run_train(*SEARCH, "launcher=rayjob", f"launcher.image={IMAGE}", "launcher.dry_run=true", *args,
                      cwd=tmp_path)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import REPO, TRAIN, run_train
+from helpers import REPO, TRAIN, run_train, tier_table
 
 LR = "model.lr=tag(log,interval(1e-4,1e-1))"
 IMAGE = "registry.example.com/aegis:0.1.0"  # cluster launchers need one (no default image)
@@ -50,7 +50,7 @@ def no_ray(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "args, message",
-    [
+    tier_table([
         (["model.lr=interval(0.1,0.01)"], "Error: model.lr=interval(0.1,0.01) is not a valid search space"),
         (["model.lr=interval(1e-4,x)"], "Error: model.lr=interval(1e-4,x) is not a valid override"),
         (["model.lrr=interval(0.1,0.2)"], "Error: model.lrr=interval(0.1,0.2) cannot be searched: model.lrr is not a "
@@ -99,7 +99,7 @@ def no_ray(tmp_path_factory):
         ([LR, "hydra/launcher=submitit_local"], "Error: search=ray-tune runs its trials on Ray Tune itself, never "
                                                 "through hydra/launcher=submitit_local"),
         ([LR, "strategy=ddp", "strategy.devices=2"], "Error: strategy.devices=2 needs one process per device"),
-    ],
+    ], default=(0, 3, 6, 15, 16, 17, 20, 22)),
 )
 def test_a_bad_search_fails_in_one_sentence_before_anything_is_created(tmp_path, no_ray, args, message):
     proc = run_train(["search=ray-tune", *args], tmp_path, timeout=120, env=no_ray)
@@ -171,11 +171,11 @@ def test_optuna_missing_is_one_sentence(compose, monkeypatch):
         "install 'aegis[tune]' or hydra.sweeper.search_alg=random."]
 
 
-@pytest.mark.parametrize("args", [
+@pytest.mark.parametrize("args", tier_table([
     ["launcher=ray-tune", LR, "hydra.sweeper.num_samples=8"],
     ["-m", "launcher=ray-tune", LR],
     ["launcher=ray-tune"],
-])
+], default=(0,)))
 def test_the_old_launcher_spelling_names_the_new_one(tmp_path, args):
     proc = run_train(args, tmp_path, timeout=120)
     assert proc.returncode == 1
@@ -246,7 +246,7 @@ def test_a_search_kept_in_conf_search_passes_every_check_before_ray(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize("args, message", tier_table([
     # The experiment selects the search (no -m, no search=): a typo is still reported as itself.
     (["hydra.sweeper.num_sample=4"], "Error: hydra.sweeper.num_sample is not a key of hydra.sweeper (did you mean "
                                      "hydra.sweeper.num_samples?)"),
@@ -257,7 +257,7 @@ def test_a_search_kept_in_conf_search_passes_every_check_before_ray(tmp_path):
     # Every check passed, the rerun command of best.yaml included (issue 15, item 5): what
     # stops it is the first thing after them, resuming a search that never ran.
     (["hydra.sweeper.resume=true"], "Error: hydra.sweeper.resume=true but no search ran in"),
-])
+], default=(2, 4)))
 def test_a_search_an_experiment_file_defines_is_checked_like_one_given_as_search(tmp_path, no_ray, args, message):
     proc = run_train(["experiment=hpo_mlp", "trainer=smoke", *args], tmp_path, timeout=120, env=no_ray)
     assert proc.returncode == 1
