@@ -27,7 +27,7 @@ train: $(READY)
 # the tier in this one process (a debugger, or a test's output in order).
 TEST_WORKERS ?= auto
 
-## The suite a newcomer needs to trust: 5 minutes on a quiet 2-core machine, not yet the 3 of
+## The suite a newcomer needs to trust: 4 minutes on a quiet 2-core machine, not yet the 3 of
 ## issue 23 (docs/testing.md says where the time goes). Training,
 ## resume, SIGTERM and bad input are tested in-process, spread over one process per core; a few
 ## `python train.py` runs stand for the entrypoint.
