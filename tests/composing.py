@@ -50,17 +50,16 @@ def compose(overrides: list[str], hydra_config: bool = False) -> DictConfig:
     split = _split(tuple(overrides))
     if split is None:
         return full(overrides, hydra_config)
-    groups, values = split
+    groups, values, parsed = split
     cfg = copy.deepcopy(_groups_composed(groups))
     ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-    task = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)]
     with open_dict(cfg.hydra):  # what Hydra sets after applying overrides, read now, not when cached
-        cfg.hydra.overrides.task = task
+        cfg.hydra.overrides.task = [o.input_line for o in parsed]
         cfg.hydra.runtime.cwd = os.getcwd()
         for key in cfg.hydra.job.env_copy:
             cfg.hydra.job.env_set[key] = os.environ[key]
         cfg.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=OverridesParser.create().parse_overrides(overrides),
+            overrides=parsed,
             kv_sep=cfg.hydra.job.config.override_dirname.kv_sep,
             item_sep=cfg.hydra.job.config.override_dirname.item_sep,
             exclude_keys=cfg.hydra.job.config.override_dirname.exclude_keys)
@@ -76,7 +75,8 @@ def _groups_composed(groups: tuple[str, ...]) -> DictConfig:
 
 
 def _split(overrides: tuple[str, ...]):
-    """(group overrides, parsed value overrides), or None where only a full compose is right."""
+    """(group overrides, parsed value overrides, every override parsed), or None where only a
+    full compose is right."""
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception:  # Hydra's own grammar error, from a full compose
@@ -93,7 +93,7 @@ def _split(overrides: tuple[str, ...]):
             groups.append(override.input_line)
         else:
             values.append(override)
-    return tuple(groups), values
+    return tuple(groups), values, parsed
 
 
 def _is_group(key: str) -> bool:
@@ -101,7 +101,8 @@ def _is_group(key: str) -> bool:
     or a group of Hydra's ConfigStore (where ``prepare()`` registers the schemas)."""
     if (CONF / key).is_dir():
         return True
-    node = ConfigStore.instance().repo
-    for part in key.split("/"):
-        node = node.get(part) if isinstance(node, dict) else None
-    return isinstance(node, dict)
+    try:
+        ConfigStore.instance().list(key)  # raises for a path that is missing or names a config
+    except OSError:
+        return False
+    return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture()
 def compose():
     """Compose conf/train.yaml with overrides, as ``train.py`` would (without running)."""
