@@ -10,10 +10,12 @@ the same key without ``+``.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from aegis.config.rules.values import field_check, is_interpolation, plain, read, shown, sources, written
+from aegis.config.checks import Check
+from aegis.config.rules.values import field_check, is_interpolation, plain, read, shown, sources
 from aegis.config.schema import TrainConfig
 from aegis.errors import ConfigError, Problems
 
@@ -22,23 +24,30 @@ from aegis.errors import ConfigError, Problems
 ARGUMENT_NODES = ("data.", "model.")
 
 
-def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, derived: bool) -> None:
-    """Field checks of ``node`` and its sub-nodes: the values the user wrote (``derived``
-    false), or those interpolated from others (true). The pass checks every written value
-    first, so a bad ``task_name`` or ``data.num_features`` is reported as itself and the
-    ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds is then skipped."""
+def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems,
+                derived: list[tuple[str, Any, Check, list[str]]]) -> None:
+    """Field checks of the values the user wrote in ``node`` and its sub-nodes; each value
+    interpolated from others goes to ``derived`` (key, value, check, sources) to be checked
+    after every written value, so a bad ``task_name`` or ``data.num_features`` is reported
+    as itself and the ``aegis-${task_name}`` or ``[${data.num_features}]`` it feeds is then
+    skipped. One walk reads each value once: resolving an interpolation parses it again."""
     subtrees = []
-    if not derived and not prefix.startswith(ARGUMENT_NODES):
+    if not prefix.startswith(ARGUMENT_NODES):
         _check_added_keys(node, schema, prefix, found)
+    raw: Optional[dict] = None  # the node as written, read only if an interpolation needs it
     for f in dataclasses.fields(schema):
         if f.name not in node:
             continue
         key = f"{prefix}{f.name}"
         if found.covers(key):
             continue
-        is_derived = is_interpolation(node, f.name)
-        if is_derived and found.refused(*sources(written(node, f.name))):
-            continue  # follows a value already refused
+        refs: list[str] = []
+        interpolated = is_interpolation(node, f.name)
+        if interpolated:
+            raw = OmegaConf.to_container(node, resolve=False) if raw is None else raw
+            refs = sources(raw[f.name])  # type: ignore[index]
+            if found.refused(*refs):
+                continue  # follows a value already refused
         try:
             value = read(node, f.name, key)
         except ConfigError as exc:
@@ -47,12 +56,12 @@ def _check_node(node: DictConfig, schema: type, prefix: str, found: Problems, de
         if isinstance(value, DictConfig):
             subtrees.append((value, f"{key}."))
             continue
-        if is_derived != derived:
-            continue
         check = field_check(schema, f.name)
         if check is None or value is None:
             continue
-        if not check(plain(value)):
+        if interpolated:
+            derived.append((key, value, check, refs))
+        elif not check(plain(value)):
             found.add(f"{key}={shown(value)} is invalid: expected {check.expected}.", key)
     for value, key in subtrees:
         _check_tree(value, key, found, derived)
@@ -71,7 +80,8 @@ def _check_added_keys(node: DictConfig, schema: type, prefix: str, found: Proble
             found.add(unknown_key(key, schema), key)
 
 
-def _check_tree(node: DictConfig, prefix: str, found: Problems, derived: bool) -> None:
+def _check_tree(node: DictConfig, prefix: str, found: Problems,
+                derived: list[tuple[str, Any, Check, list[str]]]) -> None:
     schema = OmegaConf.get_type(node)
     if schema is not None and dataclasses.is_dataclass(schema):
         _check_node(node, schema, prefix, found, derived)
@@ -79,5 +89,10 @@ def _check_tree(node: DictConfig, prefix: str, found: Problems, derived: bool) -
 
 def check(cfg: DictConfig, found: Problems) -> None:
     """Every field check: values as written, then values interpolated from them."""
-    _check_node(cfg, TrainConfig, "", found, derived=False)
-    _check_node(cfg, TrainConfig, "", found, derived=True)
+    derived: list[tuple[str, Any, Check, list[str]]] = []
+    _check_node(cfg, TrainConfig, "", found, derived)
+    for key, value, check, refs in derived:
+        if found.covers(key) or found.refused(*refs):
+            continue  # follows a value refused after it was read
+        if not check(plain(value)):
+            found.add(f"{key}={shown(value)} is invalid: expected {check.expected}.", key)
