@@ -13,9 +13,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import pytest
 
@@ -23,6 +24,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 TRAIN = REPO / "train.py"
+
+
+# socketserver's shutdown() waits up to one poll of serve_forever: its default 0.5 s, per server per test.
+SERVER_POLL_S = 0.02
+
+
+def serve(server: Any) -> threading.Thread:
+    """Serve ``server`` (a socketserver) on a daemon thread that ``server.shutdown()`` stops at once."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL_S}, daemon=True)
+    thread.start()
+    return thread
 
 
 def tier_table(cases: list, default: Iterable[int]) -> list:
@@ -102,7 +114,6 @@ def delaying_proxy(upstream_port: int, path_part: str, delay_s: float) -> Iterat
     ``path_part`` for ``delay_s`` first (a slow tracking server); yields its port."""
     import http.client
     import http.server
-    import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -131,7 +142,7 @@ def delaying_proxy(upstream_port: int, path_part: str, delay_s: float) -> Iterat
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     try:
         yield server.server_address[1]
     finally:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, TRAIN, delaying_proxy, mlflow_server, summary
+from helpers import REPO, TRAIN, delaying_proxy, mlflow_server, serve, summary
 
 pytest.importorskip("mlflow")
 
@@ -478,8 +478,7 @@ def refusing_server():
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve(server)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -512,6 +511,7 @@ def test_a_failing_run_keeps_its_cause_when_the_server_cannot_end_its_mlflow_run
     from aegis.training.tracking import _MLFlowLogger
 
     uri = f"http://127.0.0.1:{_closed_port()}"
+    mlflow_http_env.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.01")  # the cause, not the wait, is tested
     bound_requests(uri)
     logger = _MLFlowLogger(experiment_name="train", tracking_uri=uri, run_id="0" * 32)
     logger._initialized = True  # the run was opened while the server answered

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import jsonschema
 import pytest
 import yaml
+from helpers import serve
 
 pytest.importorskip("lightning")
 
@@ -129,8 +130,7 @@ class StatusServer:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve(self.httpd)
 
     @property
     def url(self) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from helpers import serve
 
 
 def sha256(path: Path) -> str:
@@ -92,10 +93,9 @@ class CountingServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def start(self) -> "CountingServer":
-        self.thread.start()
+        self.thread = serve(self.httpd)
         return self
 
     def url(self, name: str) -> str:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import http.server
 import io
 import struct
-import sys
 import tarfile
-import threading
 import zipfile
 import zlib
 
@@ -25,7 +23,7 @@ from aegis.config.validation import validate
 from aegis.data import Cache, DataSourceError, DatasetSpec, prepare
 from aegis.errors import ConfigError
 from data_sources import tar_bytes
-from helpers import TRAIN, run_train
+from helpers import run_train, serve
 
 ENDPOINT = "http://127.0.0.1:9000"
 
@@ -179,7 +177,7 @@ class _Status:
             do_GET = do_HEAD = _answer
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        serve(self.httpd)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
