@@ -21,6 +21,8 @@ from aegis.training.lineage import LaunchOrigin
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_GIT = shutil.which("git") is not None
+# New MLflow stores are copies of a fresh one (tests/conftest.py): their creation is not the subject here.
+pytestmark = pytest.mark.usefixtures("store_from_template")
 needs_git = pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
 
 

@@ -25,6 +25,8 @@ from aegis.launch.base import RunContext
 from helpers import REPO, run_train, summary
 
 pytest.importorskip("lightning")
+# New MLflow stores are copies of a fresh one (tests/conftest.py): their creation is not the subject here.
+pytestmark = pytest.mark.usefixtures("store_from_template")
 
 
 @pytest.fixture()

@@ -17,6 +17,8 @@ from aegis.core.lifecycle import JobRef, State
 from aegis.launch.process import process_status
 
 pytest.importorskip("lightning")
+# New MLflow stores are copies of a fresh one (tests/conftest.py): their creation is not the subject here.
+pytestmark = pytest.mark.usefixtures("store_from_template")
 
 
 def _ref(run_dir: Path, pid: int) -> JobRef:

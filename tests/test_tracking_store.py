@@ -151,8 +151,9 @@ def test_busy_errors_are_retried_and_others_are_not():
 # -- one tracking run per run dir -----------------------------------------------------------------
 
 @pytest.fixture()
-def tracking_for(compose, tmp_path, monkeypatch):
-    """``build_tracking`` for run dir ``tmp_path/root/<run_id>`` as rank 0 builds it."""
+def tracking_for(compose, tmp_path, monkeypatch, store_from_template):
+    """``build_tracking`` for run dir ``tmp_path/root/<run_id>`` as rank 0 builds it (a new store
+    is a copy of a fresh one: these tests are about the tracking run, not the store)."""
     from aegis.training.tracking import build_tracking
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -12,6 +12,8 @@ import pytest
 from aegis.launch.base import RunContext
 
 pytest.importorskip("lightning")
+# New MLflow stores are copies of a fresh one (tests/conftest.py): their creation is not the subject here.
+pytestmark = pytest.mark.usefixtures("store_from_template")
 
 
 @pytest.fixture()
