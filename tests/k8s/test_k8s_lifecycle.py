@@ -1,15 +1,19 @@
 """A job's life after ``launcher.wait=false``: status, logs and cancel from another process.
 
 Jobs are submitted over real HTTP to the fake API server (tests/k8s/fake_k8s.py); every
-later question is asked by a new Python process that knows only the run dir and reads
-``job.json`` from it, as ``aegis status/logs/cancel RUN`` in another terminal would.
+later question is asked by another Python process that knows only the run dir and reads
+``job.json`` from it, as ``aegis status/logs/cancel RUN`` in another terminal would (one
+answering process per test process, which never submits: ``reattach``; following a stream
+starts a fresh one).
 The test drives the job's life on the fake server in between.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -19,25 +23,49 @@ import pytest
 from aegis.launch import get_launcher
 from k8s_helpers import IMAGE, ROOT, compose_cfg, context_for
 
-# Runs in the new process: reattach from job.json alone, answer each op as one JSON line.
+# Runs in another process: reattach from job.json alone, answer each op as one JSON line.
 REATTACH = r"""
 import json, sys
 from aegis.launch import get_launcher
 from aegis.core.lifecycle import JobRef
 
-ref = JobRef.read(sys.argv[1])
-launcher = get_launcher(ref.launcher)
-for op in sys.argv[2:]:
-    verb, _, arg = op.partition(":")
-    if verb == "status":
-        print(json.dumps(launcher.status(ref).as_dict()), flush=True)
-    elif verb in ("logs", "follow"):
-        for line in launcher.logs(ref, replica=arg or None, follow=verb == "follow"):
-            print(json.dumps(line), flush=True)
-    elif verb == "cancel":
-        launcher.cancel(ref)
-        print(json.dumps("cancelled"), flush=True)
-assert not {"torch", "lightning"} & set(sys.modules), "reattaching imported torch"
+
+def answer(run_dir, ops):
+    ref = JobRef.read(run_dir)
+    launcher = get_launcher(ref.launcher)
+    for op in ops:
+        verb, _, arg = op.partition(":")
+        if verb == "status":
+            print(json.dumps(launcher.status(ref).as_dict()), flush=True)
+        elif verb in ("logs", "follow"):
+            for line in launcher.logs(ref, replica=arg or None, follow=verb == "follow"):
+                print(json.dumps(line), flush=True)
+        elif verb == "cancel":
+            launcher.cancel(ref)
+            print(json.dumps("cancelled"), flush=True)
+    assert not {"torch", "lightning"} & set(sys.modules), "reattaching imported torch"
+
+
+if sys.argv[1:] != ["--serve"]:
+    answer(sys.argv[1], sys.argv[2:])
+else:  # one question per stdin line, in the asking test's environment and folder
+    import contextlib, io, os, traceback
+
+    for request in sys.stdin:
+        asked = json.loads(request)
+        os.environ.clear()
+        os.environ.update(asked["env"])
+        os.chdir(asked["cwd"])
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                answer(asked["run_dir"], asked["ops"])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+        print(json.dumps({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}), flush=True)
 """
 
 BASE = "training.kubeflow.org/job-name"
@@ -47,14 +75,37 @@ def reattach_args(run_dir, *ops):
     return [sys.executable, "-c", REATTACH, str(run_dir), *ops]
 
 
+_ANSWERING: list[subprocess.Popen] = []
+
+
+def _answering_process() -> subprocess.Popen:
+    """One Python process per test process that answers every ``reattach``: it never submitted
+    anything and knows each job only from its run dir, as ``aegis status`` in another terminal;
+    it saves a fresh interpreter's ~0.8 s of imports per question (its first question is a
+    fresh interpreter's). Each question brings the asking test's environment (its fake
+    cluster's kubeconfig) and folder."""
+    if not _ANSWERING or _ANSWERING[0].poll() is not None:
+        proc = subprocess.Popen([sys.executable, "-c", REATTACH, "--serve"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        atexit.register(proc.kill)
+        _ANSWERING[:] = [proc]
+    return _ANSWERING[0]
+
+
 def reattach(run_dir, *ops, ok=True):
+    proc = _answering_process()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run(reattach_args(run_dir, *ops), env=env, capture_output=True, text=True, timeout=60)
+    proc.stdin.write(json.dumps({"run_dir": str(run_dir), "ops": ops, "env": env, "cwd": os.getcwd()}) + "\n")
+    proc.stdin.flush()
+    if not select.select([proc.stdout], [], [], 60)[0]:
+        proc.kill()
+        raise AssertionError(f"reattaching to {run_dir} for {ops} did not answer in 60 s")
+    result = json.loads(proc.stdout.readline())
     if ok:
-        assert result.returncode == 0, result.stderr[-3000:]
-        return [json.loads(line) for line in result.stdout.splitlines()]
-    assert result.returncode != 0
-    return result.stderr
+        assert result["code"] == 0, result["stderr"][-3000:]
+        return [json.loads(line) for line in result["stdout"].splitlines()]
+    assert result["code"] != 0
+    return result["stderr"]
 
 
 def submit(tmp_path, launcher, *overrides):
