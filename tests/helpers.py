@@ -8,6 +8,7 @@ tests/k8s has a conftest of its own, and ``import conftest`` would be ambiguous.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -19,11 +20,29 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 import pytest
+import yaml
 
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 TRAIN = REPO / "train.py"
+
+
+# The upstream CRDs (PyTorchJob, TrainJob, RayJob) beside the checkout, as DESIGN.md describes.
+SCHEMAS = REPO.parent / "shared" / "schemas"
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~0.3 s for the RayJob CRD, not ~2.2 s
+    return yaml.load(path.read_text(), Loader=loader)
+
+
+def crd_schema(file: str, version: str) -> dict:
+    """The ``openAPIV3Schema`` of ``version`` in the upstream CRD ``SCHEMAS/file``, parsed once per
+    test process and shared: read it, or copy it before changing it."""
+    [served] = [v for v in _parsed(SCHEMAS / file)["spec"]["versions"] if v["name"] == version]
+    return served["schema"]["openAPIV3Schema"]
 
 
 # socketserver's shutdown() waits up to one poll of serve_forever: its default 0.5 s, per server per test.

@@ -23,8 +23,7 @@ from types import SimpleNamespace
 
 import jsonschema
 import pytest
-import yaml
-from helpers import serve
+from helpers import crd_schema, serve
 
 pytest.importorskip("lightning")
 
@@ -183,9 +182,7 @@ TRAINER_STATUS_FALLBACK = {
 
 
 def _crd_trainer_status() -> dict:
-    crd = yaml.safe_load(CRD.read_text())
-    [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    return version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["trainerStatus"]
+    return crd_schema(CRD.name, "v1alpha1")["properties"]["status"]["properties"]["trainerStatus"]
 
 
 @pytest.fixture()

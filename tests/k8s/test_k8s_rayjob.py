@@ -22,6 +22,7 @@ from aegis.k8s.status import job_status
 from aegis.launch.base import RunContext
 from aegis.launch.rayjob.kind import RAYJOB
 from aegis.launch.rayjob.validate import rayjob_problems, templates, validate_rayjob
+from helpers import crd_schema as upstream_crd_schema
 from helpers import tier_table
 from k8s_helpers import IMAGE, ROOT, compose_cfg, run_train
 from test_k8s_lifecycle import reattach, the_object
@@ -36,9 +37,7 @@ SEARCH = ("search=ray-tune", LR)
 def crd_schema():
     if not CRD.is_file():
         pytest.skip(f"the upstream RayJob CRD is not at {CRD} (../shared/schemas beside the checkout)")
-    crd = yaml.safe_load(CRD.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    return strict(version["schema"]["openAPIV3Schema"])
+    return strict(upstream_crd_schema(CRD.name, "v1"))
 
 
 def crd_errors(schema, manifest):

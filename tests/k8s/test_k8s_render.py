@@ -7,13 +7,13 @@ import copy
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from aegis.k8s.validate import KUBERNETES_VERSION
 from aegis.launch.k8s_job.render import render_job
 from aegis.launch.pytorchjob.render import render_pytorchjob
 from aegis.launch.pytorchjob.validate import pytorchjob_problems, validate_pytorchjob
 from aegis.errors import ConfigError
+from helpers import crd_schema as upstream_crd_schema
 from k8s_helpers import CRD, IMAGE, compose_cfg, context_for
 
 
@@ -30,9 +30,7 @@ def render(kind, tmp_path, *overrides):
 def crd_schema():
     if not CRD.is_file():
         pytest.skip(f"the upstream PyTorchJob CRD is not at {CRD} (../shared/schemas beside the checkout)")
-    crd = yaml.safe_load(CRD.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    return version["schema"]["openAPIV3Schema"]
+    return upstream_crd_schema(CRD.name, "v1")
 
 
 def crd_validate(schema, manifest):

@@ -18,6 +18,7 @@ from aegis.errors import ConfigError
 from aegis.k8s.status import job_status
 from aegis.launch.trainjob.kind import TRAINJOB, longest_pod_name
 from aegis.launch.trainjob.validate import node_pod_template, trainjob_problems, validate_trainjob
+from helpers import crd_schema as upstream_crd_schema
 from k8s_helpers import IMAGE, ROOT, compose_cfg
 from test_k8s_lifecycle import reattach, reattach_args, submit, the_object
 from test_k8s_render import overrides_of, render
@@ -50,9 +51,7 @@ def strict(schema):
 def crd_schema():
     if not CRD.is_file():
         pytest.skip(f"the upstream TrainJob CRD is not at {CRD} (../shared/schemas beside the checkout)")
-    crd = yaml.safe_load(CRD.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")
-    return strict(version["schema"]["openAPIV3Schema"])
+    return strict(upstream_crd_schema(CRD.name, "v1alpha1"))
 
 
 def crd_errors(schema, manifest):
