@@ -121,6 +121,30 @@ def test_arrays_train_with_classes_and_shape_from_the_data(tmp_path):
     assert list(resolved.data.input_shape) == list(resolved.model.input_shape) == [6]
 
 
+def test_a_source_too_small_to_split_by_class_fails_the_run_in_one_sentence(compose, tmp_path):
+    """In this process: the run's record; the ``python train.py`` version below (slow) also
+    checks that the console shows the sentence and no traceback."""
+    pytest.importorskip("lightning")
+    import numpy as np
+
+    from aegis.launch.base import RunContext
+    from aegis.training.run import train
+
+    np.savez(tmp_path / "set.npz", x=np.zeros((10, 4), np.float32), y=np.arange(10) % 2)
+    cfg = compose(f"paths.root={tmp_path / 'out'}", f"paths.dataset_cache={tmp_path / 'cache'}", "data=arrays",
+                  f"data.source={tmp_path / 'set.npz'}", "data.features_key=x", "data.labels_key=y", "trainer=smoke",
+                  "logger=none", "progress=none")
+    run_dir = tmp_path / "out" / "run"
+    outcome = train(cfg, RunContext(run_dir=run_dir, run_id=run_dir.name, task_overrides=(), config_name="train"))
+    assert outcome.exit_code == 1
+    record = summary(run_dir)
+    assert record["status"] == "failed"
+    assert record["cause"].startswith(
+        f"data.source={tmp_path / 'set.npz'} (10 samples, 2 classes, the smallest with 5) cannot be split by class "
+        "into train, val (data.val_fraction=0.1) and test (data.test_fraction=0.2): "), record["cause"]
+
+
+@pytest.mark.slow  # a python train.py run (~5 s of CPU); the run's record is checked in-process just above
 def test_a_source_too_small_to_split_by_class_is_one_sentence_not_a_traceback(tmp_path):
     """Its size is known only once it is read (after validation): scikit-learn's stratified
     split refused 10 rows of 2 classes with a ValueError traceback before."""
