@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -45,6 +46,34 @@ def test_no_launcher_name_is_a_literal_outside_its_folder_and_the_registry():
             if isinstance(node, ast.Constant) and node.value in NAMES and (module, node.value) not in NOT_A_LAUNCHER:
                 found.append(f"{module}:{node.lineno} {node.value!r}")
     assert not found, "shared code names a launcher (ask the Launcher or the registry instead): " + ", ".join(found)
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes of a module and its classes and functions (documentation, like docs/)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def test_no_sentence_outside_a_launchers_folder_tells_the_user_to_choose_a_launcher_by_name():
+    """``add launcher=torchrun`` in a training error: the sentence takes the name from the registry,
+    where the launcher that does the job is chosen once."""
+    pattern = re.compile(r"launcher=(" + "|".join(re.escape(name) for name in sorted(NAMES)) + r")\b")
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        module = path.relative_to(SRC).as_posix()
+        if _allowed(module):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found += [f"{module}:{node.lineno} {m.group(0)!r}" for m in pattern.finditer(node.value)]
+    assert not found, "a sentence names a launcher (take it from aegis.core.registry): " + ", ".join(found)
 
 
 TOY = '''

@@ -64,6 +64,12 @@ SEARCH_RULES = "aegis.tune.checks:check_search"
 # run dir without job.json (a search trial, an older run) is read: a process that has ended.
 IN_PROCESS = "local"
 
+# The launchers a sentence elsewhere points the user to, named here so that it names none:
+# a process per device on this machine (strategy=ddp past one device), and a search on
+# Kubernetes (its trials as one KubeRay RayJob).
+GANG_ON_THIS_MACHINE = "torchrun"
+SEARCH_ON_KUBERNETES = "rayjob"
+
 PLUGINS_ENV = "AEGIS_LAUNCHERS"  # name=module:Class[,name=module:Class...]
 PLUGIN_GROUP = "aegis.launchers"  # entry points: name = "module:Class"
 

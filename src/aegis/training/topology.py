@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from aegis.core.registry import GANG_ON_THIS_MACHINE
 from aegis.errors import ConfigError
 
 
@@ -82,7 +83,7 @@ def resolve_topology(strategy_cfg: DictConfig) -> Topology:
         if devices * num_nodes > 1:
             raise ConfigError(
                 f"strategy=ddp with strategy.devices={devices} and strategy.num_nodes={num_nodes} needs a "
-                "process per device: add launcher=torchrun (or start train.py with torchrun)."
+                f"process per device: add launcher={GANG_ON_THIS_MACHINE} (or start train.py with torchrun)."
             )
     else:
         local_world, world = gang

@@ -32,14 +32,15 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from aegis.core.registry import SEARCH_ON_KUBERNETES
 from aegis.errors import Problems
 
 RAY_TUNE_SWEEPER = "hydra_plugins.aegis_ray_tune.ray_tune_sweeper.RayTuneSweeper"
 # Hydra's own launcher, the one a sweep uses unless hydra/launcher says otherwise.
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # What a search on a cluster does instead of a cluster launcher.
-ON_A_CLUSTER = ("to search on Kubernetes, use launcher=rayjob (the search as a KubeRay RayJob), or point the search "
-                "at a Ray cluster with hydra.sweeper.address=ray://<head>:10001")
+ON_A_CLUSTER = (f"to search on Kubernetes, use launcher={SEARCH_ON_KUBERNETES} (the search as a KubeRay RayJob), or "
+                "point the search at a Ray cluster with hydra.sweeper.address=ray://<head>:10001")
 
 
 def _mode(hydra: Any) -> Optional[str]:
