@@ -64,6 +64,23 @@ def test_the_layers_contract_fails_on_an_import_that_climbs(package_copy, packag
     assert f"aegis.{package}._probe_layers -> {imported}" in done.stdout, done.stdout[-3000:]
 
 
+@pytest.mark.parametrize("module, imported", [
+    ("k8s/prefetch.py", "aegis.k8s.pod"),  # the pod builds the init container around prefetch's command
+    ("tune/layout.py", "aegis.tune.trial"),  # the names a trial shares with the driver sit below both
+])
+def test_the_no_cycles_contract_fails_on_a_function_level_import_that_closes_a_ring(package_copy, module, imported):
+    path = package_copy / "aegis" / module
+    kept = path.read_text()
+    path.write_text(f"{kept}\n\ndef _probe_cycle():\n    import {imported}\n")
+    try:
+        done = _lint(package_copy)
+    finally:
+        path.write_text(kept)
+    assert done.returncode != 0
+    package = "aegis." + module.split("/")[0]
+    assert f"No cycles are allowed in {package}." in done.stdout, done.stdout[-3000:]
+
+
 def _package(module: str) -> str:
     return ".".join(module.split(".")[:2])
 

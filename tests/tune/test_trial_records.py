@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("ray")
 
 from aegis.tune.results import TrialRecord  # noqa: E402
-from aegis.tune.trial import TRIAL_KEY, sampled, trial_number  # noqa: E402
+from aegis.tune.layout import TRIAL_KEY, trial_number  # noqa: E402
+from aegis.tune.trial import sampled  # noqa: E402
 
 
 class StubTrial:

@@ -190,7 +190,7 @@ def _run_sweep(sweeper: Any, arguments: List[str]) -> Any:
     unselect = results.search_unselect(config.hydra.runtime.choices, list(config.hydra.overrides.task))
     _check_reproducible(sweeper, space, unselect)
 
-    from aegis.tune.search import ray_experiment_dir
+    from aegis.tune.layout import ray_experiment_dir
 
     experiment = ray_experiment_dir(sweep_dir)
     if settings.resume and not (experiment / "tuner.pkl").is_file():

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from aegis import __version__
 from aegis.core import logger_kind, quantities
-from aegis.k8s import builds, naming
+from aegis.k8s import builds, naming, prefetch
 from aegis.core.context import RunContext
 from aegis.core.launch_origin import IMAGE_COMMIT_ENV, IMAGE_DIRTY_ENV, IMAGE_ENV, NODE_NAME_ENV, launch_env
 from aegis.core.lifecycle import SUPERVISED_ENV
@@ -282,11 +282,11 @@ def pod_spec(cfg: DictConfig, main: dict[str, Any], restart_policy: Optional[str
         spec["tolerations"] = [_toleration(t) for t in plain(launcher.tolerations)]
     if launcher.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in launcher.image_pull_secrets]
-    from aegis.k8s.prefetch import init_containers
-
-    init = init_containers(cfg)  # launcher.prefetch_data: the dataset cache filled first
-    if init:
-        spec["initContainers"] = init
+    fetch = prefetch.fetch_args(cfg)  # launcher.prefetch_data: the dataset cache filled first
+    if fetch is not None:
+        init = container(cfg, prefetch.CONTAINER, fetch)
+        init["env"] = [e for e in init["env"] if e["name"] != "OMP_NUM_THREADS"]  # one process, no threads to size
+        spec["initContainers"] = [init]
     spec["containers"] = [main]
     spec["volumes"] = vols
     return spec

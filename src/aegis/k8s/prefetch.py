@@ -16,7 +16,7 @@ Pure: no torch, no cluster.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -38,17 +38,14 @@ def spec_json(cfg: DictConfig) -> str:
                        "storage_options": data.get("storage_options") or {}}, sort_keys=True)
 
 
-def init_containers(cfg: DictConfig) -> list[dict[str, Any]]:
-    from aegis.k8s import pod
-
+def fetch_args(cfg: DictConfig) -> Optional[list[str]]:
+    """The init container's command (``aegis.k8s.pod`` builds the container around it, with the
+    training container's env and mounts); None without ``launcher.prefetch_data``."""
     launcher = cfg.launcher
     if not launcher.get("prefetch_data"):
-        return []
-    args = [launcher.python, "-m", "aegis.data", "--cache", launcher.dataset_cache.mount_path, "fetch",
+        return None
+    return [launcher.python, "-m", "aegis.data", "--cache", launcher.dataset_cache.mount_path, "fetch",
             "--spec", spec_json(cfg)]
-    container = pod.container(cfg, CONTAINER, args)
-    container["env"] = [e for e in container["env"] if e["name"] != "OMP_NUM_THREADS"]
-    return [container]
 
 
 def check(cfg: DictConfig, found: Problems) -> None:

@@ -24,7 +24,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
 from aegis.tune.progress import progress_rows, row_epoch
-from aegis.tune.trial import TRIAL_KEY, trial_number
+from aegis.tune.layout import TRIAL_KEY, trial_number
 
 log = logging.getLogger("aegis.tune")
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 from aegis.failures.record import Failure, clean
 from aegis.core.files import read_json, write_json
 from aegis.tune.results import TrialRecord
-from aegis.tune.trial import POINTER_DIR
+from aegis.tune.layout import POINTER_DIR
 
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "train.log"

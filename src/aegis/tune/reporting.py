@@ -28,7 +28,7 @@ from typing import Any, Optional
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import Checkpoint
 
-from aegis.tune.trial import POINTER_DIR  # in the trial's run dir
+from aegis.tune.layout import POINTER_DIR  # in the trial's run dir
 POINTER_FILE = "pointer.json"  # in POINTER_DIR/pointer/, the directory Ray copies
 REPORTED = "reported-{epoch:04d}.ckpt"  # in POINTER_DIR: the weights of a reported epoch
 KEEP_REPORTED = 3

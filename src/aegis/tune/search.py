@@ -18,16 +18,10 @@ from aegis.errors import AegisError
 from aegis.tune import console
 from aegis.tune.results import TrialRecord
 from aegis.tune.settings import Settings
-from aegis.tune.trial import TrialJob, run_trial, sampled, trial_number
+from aegis.tune.layout import RAY_DIR, ray_experiment_dir, trial_number
+from aegis.tune.trial import TrialJob, run_trial, sampled
 
 log = logging.getLogger("aegis.tune")
-
-RAY_DIR = "ray"
-
-
-def ray_experiment_dir(sweep_dir: Path) -> Path:
-    return sweep_dir / RAY_DIR
-
 
 class FailureBudget:
     """Counts crashed trials; past ``max_failures`` it stops the whole search.

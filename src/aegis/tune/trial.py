@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from aegis.core import logger_kind
 from aegis.errors import AegisError
+from aegis.tune.layout import TRIAL_FILE, TRIAL_KEY, ray_experiment_dir, trial_number
 
 
 class TrialFailed(AegisError):
@@ -43,22 +44,6 @@ class TrialJob:
     entrypoint: str = "train.py"
     unselect: list[str] = field(default_factory=list)
 
-
-# The key of a trial's config that carries its number (its run dir ``<sweep dir>/<number>``,
-# ``aegis.trial_number`` in MLflow, ``trial_number`` in best.yaml). The driver assigns it when
-# Ray Tune adds the trial (``aegis.tune.numbering``), so every search algorithm gets the same
-# numbers in the driver and the workers, and Ray Tune keeps it with the trial across a resume.
-TRIAL_KEY = "__aegis_trial"
-# Written into a trial's run dir before it trains: which Ray trial the dir belongs to.
-TRIAL_FILE = "trial.json"
-# In a trial's run dir: what Ray Tune restores the trial from (aegis.tune.reporting).
-POINTER_DIR = "tune_checkpoint"
-
-
-def trial_number(config: Any) -> Optional[int]:
-    """The number the driver gave this trial (None for a config without one)."""
-    value = (config or {}).get(TRIAL_KEY)
-    return int(value) if value is not None else None
 
 
 def sampled(config: Any) -> dict[str, Any]:
@@ -121,7 +106,6 @@ def run_trial(params: dict[str, Any], job: TrialJob) -> None:
     run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
     claim_run_dir(run_dir, trial_id)
     from aegis.tune.reporting import last_recorded_epoch, resume_point
-    from aegis.tune.search import ray_experiment_dir
 
     # Ray's record of this trial (progress.csv) is in its dir under the sweep dir's Ray
     # experiment, named <trainable>_<trial id>_...: not the worker's get_trial_dir(), which is
