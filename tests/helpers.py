@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pytest
 import yaml
@@ -56,15 +56,17 @@ def serve(server: Any) -> threading.Thread:
     return thread
 
 
-def tier_table(cases: list, default: Iterable[int]) -> list:
+def tier_table(cases: list, default: Iterable[int] | Callable[[Any], bool],
+               ids: Optional[Callable[[Any], str]] = None) -> list:
     """A table of ``python train.py`` cases (about a second of CPU each) split between tiers:
-    the cases at the ``default`` positions (one for each place a refusal comes from) run in the
-    README suite, every other one in the slow tier, which CI runs after it. A case that moves
-    keeps its sentence checked end to end, one tier later."""
-    keep = set(default)
-    assert keep <= set(range(len(cases))), "a default case that is not in the table"
+    the ``default`` cases (one for each place a refusal comes from: their positions, or a test
+    of the case) run in the README suite, every other one in the slow tier, which CI runs after
+    it. A case that moves keeps its sentence checked end to end, one tier later. ``ids``: each
+    case's test id (pytest's own by default)."""
+    keep = {i for i, case in enumerate(cases) if default(case)} if callable(default) else set(default)
+    assert keep and keep <= set(range(len(cases))), "a default case that is not in the table"
     values = [case if isinstance(case, tuple) else (case,) for case in cases]  # one argname: the case itself
-    return [case if i in keep else pytest.param(*value, marks=pytest.mark.slow)
+    return [pytest.param(*value, id=None if ids is None else ids(case), marks=() if i in keep else pytest.mark.slow)
             for i, (case, value) in enumerate(zip(cases, values))]
 
 

@@ -22,7 +22,7 @@ from aegis.config.rules.values import field_check
 from aegis.config.schema import SyntheticDataConfig
 from aegis.config.validation import validate
 from aegis.errors import ConfigError
-from helpers import run_train
+from helpers import run_train, tier_table
 
 K8S = ["launcher=k8s-job", "launcher.image=reg.example.com/ml/aegis:1"]
 PTJ = ["strategy=ddp", "launcher=pytorchjob", "launcher.image=reg.example.com/ml/aegis:1"]
@@ -310,10 +310,9 @@ DEFAULT_TIER = {
 
 
 def tiered(cases: list, width: int = 60) -> list:
-    """``cases`` as pytest params, those outside DEFAULT_TIER marked slow."""
-    return [pytest.param(overrides, expected, id=" ".join(overrides)[:width],
-                         marks=() if " ".join(overrides) in DEFAULT_TIER else pytest.mark.slow)
-            for overrides, expected in cases]
+    """``cases`` (overrides, expected) split by DEFAULT_TIER, each named by its overrides."""
+    return tier_table(cases, default=lambda case: " ".join(case[0]) in DEFAULT_TIER,
+                      ids=lambda case: " ".join(case[0])[:width])
 
 
 # Good values at the edges of what the checks allow: these must keep validating.
