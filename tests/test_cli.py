@@ -30,6 +30,9 @@ def test_default_config_reaches_095_test_accuracy_on_digits(tmp_path):
     assert "it/s]" not in result.stdout + result.stderr
 
 
+# The default tier's `python train.py` training run is the planted-secrets one
+# (tests/test_secrets.py), which checks these same records.
+@pytest.mark.slow
 def test_smoke_run_records_everything_in_one_run_dir(tmp_path):
     result = run_train(["trainer=smoke"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -21,7 +21,7 @@ import yaml
 from aegis.config.validation import validate
 from aegis.errors import ConfigError, ConfigErrors, error_lines
 from aegis.redact import MaskCredentials, find_credential, is_credential_name, mask_credentials
-from helpers import CONF, TRAIN, mlflow_server, run_dirs, run_train
+from helpers import CONF, TRAIN, mlflow_server, run_dirs, run_train, summary
 
 IMAGE = "registry.example.com/aegis:0.1.0"
 K8S = ["launcher=k8s-job", f"launcher.image={IMAGE}"]
@@ -314,6 +314,14 @@ def test_no_planted_secret_reaches_any_artifact_of_a_run(tmp_path):
     assert {d.name for d in run_dirs(root)} == {"render", "train"}
     assert (root / "mlflow.db").is_file() and any((root / "mlartifacts").rglob("*.pth")) or \
         any((root / "mlartifacts").rglob("*")), "the MLflow store and its artifacts are among what is searched"
+    # The default tier's one `python train.py` training run: everything it records, in one run dir.
+    run = root / "train" / "runs" / "train"
+    record = summary(run)
+    assert record["status"] == "completed" and record["world_size"] == 1
+    assert record["tracking"]["logger"] == "mlflow" and record["tracking"]["run_id"]
+    assert record["tracking"]["registered_model"]["version"] == 1
+    for name in ("config.yaml", "summary.json", "tracking.json", "train.log", ".hydra/overrides.yaml"):
+        assert (run / name).exists(), name
 
     secrets = [value.split(":")[-1].split("@")[0] if "://" in value else value for value in PLANTED_ENV.values()]
     secrets.append(GIT_TOKEN)
