@@ -68,6 +68,7 @@ def test_lr_monitor_runs_with_a_logger_by_class(compose):
     validate(compose("logger=lightning", "callbacks=lr_monitor"))  # it has a logger: no "logger=none" sentence
 
 
+@pytest.mark.slow  # in-process: BAD's first case (the same sentence, before anything runs)
 def test_a_bad_logger_arg_exits_1_before_a_run_dir_exists(tmp_path):
     result = run_train(["logger=lightning", "+logger.flush_logs_every_n_step=10"], tmp_path, timeout=120)
     assert result.returncode == 1

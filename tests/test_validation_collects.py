@@ -41,6 +41,7 @@ def test_three_independent_bad_values_are_three_lines(tmp_path):
         assert sum(key in line for line in lines) == 1, (key, lines)
 
 
+@pytest.mark.slow  # in-process: test_k8s_and_search_checks_return_their_sentences (the same two, and a third)
 def test_a_bad_image_and_a_bad_quantity_are_both_listed(tmp_path):
     root = tmp_path / "root"
     result = run_train([*K8S, "launcher.image=not an image", "launcher.resources.memory=lots"], root)
@@ -49,6 +50,7 @@ def test_a_bad_image_and_a_bad_quantity_are_both_listed(tmp_path):
     assert "launcher.image=" in lines[0] and "launcher.resources.memory='lots'" in lines[1], lines
 
 
+@pytest.mark.slow  # in-process: test_a_value_refused_once_is_one_sentence (data.num_classes=1 among its cases)
 def test_a_cascade_prints_only_its_root_cause(tmp_path):
     root = tmp_path / "root"
     # data.num_classes=1 is out of range; its mismatch with data=digits (10 classes) and the

@@ -23,7 +23,7 @@ from aegis.config.validation import validate
 from aegis.data import Cache, DataSourceError, DatasetSpec, prepare
 from aegis.errors import ConfigError
 from data_sources import tar_bytes
-from helpers import run_train, serve
+from helpers import run_train, serve, tier_table
 
 ENDPOINT = "http://127.0.0.1:9000"
 
@@ -148,8 +148,9 @@ def test_good_sources_pass_the_compose_time_checks(compose, tmp_path, monkeypatc
         validate(compose(*overrides))
 
 
-@pytest.mark.parametrize("source,expected", [("{tmp}/nope.npz", "does not exist"),
-                                             ("http//host/set.npz", "without its '://'")])
+# Both sentences are checked in-process in the table above; one goes through python train.py here.
+@pytest.mark.parametrize("source,expected", tier_table([("{tmp}/nope.npz", "does not exist"),
+                                                        ("http//host/set.npz", "without its '://'")], default=[0]))
 def test_train_py_refuses_a_bad_source_before_any_run_dir_lock_or_store(tmp_path, source, expected):
     root = tmp_path / "root"
     result = run_train(["data=arrays", f"data.source={source.format(tmp=tmp_path)}"], root, timeout=60)

@@ -3,8 +3,6 @@ queued, preempted and readmitted job followed to its end against the fake API se
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
 import kubernetes_validate
@@ -14,6 +12,7 @@ import yaml
 from aegis.k8s.validate import KUBERNETES_VERSION
 from aegis.launch import get_launcher
 from aegis.core.lifecycle import JobRef
+from helpers import tier_table
 from k8s_helpers import IMAGE, compose_cfg, context_for, run_train
 from test_k8s_client import launch
 from test_k8s_lifecycle import reattach, submit, the_object
@@ -77,7 +76,9 @@ def test_pod_priority_class_is_the_pods_priority_class_name(tmp_path):
     assert not [k for k in manifest["metadata"]["labels"] if k.startswith("kueue.x-k8s.io/")]
 
 
-@pytest.mark.parametrize("launcher", ["k8s-job", "pytorchjob", "trainjob"])
+# One kind through python train.py in the default tier: every kind's labels are rendered
+# in-process above (test_queue_and_priority_label_the_job_object_only_and_never_touch_suspend).
+@pytest.mark.parametrize("launcher", tier_table(["k8s-job", "pytorchjob", "trainjob"], default=[0]))
 def test_dry_run_on_the_command_line_prints_both_labels(tmp_path, launcher):
     result = run_train(f"launcher={launcher}", f"launcher.image={IMAGE}", *kueue_for(launcher), "launcher.dry_run=true",
                        *(["strategy=ddp"] if launcher != "k8s-job" else []),
