@@ -51,7 +51,7 @@ def _compose(conf_dir: Path, overrides: list[str]):
     prepare()
     GlobalHydra.instance().clear()
     # With its hydra node, as train.py validates it: a rule that reads the run mode or the
-    # sweeper (launcher=rayjob needs a search) must never see a stale HydraConfig instead.
+    # sweeper (a RayJob needs a search) must never see a stale HydraConfig instead.
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     GlobalHydra.instance().clear()

@@ -1,6 +1,6 @@
 """Facts about this machine that validation needs, found without importing torch.
 
-A config that trains here (``launcher=local``/``torchrun``) can ask for a GPU the
+A config that trains here (a launcher whose ``trains_here`` is true) can ask for a GPU the
 machine lacks or resume from a file that is not a checkpoint; torch would find out only
 after the run dir, the tracking run and the data exist. These answers come from the
 filesystem and the environment, in microseconds.

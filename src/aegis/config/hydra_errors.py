@@ -141,7 +141,7 @@ def _group_options(group: str) -> list[tuple[str, Any]]:
             continue
         schema = OmegaConf.get_type(store.load(f"{folder}/{name}").node)
         option = option[: -len("_schema")]
-        found.append((option.replace("_", "-") if folder == "launcher" else option, schema))  # launcher=k8s-job
+        found.append((option.replace("_", "-") if folder == "launcher" else option, schema))  # k8s_job_schema: k8s-job
     return sorted(found, key=lambda pair: pair[0])
 
 

@@ -5,7 +5,7 @@ started in the same second never share a directory. It is resolved once per proc
 (cached), and a process that torchrun started without a pinned run dir agrees on the
 stamp with its gang through torchrun's own TCP store, so
 ``torchrun --nproc_per_node=2 train.py`` makes exactly one run dir, like
-``launcher=torchrun`` (which pins the dir for its children explicitly).
+the torchrun launcher (which pins the dir for its children explicitly).
 """
 
 from __future__ import annotations

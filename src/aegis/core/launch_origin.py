@@ -27,7 +27,7 @@ IMAGE_DIRTY_ENV = "AEGIS_IMAGE_GIT_DIRTY"
 class LaunchOrigin:
     """How the user asked for the run: the launcher and overrides of the ``python train.py``
     they typed, which a child process (a torchrun rank, a pod) no longer sees in its own
-    overrides (those say ``launcher=local`` with the run dir pinned)."""
+    overrides (those name the in-process launcher, with the run dir pinned)."""
 
     launcher: str
     overrides: tuple[str, ...]

@@ -1,7 +1,7 @@
 """The pod both Kubernetes launchers run: container, env, volumes, security.
 
-The container re-enters the same entrypoint with the user's overrides and
-``launcher=local``; its run dir is pinned to a path on the outputs volume, because the
+The container re-enters the same entrypoint with the user's overrides and the in-process
+launcher (``registry.IN_PROCESS``); its run dir is pinned to a path on the outputs volume, because the
 pod cannot see this machine's run dir. Pure: no cluster, no client, no torch.
 """
 
@@ -42,7 +42,7 @@ def pod_run_dir(cfg: DictConfig, run_id: str) -> str:
 
 
 def pod_overrides(cfg: DictConfig, ctx: RunContext, **replace: str) -> list[str]:
-    """The user's overrides for the pod: the in-process launcher (``launcher=local``), run dir
+    """The user's overrides for the pod: the in-process launcher (``registry.IN_PROCESS``), run dir
     and root pinned in the pod."""
     in_pod = dataclasses.replace(ctx, run_dir=PurePosixPath(pod_run_dir(cfg, ctx.run_id)))
     return in_pod.child_overrides(launcher=IN_PROCESS, **replace, **{"paths.root": cfg.launcher.outputs.mount_path})

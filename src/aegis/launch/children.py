@@ -1,12 +1,13 @@
-"""The config a launcher's processes compose: the user's overrides with ``launcher=local``.
+"""The config a launcher's processes compose: the user's overrides with the in-process launcher.
 
 A launcher that starts processes re-entering ``train.py`` (torchrun's ranks, pods, srun
-tasks) drops the user's ``launcher.*`` overrides and selects ``launcher=local``
-(:meth:`aegis.launch.base.RunContext.child_overrides`). A config *file* that sets a
-launcher key (an experiment's ``launcher: {nproc_per_node: 2}``) is merged again in every
-child, into ``launcher=local``, which has no such key: each child would stop after the
-launch. :func:`check_children_compose` composes the children's config in the parent,
-before anything starts (about 0.05 s, no torch), and says so in one sentence.
+tasks) drops the user's ``launcher.*`` overrides and selects the in-process launcher
+(``registry.IN_PROCESS``; :meth:`aegis.launch.base.RunContext.child_overrides`). A config
+*file* that sets a launcher key (an experiment's ``launcher: {nproc_per_node: 2}``) is merged
+again in every child, into the in-process launcher's config, which has no such key: each
+child would stop after the launch. :func:`check_children_compose` composes the children's
+config in the parent, before anything starts (about 0.05 s, no torch), and says so in one
+sentence.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _sweeps(overrides: tuple[str, ...]) -> bool:
 
 def check_children_compose(cfg: DictConfig, found: Problems, processes: str = "processes") -> None:
     """One sentence when the ``processes`` this launcher starts (``"the ranks"``) cannot
-    compose their config with ``launcher=local``."""
+    compose their config with the in-process launcher."""
     exc = child_composition_error(cfg)
     if exc is None:
         return

@@ -36,7 +36,7 @@ def _gang_env() -> tuple[int, int] | None:
 
 def _slurm_gang() -> tuple[int, int] | None:
     """(tasks on this node, nodes) when SLURM started this process as one of several tasks
-    (``launcher=slurm``, ``hydra/launcher=submitit_slurm``: one task per device, Lightning's SLURMEnvironment)."""
+    (the SLURM launcher, ``hydra/launcher=submitit_slurm``: one task per device, Lightning's SLURMEnvironment)."""
     if not _in_slurm_job() or int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
         return None
     per_node = os.environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]

@@ -10,8 +10,8 @@ than a surprise later:
   nothing;
 - a launcher other than ``local`` or ``rayjob`` would never be used: a trial cannot become
   a torchrun gang (Lightning's ddp re-launches ``sys.argv[0]``, which in a Ray worker is
-  Ray's own script) nor a Kubernetes job; a search on Kubernetes is ``launcher=rayjob``
-  (the whole search as a KubeRay RayJob), or runs against a Ray cluster there through
+  Ray's own script) nor a Kubernetes job; a search on Kubernetes is the launcher
+  ``registry.SEARCH_ON_KUBERNETES`` names (the whole search as a KubeRay RayJob), or runs against a Ray cluster there through
   ``hydra.sweeper.address``;
 - a Hydra launcher (``hydra/launcher=submitit_slurm``, ``ray``) would be ignored the same way;
 - several devices per trial need a process per device, which one worker cannot start.
