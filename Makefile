@@ -25,8 +25,8 @@ train: $(READY)
 
 # Test processes for `make test` (pytest-xdist): one per core and one more by default (the tier
 # spends ~15% of its time waiting on subprocesses, fake clusters and timeouts, which the extra
-# process fills: 2:44-2:58 against 3:05-3:08 on two cores, docs/testing.md); TEST_WORKERS=0 runs the tier
-# in this one process (a debugger, or a test's output in order).
+# process fills: 2:44-2:58 against 3:05-3:08 on two cores, docs/testing.md); TEST_WORKERS=0
+# runs the tier in this one process (a debugger, or a test's output in order).
 TEST_WORKERS ?= $(shell echo $$(( $$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1) + 1 )))
 
 ## The suite a newcomer needs to trust: under 3 minutes on a quiet 2-core machine
