@@ -129,7 +129,7 @@ class StatusServer:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.thread = serve(self.httpd)
+        serve(self.httpd)
 
     @property
     def url(self) -> str:

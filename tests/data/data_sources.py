@@ -95,7 +95,7 @@ class CountingServer:
         self.httpd.daemon_threads = True
 
     def start(self) -> "CountingServer":
-        self.thread = serve(self.httpd)
+        serve(self.httpd)
         return self
 
     def url(self, name: str) -> str:
