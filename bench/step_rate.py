@@ -6,13 +6,14 @@ script on the same data, model and optimizer: side by side, alternating, REPEATS
 - ``long``: long epochs, ``data=synthetic data.num_samples=200000 data.batch_size=256
   model.hidden_dims=[256,256]`` (625 steps an epoch), LONG_EPOCHS epoch(s). Arms:
   ``aegis`` (train.py as shipped), ``aegis-before`` (the same with
-  ``AEGIS_HOOK_FASTPATH=0``: Lightning's hook dispatch as shipped), ``plain`` (a loop
+  ``AEGIS_HOOK_FASTPATH=0``, Lightning's hook dispatch as shipped, and
+  ``model._target_=per_step_logging.PerStepLoggingMLP``, the MLP with two ``self.log`` calls a
+  step as it was before the epoch sums), ``plain`` (a loop
   batching by tensor indexing: the limit) and ``dataloader`` (the same loop over
   ``DataLoader(TensorDataset, shuffle=True)``). Target (issue 24): aegis/plain >= 0.8.
 - ``digits``: the default run (digits MLP, batch 64, 20 epochs of 20 steps). Arms:
-  ``aegis``, ``aegis-before`` (``AEGIS_HOOK_FASTPATH=0 AEGIS_LAST_LINK=0``: hook dispatch
-  as shipped and ``last.ckpt`` serialized a second time where a best checkpoint was just
-  written at the same step), ``lightning`` (bench/baseline_data_path.py's minimal script:
+  ``aegis``, ``aegis-before`` (as for ``long``, and ``AEGIS_LAST_LINK=0``: ``last.ckpt``
+  serialized a second time where a best checkpoint was just written at the same step), ``lightning`` (bench/baseline_data_path.py's minimal script:
   a default Trainer, validation each epoch, Lightning's own latest-epoch checkpoint),
   ``lightning-bare`` (the same with no validation, checkpoint or per-step log: issue 24's
   baseline) and ``plain``.
@@ -40,29 +41,32 @@ from pathlib import Path
 from _common import PYTHON, REPO, median, run, spread, summary_of
 
 THREADS = {"OMP_NUM_THREADS": "1"}
+BEFORE = {"env": {"AEGIS_HOOK_FASTPATH": "0", "PYTHONPATH": str(REPO / "bench")},
+          "overrides": ["model._target_=per_step_logging.PerStepLoggingMLP"]}
 LONG_EPOCHS = 1
 WORKLOADS = {
     "long": {
         "data": "synthetic", "epochs": LONG_EPOCHS, "hidden": "256,256",
         "overrides": ["data=synthetic", "data.num_samples=200000", "data.batch_size=256",
                       "model.hidden_dims=[256,256]", f"trainer.max_epochs={LONG_EPOCHS}"],
-        "arms": {"aegis": {}, "aegis-before": {"AEGIS_HOOK_FASTPATH": "0"}, "plain": None, "dataloader": None},
+        "arms": {"aegis": {}, "aegis-before": BEFORE, "plain": None, "dataloader": None},
         "base": "plain", "target": 0.8,
     },
     "digits": {
         "data": "digits", "epochs": 20, "hidden": "256,128", "overrides": [],
-        "arms": {"aegis": {}, "aegis-before": {"AEGIS_HOOK_FASTPATH": "0", "AEGIS_LAST_LINK": "0"},
+        "arms": {"aegis": {}, "aegis-before": {**BEFORE, "env": {**BEFORE["env"], "AEGIS_LAST_LINK": "0"}},
                  "lightning": None, "lightning-bare": None, "plain": None},
         "base": "lightning", "target": None,
     },
 }
 
 
-def aegis_once(overrides: list[str], env: dict[str, str]) -> tuple[float, float]:
+def aegis_once(overrides: list[str], arm: dict) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
     try:
-        run([PYTHON, "train.py", "logger=none", "test_after_fit=false", "trainer.accelerator=cpu", *overrides],
-            env={**THREADS, "AEGIS_OUTPUT_ROOT": str(root), **env})
+        run([PYTHON, "train.py", "logger=none", "test_after_fit=false", "trainer.accelerator=cpu", *overrides,
+             *arm.get("overrides", [])],
+            env={**THREADS, "AEGIS_OUTPUT_ROOT": str(root), **arm.get("env", {})})
         timing = summary_of(root)["timing"]
         return timing["train_steps_per_s"], timing["train_steps_per_cpu_s"]
     finally:
@@ -88,8 +92,8 @@ def measure(name: str, repeats: int) -> None:
         arms = list(spec["arms"].items())
         if round_ % 2:
             arms.reverse()  # alternate the order too: no arm always runs first after a pause
-        for arm, env in arms:
-            wall, cpu = (aegis_once(spec["overrides"], env) if env is not None
+        for arm, setup in arms:
+            wall, cpu = (aegis_once(spec["overrides"], setup) if setup is not None
                          else baseline_once(arm, spec["data"], spec["epochs"], spec["hidden"]))
             walls[arm].append(wall)
             cpus[arm].append(cpu)

@@ -15,12 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aegis.training.epoch_metrics import CHECKPOINT_KEY, epoch_sums, logs_this_step, put_first
+
 
 class ClassifierModule(L.LightningModule):
     """Subclasses spell out every argument in their own ``__init__`` (no ``**kwargs``), so
     a misspelt config key fails the signature check before anything is built."""
 
-    #: Every metric ``_step`` logs. Read from this source (not imported) by
+    #: Every metric the module logs. Read from this source (not imported) by
     #: ``aegis.config.validation`` so ``checkpoint.monitor`` is checked before a run starts;
     #: a user's LightningModule may declare its own the same way.
     LOGGED_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
@@ -32,6 +34,7 @@ class ClassifierModule(L.LightningModule):
         self.save_hyperparameters(logger=False)
         hp = self.hparams
         self.net = self.build_net(tuple(hp.input_shape), hp.num_classes)
+        self.epoch_sums = epoch_sums()
 
     def build_net(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         raise NotImplementedError
@@ -40,17 +43,17 @@ class ClassifierModule(L.LightningModule):
         return self.net(x)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        """Loss and accuracy go to the epoch's sums, not to ``self.log`` each step
+        (aegis.training.epoch_metrics says why). The step loss, on the training steps the
+        loggers write, stays rank-local: syncing it would add a collective to every step;
+        the epoch means are synced once per epoch."""
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        acc = (logits.argmax(dim=1) == y).float().mean()
-        training = stage == "train"
-        # The per-step training loss stays rank-local: syncing it would add a collective
-        # to every step. Epoch-level metrics are synced once per epoch across ranks.
-        self.log(f"{stage}/loss", loss, on_step=training, on_epoch=True, sync_dist=not training,
-                 batch_size=len(y), prog_bar=True)
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, sync_dist=True,
-                 batch_size=len(y), prog_bar=not training)
+        if self._trainer is not None:  # outside a fit or an evaluation nothing would read them
+            self.epoch_sums[stage].add(loss, logits, y)
+            if stage == "train" and logs_this_step(self._trainer):
+                self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=len(y), prog_bar=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -61,6 +64,29 @@ class ClassifierModule(L.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def setup(self, stage: str) -> None:
+        for sums in self.epoch_sums.values():
+            sums.reset()
+        put_first(self.trainer)
+
+    # Lightning calls these after the non-monitoring callbacks' own: they log only what the
+    # front callback has not (it was taken out of the trainer's list).
+    def on_train_epoch_end(self) -> None:
+        self.epoch_sums["train"].log_epoch(self)
+
+    def on_validation_epoch_end(self) -> None:
+        self.epoch_sums["val"].log_epoch(self)
+
+    def on_test_epoch_end(self) -> None:
+        self.epoch_sums["test"].log_epoch(self)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.epoch_sums["train"].state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if CHECKPOINT_KEY in checkpoint:  # not in checkpoints from before the sums
+            self.epoch_sums["train"].load_state_dict(checkpoint[CHECKPOINT_KEY], self.device)
 
     def predict_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
