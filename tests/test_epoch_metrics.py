@@ -5,6 +5,7 @@ and the progress bar with the names and values per-step ``self.log`` gave them, 
 from __future__ import annotations
 
 import importlib.util
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +18,6 @@ from lightning.pytorch.loggers.logger import Logger  # noqa: E402
 from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from aegis.training import epoch_metrics  # noqa: E402
 from aegis.training.epoch_metrics import CHECKPOINT_KEY, EpochSums, LogEpochMetrics  # noqa: E402
 from aegis.training.models import MLPClassifier  # noqa: E402
 
@@ -170,13 +170,6 @@ def test_the_module_saves_and_restores_its_epoch_sums():
     assert again.epoch_sums['train'].samples == 1
 
 
-def test_without_lightnings_logging_test_every_step_logs():
-    assert epoch_metrics.logs_this_step(SimpleNamespace()) is True
-    connector = SimpleNamespace(should_update_logs=False)
-    assert epoch_metrics.logs_this_step(SimpleNamespace(_logger_connector=connector, fast_dev_run=False)) is False
-    assert epoch_metrics.logs_this_step(SimpleNamespace(_logger_connector=connector, fast_dev_run=1)) is True
-
-
 def test_validate_and_test_report_what_per_step_logging_reported():
     x = torch.randn(40, 8)
     y = (x[:, 0] > 0).long()
@@ -190,3 +183,42 @@ def test_validate_and_test_report_what_per_step_logging_reported():
     same(validated[0], validated_before[0])
     same(tested[0], tested_before[0])
     assert set(tested[0]) == {"test/loss", "test/acc"}
+
+
+class RankRecord(L.Callback):
+    """Writes what each rank's callbacks read at the epoch end, to a file per rank."""
+
+    def __init__(self, folder) -> None:
+        self.folder = folder
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(metrics))
+
+
+def gang_epoch(module_class, folder):
+    folder.mkdir()
+    L.seed_everything(0, verbose=False)
+    x = torch.randn(128, 8)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    module = module_class(input_shape=[8], num_classes=2, hidden_dims=[16], dropout=0.0, lr=0.05)
+    trainer = L.Trainer(max_epochs=1, logger=False, callbacks=[RankRecord(folder)], enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False, accelerator="cpu", devices=2,
+                        strategy="ddp_fork", use_distributed_sampler=True)
+    trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=16))
+    return [json.loads((folder / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+@pytest.mark.slow
+def test_in_a_gang_every_rank_reads_the_epoch_means_over_all_ranks(tmp_path):
+    shipped = gang_epoch(MLPClassifier, tmp_path / "shipped")
+    before = gang_epoch(PerStepLogging, tmp_path / "before")
+    # before, the epoch loss was each rank's own (not synced); accuracy was synced
+    assert before[0]["train/loss"] != pytest.approx(before[1]["train/loss"])
+    assert before[0]["train/acc"] == pytest.approx(before[1]["train/acc"])
+    # now both are the mean over the gang (each rank saw 64 samples, so the plain mean)
+    mean_loss = (before[0]["train/loss"] + before[1]["train/loss"]) / 2
+    for rank in shipped:
+        assert rank["train/loss"] == pytest.approx(mean_loss, rel=1e-5)
+        assert rank["train/loss_epoch"] == pytest.approx(mean_loss, rel=1e-5)
+        assert rank["train/acc"] == pytest.approx(before[0]["train/acc"], rel=1e-5)

@@ -235,3 +235,12 @@ def test_the_embedded_store_is_prepared_through_mlflows_client_when_its_private_
         mlflow_store.head_revision.cache_clear()
     client = MlflowClient(tracking_uri=uri)
     assert client.create_run(client.create_experiment("e")).info.run_id
+
+
+def test_without_lightnings_logging_test_every_training_step_logs():
+    from aegis.training.epoch_metrics import logs_this_step
+
+    assert logs_this_step(SimpleNamespace()) is True
+    connector = SimpleNamespace(should_update_logs=False)
+    assert logs_this_step(SimpleNamespace(_logger_connector=connector, fast_dev_run=False)) is False
+    assert logs_this_step(SimpleNamespace(_logger_connector=connector, fast_dev_run=1)) is True
