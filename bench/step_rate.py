@@ -13,8 +13,9 @@ script on the same data, model and optimizer: side by side, alternating, REPEATS
   ``DataLoader(TensorDataset, shuffle=True)``). Target (issue 24): aegis/plain >= 0.8.
 - ``digits``: the default run (digits MLP, batch 64, 20 epochs of 20 steps). Arms:
   ``aegis``, ``aegis-before`` (as for ``long``, and ``AEGIS_LAST_LINK=0``: ``last.ckpt``
-  serialized a second time where a best checkpoint was just written at the same step), ``lightning`` (bench/baseline_data_path.py's minimal script:
-  a default Trainer, validation each epoch, Lightning's own latest-epoch checkpoint),
+  serialized a second time where a best checkpoint was just written at the same step),
+  ``lightning`` (bench/baseline_data_path.py's minimal script: a default Trainer,
+  validation each epoch, Lightning's own latest-epoch checkpoint),
   ``lightning-bare`` (the same with no validation, checkpoint or per-step log: issue 24's
   baseline) and ``plain``.
 
